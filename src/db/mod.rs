@@ -1,0 +1,37 @@
+//! The database abstraction the handlers are written against.
+//!
+//! [`Db`] is synchronous on purpose: both backends are (rusqlite, and the Durable Object's
+//! `SqlStorage::exec`), and a handler that cannot `.await` cannot let another request interleave
+//! with its writes. Only two modules implement it: `r2::rusqlite_db` and `durable::sql_db`.
+
+mod schema;
+mod value;
+
+pub use schema::{apply_migrations, MIGRATIONS_TABLE};
+pub use value::{FromSqlValue, Row, SqlValue};
+
+use std::fmt;
+
+/// A failed statement, with the backend's message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbError(pub String);
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DbError {}
+
+/// One user's SQLite database.
+pub trait Db {
+    /// Runs one statement with positional `?` parameters; returns the number of rows it changed.
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<usize, DbError>;
+
+    /// Runs one statement with positional `?` parameters and returns all of its rows.
+    fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, DbError>;
+
+    /// Runs several `;`-separated statements that take no parameters (schema migrations).
+    fn execute_script(&self, sql: &str) -> Result<(), DbError>;
+}

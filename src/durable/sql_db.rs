@@ -1,0 +1,86 @@
+//! `impl Db` over a Durable Object's SQLite storage (`SqlStorage`).
+//!
+//! Platform limits that shape callers: at most 100 bound parameters and 100 KB per statement;
+//! integers travel as JS numbers, so values beyond 2^53 are refused rather than rounded.
+
+use worker::{SqlStorage, SqlStorageValue};
+
+use crate::db::{Db, DbError, Row, SqlValue};
+
+pub struct SqlDb {
+    sql: SqlStorage,
+}
+
+impl SqlDb {
+    pub fn new(sql: SqlStorage) -> Self {
+        Self { sql }
+    }
+
+    /// Size of the object's database in bytes.
+    pub fn database_size(&self) -> usize {
+        self.sql.database_size()
+    }
+
+    fn bind(params: &[SqlValue]) -> Result<Vec<SqlStorageValue>, DbError> {
+        params
+            .iter()
+            .map(|value| match value {
+                SqlValue::Null => Ok(SqlStorageValue::Null),
+                SqlValue::Integer(i) => SqlStorageValue::try_from_i64(*i).map_err(to_db_error),
+                SqlValue::Real(f) => Ok(SqlStorageValue::Float(*f)),
+                SqlValue::Text(s) => Ok(SqlStorageValue::String(s.clone())),
+                SqlValue::Blob(b) => Ok(SqlStorageValue::Blob(b.clone())),
+            })
+            .collect()
+    }
+}
+
+impl Db for SqlDb {
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<usize, DbError> {
+        let cursor = self
+            .sql
+            .exec(sql, Self::bind(params)?)
+            .map_err(to_db_error)?;
+        // rows_written is counted as the cursor is consumed.
+        for row in cursor.raw() {
+            row.map_err(to_db_error)?;
+        }
+        Ok(cursor.rows_written())
+    }
+
+    fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, DbError> {
+        let cursor = self
+            .sql
+            .exec(sql, Self::bind(params)?)
+            .map_err(to_db_error)?;
+        cursor
+            .raw()
+            .map(|row| row.map(|values| Row(values.into_iter().map(from_storage).collect())))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(to_db_error)
+    }
+
+    fn execute_script(&self, sql: &str) -> Result<(), DbError> {
+        // exec runs every statement of a parameterless script.
+        let cursor = self.sql.exec(sql, None).map_err(to_db_error)?;
+        for row in cursor.raw() {
+            row.map_err(to_db_error)?;
+        }
+        Ok(())
+    }
+}
+
+fn to_db_error(err: worker::Error) -> DbError {
+    DbError(err.to_string())
+}
+
+fn from_storage(value: SqlStorageValue) -> SqlValue {
+    match value {
+        SqlStorageValue::Null => SqlValue::Null,
+        SqlStorageValue::Boolean(b) => SqlValue::Integer(i64::from(b)),
+        SqlStorageValue::Integer(i) => SqlValue::Integer(i),
+        SqlStorageValue::Float(f) => SqlValue::Real(f),
+        SqlStorageValue::String(s) => SqlValue::Text(s),
+        SqlStorageValue::Blob(b) => SqlValue::Blob(b),
+    }
+}

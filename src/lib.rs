@@ -1,0 +1,31 @@
+//! The router Worker for per-user data of the video editor.
+//!
+//! Layout (one module per concern; each starts with a note on what it owns):
+//! - [`router`]: the outer routes; picks the R2-SQLite path or the user's Durable Object from the
+//!   KV flag `migrated:<user_id>`.
+//! - [`identity`]: `X-User-ID` -> [`identity::UserId`], the only place a user id is made.
+//! - [`config`]: vars and binding names, read from `Env` once per request.
+//! - [`error`]: [`error::ApiError`] and its one mapping to an HTTP status and `{"detail": ...}`.
+//! - [`http`]: converts workers-rs requests and responses to and from the handlers' plain types.
+//! - [`db`]: the synchronous [`db::Db`] abstraction, typed values and the schema migration runner.
+//! - [`handlers`]: the API routes of `shared/api.md`, written once over `Db`; no I/O.
+//! - [`r2`]: the R2-SQLite path: the user's SQLite file in R2 opened with rusqlite.
+//! - [`durable`]: [`durable::UserDataStore`], the per-user Durable Object with SQLite storage.
+
+pub mod config;
+pub mod db;
+pub mod durable;
+pub mod error;
+pub mod handlers;
+pub mod http;
+pub mod identity;
+pub mod r2;
+pub mod router;
+
+use worker::{event, Context, Env, Request, Response, Result};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    // The router answers every failure itself: an `Err` escaping here would become a bare 500.
+    Ok(router::handle(req, env).await)
+}

@@ -1,0 +1,152 @@
+//! `impl Db` over an in-memory rusqlite connection: the R2 path's database inside the Worker
+//! (SQLite compiled to wasm), and the backend of the native unit tests.
+//!
+//! The database lives only in memory: it is deserialised from the bytes of the user's R2 object
+//! and serialised back when a request wrote.
+
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{params_from_iter, Connection, MAIN_DB};
+
+use crate::db::{Db, DbError, Row, SqlValue};
+
+pub struct RusqliteDb {
+    conn: Connection,
+}
+
+impl RusqliteDb {
+    /// A new, empty database (a user who has no object in R2 yet).
+    pub fn empty() -> Result<Self, DbError> {
+        Ok(Self {
+            conn: Connection::open_in_memory().map_err(to_db_error)?,
+        })
+    }
+
+    /// Opens the bytes of a SQLite file. Fails when they are not a readable SQLite database.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DbError> {
+        if bytes.is_empty() {
+            return Err(DbError("the file is empty".into()));
+        }
+        let mut conn = Connection::open_in_memory().map_err(to_db_error)?;
+        conn.deserialize_read_exact(MAIN_DB, bytes, bytes.len(), false)
+            .map_err(to_db_error)?;
+        // Deserialising does not read the header; a query does, and fails on garbage.
+        conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))
+            .map_err(to_db_error)?;
+        Ok(Self { conn })
+    }
+
+    /// The database as the bytes of a SQLite file, ready to upload.
+    pub fn to_bytes(&mut self) -> Result<Vec<u8>, DbError> {
+        Ok(self.conn.serialize(MAIN_DB).map_err(to_db_error)?.to_vec())
+    }
+}
+
+impl Db for RusqliteDb {
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<usize, DbError> {
+        self.conn
+            .execute(sql, params_from_iter(params.iter().map(to_rusqlite)))
+            .map_err(to_db_error)
+    }
+
+    fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, DbError> {
+        let mut stmt = self.conn.prepare(sql).map_err(to_db_error)?;
+        let columns = stmt.column_count();
+        let rows = stmt
+            .query_map(params_from_iter(params.iter().map(to_rusqlite)), |row| {
+                (0..columns)
+                    .map(|i| row.get_ref(i).map(from_rusqlite))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Row)
+            })
+            .map_err(to_db_error)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(to_db_error)
+    }
+
+    fn execute_script(&self, sql: &str) -> Result<(), DbError> {
+        self.conn.execute_batch(sql).map_err(to_db_error)
+    }
+}
+
+fn to_db_error(err: rusqlite::Error) -> DbError {
+    DbError(err.to_string())
+}
+
+fn to_rusqlite(value: &SqlValue) -> Value {
+    match value {
+        SqlValue::Null => Value::Null,
+        SqlValue::Integer(i) => Value::Integer(*i),
+        SqlValue::Real(f) => Value::Real(*f),
+        SqlValue::Text(s) => Value::Text(s.clone()),
+        SqlValue::Blob(b) => Value::Blob(b.clone()),
+    }
+}
+
+fn from_rusqlite(value: ValueRef<'_>) -> SqlValue {
+    match value {
+        ValueRef::Null => SqlValue::Null,
+        ValueRef::Integer(i) => SqlValue::Integer(i),
+        ValueRef::Real(f) => SqlValue::Real(f),
+        ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{apply_migrations, MIGRATIONS_TABLE};
+
+    #[test]
+    fn garbage_bytes_are_refused() {
+        assert!(RusqliteDb::from_bytes(b"definitely not a database").is_err());
+        assert!(RusqliteDb::from_bytes(&[]).is_err());
+    }
+
+    #[test]
+    fn migrations_apply_once_and_create_all_eight_tables() {
+        let db = RusqliteDb::empty().unwrap();
+        assert_eq!(apply_migrations(&db).unwrap(), 1);
+        assert_eq!(apply_migrations(&db).unwrap(), 0);
+        let tables = db
+            .query(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+                 AND name != ? ORDER BY name",
+                &[MIGRATIONS_TABLE.into()],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<String>(0).unwrap())
+            .collect::<Vec<_>>();
+        assert_eq!(
+            tables,
+            [
+                "before_after_tracks",
+                "export_jobs",
+                "final_videos",
+                "games",
+                "projects",
+                "raw_clips",
+                "working_clips",
+                "working_videos"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_existing_app_database_is_adopted_with_its_rows() {
+        // The existing app's database: the tables, rows, and no record of migrations.
+        let mut existing = RusqliteDb::empty().unwrap();
+        existing
+            .execute_script(include_str!("../../schema/0001_init.sql"))
+            .unwrap();
+        existing
+            .execute("INSERT INTO games (name) VALUES (?)", &["Final".into()])
+            .unwrap();
+        let bytes = existing.to_bytes().unwrap();
+
+        let db = RusqliteDb::from_bytes(&bytes).unwrap();
+        assert_eq!(apply_migrations(&db).unwrap(), 1);
+        let names = db.query("SELECT name FROM games", &[]).unwrap();
+        assert_eq!(names, vec![Row(vec![SqlValue::Text("Final".into())])]);
+    }
+}

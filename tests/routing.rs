@@ -1,0 +1,111 @@
+//! The router in workerd: health, user identification, and the KV flag choosing the storage path.
+
+mod harness;
+
+use harness::{sqlite_file_with, Options, TestWorker};
+
+#[test]
+fn health_answers_ok_without_naming_a_user() {
+    let worker = TestWorker::start();
+    let response = worker.get("/api/health", None);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json(), serde_json::json!({"status": "ok"}));
+    // An invalid user id is irrelevant to health: it does not resolve a user at all.
+    assert_eq!(worker.get("/api/health", Some("not valid!")).status, 200);
+}
+
+#[test]
+fn invalid_user_ids_are_refused_with_400_and_a_detail() {
+    let worker = TestWorker::start();
+    let too_long = "x".repeat(65);
+    for user in ["ab$x-1_Z", "a b", "../a", "caf%C3%A9", too_long.as_str()] {
+        let response = worker.get("/api/games", Some(user));
+        assert_eq!(response.status, 400, "user {user:?}");
+        let detail = response.json()["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains("X-User-ID"), "detail: {detail}");
+    }
+    // The longest valid id is accepted.
+    assert_eq!(worker.get("/api/games", Some(&"x".repeat(64))).status, 200);
+}
+
+#[test]
+fn missing_user_header_is_401_when_no_default_user_is_configured() {
+    let worker = TestWorker::start();
+    let response = worker.get("/api/games", None);
+    assert_eq!(response.status, 401);
+    assert_eq!(
+        response.json()["detail"],
+        serde_json::json!("Missing X-User-ID header")
+    );
+}
+
+#[test]
+fn dev_environment_serves_missing_header_as_the_default_user() {
+    let worker = TestWorker::start_with(Options {
+        env: Some("dev".into()),
+        ..Options::default()
+    });
+    let response = worker.get("/api/auth/whoami", None);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json(), serde_json::json!({"user_id": "a"}));
+    assert_eq!(response.header("X-Data-Path"), Some("r2"));
+}
+
+#[test]
+fn unflagged_user_is_served_from_their_sqlite_file_in_r2() {
+    let worker = TestWorker::start();
+    let file = sqlite_file_with("INSERT INTO games (name) VALUES ('Seeded game');");
+    worker.put_r2("dave/database.sqlite", &file);
+
+    let response = worker.get("/api/games", Some("dave"));
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("X-Data-Path"), Some("r2"));
+    let games = response.json()["games"].clone();
+    assert_eq!(games.as_array().unwrap().len(), 1);
+    assert_eq!(games[0]["raw_name"], "Seeded game");
+
+    // Another user with no object reads as empty, not as dave's data.
+    let other = worker.get("/api/games", Some("erin"));
+    assert_eq!(other.header("X-Data-Path"), Some("r2"));
+    assert_eq!(other.json(), serde_json::json!({"games": []}));
+}
+
+#[test]
+fn flagged_user_is_served_by_their_durable_object() {
+    let worker = TestWorker::start();
+    // An R2 copy exists too: the flag, not the copy, decides who serves.
+    let file = sqlite_file_with("INSERT INTO games (name) VALUES ('Only in R2');");
+    worker.put_r2("carol/database.sqlite", &file);
+    worker.put_kv("migrated:carol", "1");
+
+    let response = worker.get("/api/games", Some("carol"));
+    assert_eq!(response.status, 200, "{}", worker.logs());
+    assert_eq!(response.header("X-Data-Path"), Some("do"));
+    // The object's own migrated SQLite storage answers: empty, not the R2 copy.
+    assert_eq!(response.json(), serde_json::json!({"games": []}));
+
+    let whoami = worker.get("/api/auth/whoami", Some("carol"));
+    assert_eq!(whoami.json(), serde_json::json!({"user_id": "carol"}));
+    assert_eq!(whoami.header("X-Data-Path"), Some("do"));
+
+    // Removing the flag sends the user back to the R2 path.
+    worker.delete_kv("migrated:carol");
+    let back = worker.get("/api/games", Some("carol"));
+    assert_eq!(back.header("X-Data-Path"), Some("r2"));
+    assert_eq!(back.json()["games"][0]["raw_name"], "Only in R2");
+}
+
+#[test]
+fn r2_object_that_is_not_sqlite_is_answered_503() {
+    let worker = TestWorker::start();
+    worker.put_r2(
+        "mallory/database.sqlite",
+        b"this is not a database file at all",
+    );
+    let response = worker.get("/api/games", Some("mallory"));
+    assert_eq!(response.status, 503);
+    assert!(response.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not a valid SQLite database"));
+}
