@@ -58,6 +58,14 @@ else
     PATH="/usr/bin:$PATH" wasm_std_ready
 fi
 
+# rustfmt and clippy: .ci/run checks formatting and lints.
+step "rustfmt and clippy"
+if cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1; then
+    echo "present"
+else
+    rustup component add rustfmt clippy
+fi
+
 # 2. clang for SQLite in wasm -----------------------------------------------------------------
 step "clang-19 and llvm-ar-19"
 if have clang-19 && have llvm-ar-19; then
