@@ -14,14 +14,18 @@ pub enum ApiError {
     BadRequest(String),
     /// 401: the request does not say which user it is for.
     Unauthorized(String),
+    /// 403: the operation is not allowed for this user.
+    Forbidden(String),
     /// 404: the route or a row it names does not exist.
     NotFound(String),
-    /// 405: the path exists but not with this method.
-    MethodNotAllowed(String),
+    /// 409: the write conflicts with data that exists (a unique key), or with a concurrent write.
+    Conflict(String),
     /// 422: a field is missing or has the wrong type.
     Unprocessable(String),
     /// 500: a bug or an unexpected failure inside the Worker.
     Internal(String),
+    /// 501: the route belongs to a service this Worker does not run.
+    NotImplemented(String),
     /// 503: a storage dependency (R2, KV, the Durable Object) failed or holds bad data.
     Unavailable(String),
 }
@@ -31,10 +35,12 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => 400,
             ApiError::Unauthorized(_) => 401,
+            ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) => 404,
-            ApiError::MethodNotAllowed(_) => 405,
+            ApiError::Conflict(_) => 409,
             ApiError::Unprocessable(_) => 422,
             ApiError::Internal(_) => 500,
+            ApiError::NotImplemented(_) => 501,
             ApiError::Unavailable(_) => 503,
         }
     }
@@ -43,10 +49,12 @@ impl ApiError {
         match self {
             ApiError::BadRequest(detail)
             | ApiError::Unauthorized(detail)
+            | ApiError::Forbidden(detail)
             | ApiError::NotFound(detail)
-            | ApiError::MethodNotAllowed(detail)
+            | ApiError::Conflict(detail)
             | ApiError::Unprocessable(detail)
             | ApiError::Internal(detail)
+            | ApiError::NotImplemented(detail)
             | ApiError::Unavailable(detail) => detail,
         }
     }
@@ -67,7 +75,12 @@ impl std::error::Error for ApiError {}
 
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
-        ApiError::Internal(format!("Database error: {err}"))
+        // A unique key the request would break is the caller's conflict, not our bug.
+        if err.0.contains("UNIQUE constraint failed") {
+            ApiError::Conflict(format!("Conflicts with existing data: {err}"))
+        } else {
+            ApiError::Internal(format!("Database error: {err}"))
+        }
     }
 }
 

@@ -1,10 +1,13 @@
 //! The edge between workers-rs HTTP types and the handlers' plain [`ApiRequest`] /
-//! [`ApiResponse`], and the one place responses are built.
+//! [`ApiResponse`], and the one place JSON and error responses are built.
 
+use wasm_bindgen::JsCast;
+use worker::js_sys::{self, Uint8Array};
+use worker::worker_sys::web_sys;
 use worker::{Headers, Request, Response, ResponseBuilder};
 
 use crate::error::ApiError;
-use crate::handlers::{ApiRequest, ApiResponse, Method};
+use crate::handlers::{ApiRequest, Body, FormValue, Method, UploadedFile};
 
 /// Which storage served a request; sent as `X-Data-Path` on every response from a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +27,7 @@ impl DataPath {
     }
 }
 
-/// Reads method, path, query and body of a workers-rs request.
+/// Reads method, path, query and body of a workers-rs request, parsing form bodies.
 pub async fn read_api_request(req: &mut Request) -> Result<ApiRequest, ApiError> {
     let url = req
         .url()
@@ -37,7 +40,8 @@ pub async fn read_api_request(req: &mut Request) -> Result<ApiRequest, ApiError>
         worker::Method::Delete => Method::Delete,
         _ => Method::Other,
     };
-    let body = req
+    let content_type = req.headers().get("Content-Type").ok().flatten();
+    let bytes = req
         .bytes()
         .await
         .map_err(|err| ApiError::BadRequest(format!("Could not read the request body: {err}")))?;
@@ -45,18 +49,78 @@ pub async fn read_api_request(req: &mut Request) -> Result<ApiRequest, ApiError>
         method,
         path: url.path().to_owned(),
         query: url.query_pairs().into_owned().collect(),
-        content_type: req.headers().get("Content-Type").ok().flatten(),
-        body,
+        body: parse_body(content_type.as_deref(), bytes).await?,
+        entropy: random_u64(),
     })
 }
 
-/// Builds the HTTP response for a handler's result, labelled with the path that served it.
-pub fn respond(result: Result<ApiResponse, ApiError>, path: DataPath) -> Response {
-    let mut response = match result {
-        Ok(ApiResponse::Json(body)) => json(200, &body),
-        Err(err) => error(&err),
+fn random_u64() -> u64 {
+    let half = || (js_sys::Math::random() * f64::from(u32::MAX)) as u64;
+    (half() << 32) | half()
+}
+
+async fn parse_body(content_type: Option<&str>, bytes: Vec<u8>) -> Result<Body, ApiError> {
+    let is_form = content_type.is_some_and(|ct| {
+        let ct = ct.to_ascii_lowercase();
+        ct.starts_with("multipart/form-data") || ct.starts_with("application/x-www-form-urlencoded")
+    });
+    match (is_form, content_type) {
+        (true, Some(content_type)) => parse_form(content_type, bytes).await.map(Body::Form),
+        _ if bytes.is_empty() => Ok(Body::Empty),
+        _ => Ok(Body::Bytes(bytes)),
+    }
+}
+
+/// Parses a form body with the runtime's own parser (`Response.formData()`).
+async fn parse_form(
+    content_type: &str,
+    mut bytes: Vec<u8>,
+) -> Result<Vec<(String, FormValue)>, ApiError> {
+    let malformed = |err: wasm_bindgen::JsValue| {
+        ApiError::Unprocessable(format!("body: malformed form data: {err:?}"))
     };
-    // Setting a header on a response we built ourselves cannot fail (its headers are mutable).
+    let headers = web_sys::Headers::new().map_err(malformed)?;
+    headers
+        .set("Content-Type", content_type)
+        .map_err(malformed)?;
+    let init = web_sys::ResponseInit::new();
+    init.set_headers(&headers);
+    let response = web_sys::Response::new_with_opt_u8_array_and_init(Some(&mut bytes), &init)
+        .map_err(malformed)?;
+    let form =
+        worker::wasm_bindgen_futures::JsFuture::from(response.form_data().map_err(malformed)?)
+            .await
+            .map_err(malformed)?;
+    let entries = js_sys::try_iter(&form)
+        .map_err(malformed)?
+        .ok_or_else(|| ApiError::Unprocessable("body: form data is not iterable".into()))?;
+
+    let mut fields = Vec::new();
+    for entry in entries {
+        let entry: js_sys::Array = entry.map_err(malformed)?.unchecked_into();
+        let name = entry.get(0).as_string().unwrap_or_default();
+        let value = entry.get(1);
+        let value = match value.dyn_into::<web_sys::File>() {
+            Ok(file) => {
+                let buffer = worker::wasm_bindgen_futures::JsFuture::from(file.array_buffer())
+                    .await
+                    .map_err(malformed)?;
+                FormValue::File(UploadedFile {
+                    filename: file.name(),
+                    content_type: file.type_(),
+                    bytes: Uint8Array::new(&buffer).to_vec(),
+                })
+            }
+            Err(text) => FormValue::Text(text.as_string().unwrap_or_default()),
+        };
+        fields.push((name, value));
+    }
+    Ok(fields)
+}
+
+/// Labels a response with the path that served it.
+pub fn labelled(mut response: Response, path: DataPath) -> Response {
+    // Our own responses have mutable headers; setting one cannot fail.
     let _ = response.headers_mut().set(DataPath::HEADER, path.as_str());
     response
 }

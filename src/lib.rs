@@ -7,6 +7,7 @@
 //! - [`config`]: vars and binding names, read from `Env` once per request.
 //! - [`error`]: [`error::ApiError`] and its one mapping to an HTTP status and `{"detail": ...}`.
 //! - [`http`]: converts workers-rs requests and responses to and from the handlers' plain types.
+//! - [`files`]: the users' media files in R2: streamed with `Range`, stored, deleted.
 //! - [`db`]: the synchronous [`db::Db`] abstraction, typed values and the schema migration runner.
 //! - [`handlers`]: the API routes of `shared/api.md`, written once over `Db`; no I/O.
 //! - [`r2`]: the R2-SQLite path: the user's SQLite file in R2 opened with rusqlite.
@@ -16,6 +17,7 @@ pub mod config;
 pub mod db;
 pub mod durable;
 pub mod error;
+pub mod files;
 pub mod handlers;
 pub mod http;
 pub mod identity;

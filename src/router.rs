@@ -1,31 +1,60 @@
 //! The outer routes of the Worker.
 //!
-//! - `GET /api/health` answers without touching any storage.
+//! - `GET /`, `GET /api/health` and `GET /api/status` answer without touching any storage.
 //! - Every other `/api/*` request names its user (`X-User-ID`, else `DEFAULT_USER_ID`); the KV
 //!   flag `migrated:<user_id>` then sends it to the user's `UserDataStore`, and its absence to
 //!   the R2-SQLite path.
 
+use serde_json::json;
 use worker::{Env, Headers, Method, Request, RequestInit, Response};
 
 use crate::config::{Config, FLAGS_KV, USER_DATA_DO};
 use crate::error::ApiError;
-use crate::http::{self, DataPath};
+use crate::http;
 use crate::identity::{UserId, USER_ID_HEADER};
 use crate::r2;
 
 /// Answers one request; never fails (errors become their HTTP responses here).
 pub async fn handle(req: Request, env: Env) -> Response {
     let path = req.path();
-    if req.method() == Method::Get && path == "/api/health" {
-        return http::json(200, &serde_json::json!({ "status": "ok" }));
+    match (req.method(), path.as_str()) {
+        (Method::Get, "/") => {
+            return http::json(
+                200,
+                &json!({
+                    "message": "Video Editor API is running!",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "status": "healthy",
+                    "docs": "/docs",
+                }),
+            )
+        }
+        (Method::Get, "/api/health") => return http::json(200, &json!({ "status": "ok" })),
+        (Method::Get, "/api/status") => {
+            return http::json(
+                200,
+                &json!({
+                    "status": "healthy",
+                    "service": env!("CARGO_PKG_NAME"),
+                    "timestamp": local_iso_now(),
+                }),
+            )
+        }
+        _ => {}
     }
-    if path != "/api" && !path.starts_with("/api/") {
+    if !path.starts_with("/api/") {
         return http::error(&ApiError::NotFound("Not Found".to_owned()));
     }
     match route_api(req, &env).await {
         Ok(response) => response,
         Err(err) => http::error(&err),
     }
+}
+
+/// The current time (UTC in Workers) as `2026-01-24T10:11:12.123000`.
+fn local_iso_now() -> String {
+    let iso = worker::Date::now().to_string(); // 2026-01-24T10:11:12.123Z
+    format!("{}000", iso.trim_end_matches('Z'))
 }
 
 /// The KV key whose presence says a user is served by their Durable Object.
@@ -49,9 +78,9 @@ async fn route_api(mut req: Request, env: &Env) -> Result<Response, ApiError> {
     if migrated {
         forward_to_durable_object(req, env, &user).await
     } else {
+        let range = req.headers().get("Range")?;
         let request = http::read_api_request(&mut req).await?;
-        let result = r2::serve(env, &user, &request).await;
-        Ok(http::respond(result, DataPath::R2))
+        Ok(r2::serve(env, &user, &request, range.as_deref()).await)
     }
 }
 
@@ -76,12 +105,10 @@ async fn forward_to_durable_object(
     let mut init = RequestInit::new();
     init.with_method(req.method()).with_headers(headers);
     if !body.is_empty() {
-        init.with_body(Some(js_sys_bytes(&body)));
+        init.with_body(Some(
+            worker::js_sys::Uint8Array::from(body.as_slice()).into(),
+        ));
     }
     let forwarded = Request::new_with_init(req.url()?.as_str(), &init)?;
     Ok(stub.fetch_with_request(forwarded).await?)
-}
-
-fn js_sys_bytes(bytes: &[u8]) -> wasm_bindgen::JsValue {
-    worker::js_sys::Uint8Array::from(bytes).into()
 }

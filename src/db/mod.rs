@@ -32,6 +32,28 @@ pub trait Db {
     /// Runs one statement with positional `?` parameters and returns all of its rows.
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, DbError>;
 
+    /// The first row of a query, if there is one.
+    fn query_row(&self, sql: &str, params: &[SqlValue]) -> Result<Option<Row>, DbError> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    /// The first column of the first row of a query, if there is a row.
+    fn query_value<T: FromSqlValue>(
+        &self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Option<T>, DbError> {
+        self.query_row(sql, params)?
+            .map(|row| row.get(0))
+            .transpose()
+    }
+
     /// Runs several `;`-separated statements that take no parameters (schema migrations).
     fn execute_script(&self, sql: &str) -> Result<(), DbError>;
+
+    /// Runs `work` as one atomic unit: all of its writes are kept when it returns `Ok`, and none
+    /// when it returns `Err` (whatever it wrote first). Not reentrant: `work` must not call
+    /// `transaction` again.
+    fn transaction<T, E: From<DbError>>(&self, work: impl FnOnce() -> Result<T, E>)
+        -> Result<T, E>;
 }

@@ -14,9 +14,14 @@ pub const MIGRATIONS_TABLE: &str = "schema_migrations";
 const MIGRATIONS: &[(i64, &str, &str)] =
     &[(1, "0001_init", include_str!("../../schema/0001_init.sql"))];
 
-/// Brings `db` up to the latest schema. Returns how many migrations it applied, so that callers
-/// know whether the database changed (on the R2 path that is a write to upload).
+/// Brings `db` up to the latest schema, all pending migrations in one transaction. Returns how
+/// many it applied, so that callers know whether the database changed (on the R2 path that is a
+/// write to upload).
 pub fn apply_migrations(db: &impl Db) -> Result<usize, DbError> {
+    db.transaction(|| apply_pending(db))
+}
+
+fn apply_pending(db: &impl Db) -> Result<usize, DbError> {
     db.execute_script(&format!(
         "CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
             version INTEGER PRIMARY KEY,

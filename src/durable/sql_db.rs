@@ -3,17 +3,33 @@
 //! Platform limits that shape callers: at most 100 bound parameters and 100 KB per statement;
 //! integers travel as JS numbers, so values beyond 2^53 are refused rather than rounded.
 
-use worker::{SqlStorage, SqlStorageValue};
+use wasm_bindgen::prelude::*;
+use worker::{SqlStorage, SqlStorageValue, Storage};
 
 use crate::db::{Db, DbError, Row, SqlValue};
 
+#[wasm_bindgen]
+extern "C" {
+    /// The part of `DurableObjectStorage` that worker 0.8 does not bind.
+    type SyncTransactions;
+
+    /// Runs the callback in a transaction: committed when it returns, rolled back when it throws.
+    #[wasm_bindgen(method, catch, js_name = transactionSync)]
+    fn transaction_sync(
+        this: &SyncTransactions,
+        callback: &mut dyn FnMut() -> Result<JsValue, JsValue>,
+    ) -> Result<JsValue, JsValue>;
+}
+
 pub struct SqlDb {
+    storage: Storage,
     sql: SqlStorage,
 }
 
 impl SqlDb {
-    pub fn new(sql: SqlStorage) -> Self {
-        Self { sql }
+    pub fn new(storage: Storage) -> Self {
+        let sql = storage.sql();
+        Self { storage, sql }
     }
 
     /// Size of the object's database in bytes.
@@ -67,6 +83,41 @@ impl Db for SqlDb {
             row.map_err(to_db_error)?;
         }
         Ok(())
+    }
+
+    fn transaction<T, E: From<DbError>>(
+        &self,
+        work: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut work = Some(work);
+        let mut outcome: Option<Result<T, E>> = None;
+        let committed = {
+            let mut callback = || {
+                let result = work.take().map(|work| work());
+                let failed = !matches!(result, Some(Ok(_)));
+                outcome = result;
+                // Throwing is how transactionSync is told to roll back.
+                if failed {
+                    Err(JsValue::from_str(
+                        "the request failed: rolling back its writes",
+                    ))
+                } else {
+                    Ok(JsValue::UNDEFINED)
+                }
+            };
+            self.storage
+                .as_raw()
+                .unchecked_ref::<SyncTransactions>()
+                .transaction_sync(&mut callback)
+        };
+        match (outcome, committed) {
+            (Some(Err(err)), _) => Err(err),
+            (Some(Ok(value)), Ok(_)) => Ok(value),
+            (Some(Ok(_)), Err(err)) => Err(DbError(format!("commit failed: {err:?}")).into()),
+            (None, result) => {
+                Err(DbError(format!("transactionSync did not run: {result:?}")).into())
+            }
+        }
     }
 }
 

@@ -1,76 +1,39 @@
-//! `/api/games` (shared/api.md §6).
+//! `/api/games` (shared/api.md §6): games, their annotations, aggregates and videos.
+//!
+//! Direct-to-R2 uploads with presigned URLs are not offered (`r2_enabled: false`), so the
+//! frontend uploads videos through `PUT /api/games/{id}/video`, which stores them in R2.
 
-use serde::Serialize;
+use serde::Deserialize;
+use serde_json::{json, Value};
 
 use crate::db::{Db, Row};
 use crate::error::ApiError;
-use crate::handlers::derive::{game_display_name, GameNameParts};
-use crate::handlers::ApiResponse;
+use crate::handlers::clips::delete_raw_clip;
+use crate::handlers::derive::{
+    clip_name, derived_clip_name, game_display_name, parse_tags, tags_json, GameNameParts,
+    NameVariant,
+};
+use crate::handlers::request::{extension_of, Names, Upload};
+use crate::handlers::{
+    insert_returning_id, ApiRequest, ApiResponse, Deletion, FileResponse, Reply,
+};
 
-/// GameListItem, keys in contract order.
-#[derive(Debug, Serialize)]
-struct GameListItem {
-    id: i64,
-    name: String,
-    raw_name: String,
-    video_filename: Option<String>,
-    video_url: Option<String>,
-    clip_count: i64,
-    brilliant_count: i64,
-    good_count: i64,
-    interesting_count: i64,
-    mistake_count: i64,
-    blunder_count: i64,
-    aggregate_score: i64,
-    created_at: Option<String>,
-    opponent_name: Option<String>,
-    game_date: Option<String>,
-    game_type: Option<String>,
-    tournament_name: Option<String>,
+/// The display name of a game row whose columns `first..first + 4` are opponent_name,
+/// game_date, game_type and tournament_name; the stored name when there is no opponent.
+fn display_name(row: &Row, first: usize, stored_name: &str) -> Result<String, ApiError> {
+    Ok(game_display_name(
+        &GameNameParts {
+            opponent_name: row.get::<Option<String>>(first)?.as_deref(),
+            game_date: row.get::<Option<String>>(first + 1)?.as_deref(),
+            game_type: row.get::<Option<String>>(first + 2)?.as_deref(),
+            tournament_name: row.get::<Option<String>>(first + 3)?.as_deref(),
+        },
+        stored_name,
+    ))
 }
 
-impl GameListItem {
-    fn from_row(row: &Row) -> Result<Self, ApiError> {
-        let count = |i| row.get::<Option<i64>>(i).map(Option::unwrap_or_default);
-        let raw_name: String = row.get(1)?;
-        let opponent_name: Option<String> = row.get(11)?;
-        let game_date: Option<String> = row.get(12)?;
-        let game_type: Option<String> = row.get(13)?;
-        let tournament_name: Option<String> = row.get(14)?;
-        let name = game_display_name(
-            &GameNameParts {
-                opponent_name: opponent_name.as_deref(),
-                game_date: game_date.as_deref(),
-                game_type: game_type.as_deref(),
-                tournament_name: tournament_name.as_deref(),
-            },
-            &raw_name,
-        );
-        Ok(Self {
-            id: row.get(0)?,
-            name,
-            raw_name,
-            video_filename: row.get(2)?,
-            // The frontend falls back to GET /api/games/{id}/video, served from R2 by us.
-            video_url: None,
-            clip_count: count(3)?,
-            brilliant_count: count(4)?,
-            good_count: count(5)?,
-            interesting_count: count(6)?,
-            mistake_count: count(7)?,
-            blunder_count: count(8)?,
-            aggregate_score: count(9)?,
-            created_at: row.get(10)?,
-            opponent_name,
-            game_date,
-            game_type,
-            tournament_name,
-        })
-    }
-}
-
-/// G1 `GET /api/games`: every game, newest first.
-pub fn list(db: &impl Db) -> Result<ApiResponse, ApiError> {
+/// G1 `GET /api/games`: every game, newest first, with the stored aggregates.
+pub fn list(db: &impl Db) -> Result<Reply, ApiError> {
     let rows = db.query(
         "SELECT id, name, video_filename, clip_count, brilliant_count, good_count, \
                 interesting_count, mistake_count, blunder_count, aggregate_score, created_at, \
@@ -80,37 +43,346 @@ pub fn list(db: &impl Db) -> Result<ApiResponse, ApiError> {
     )?;
     let games = rows
         .iter()
-        .map(GameListItem::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(ApiResponse::Json(serde_json::json!({ "games": games })))
+        .map(|row| {
+            let count = |i| row.get::<Option<i64>>(i).map(Option::unwrap_or_default);
+            let raw_name: String = row.get(1)?;
+            Ok(json!({
+                "id": row.get::<i64>(0)?,
+                "name": display_name(row, 11, &raw_name)?,
+                "raw_name": raw_name,
+                "video_filename": row.get::<Option<String>>(2)?,
+                // The frontend falls back to GET /api/games/{id}/video, served from R2 by us.
+                "video_url": null,
+                "clip_count": count(3)?,
+                "brilliant_count": count(4)?,
+                "good_count": count(5)?,
+                "interesting_count": count(6)?,
+                "mistake_count": count(7)?,
+                "blunder_count": count(8)?,
+                "aggregate_score": count(9)?,
+                "created_at": row.get::<Option<String>>(10)?,
+                "opponent_name": row.get::<Option<String>>(11)?,
+                "game_date": row.get::<Option<String>>(12)?,
+                "game_type": row.get::<Option<String>>(13)?,
+                "tournament_name": row.get::<Option<String>>(14)?,
+            }))
+        })
+        .collect::<Result<Vec<Value>, ApiError>>()?;
+    Ok(Reply::json(json!({ "games": games })))
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::db::Db;
-    use crate::handlers::tests::{get, test_db};
-    use crate::handlers::{handle, ApiResponse};
-    use crate::identity::UserId;
+/// G2 `POST /api/games` (form). A video, when given, is stored as `games/<12 hex><ext>`.
+pub fn create(db: &impl Db, request: &ApiRequest) -> Result<Reply, ApiError> {
+    let name = request.form_required_text("name")?;
+    let video_duration: Option<f64> = request.form_number("video_duration")?;
+    let video_width: Option<i64> = request.form_number("video_width")?;
+    let video_height: Option<i64> = request.form_number("video_height")?;
+    let video_size: Option<i64> = request.form_number("video_size")?;
+    let text = |field| request.form_text(field).map(str::to_owned);
+    let (opponent, date, game_type, tournament) = (
+        text("opponent_name"),
+        text("game_date"),
+        text("game_type"),
+        text("tournament_name"),
+    );
+    let upload = request.form_file("video").map(|video| Upload {
+        key: format!(
+            "games/{}{}",
+            Names::new(request.entropy).hex(12),
+            extension_of(&video.filename, ".mp4")
+        ),
+        content_type: video.content_type.clone(),
+        bytes: video.bytes.clone(),
+    });
+    let video_filename = upload
+        .as_ref()
+        .map(|upload| upload.key.trim_start_matches("games/").to_owned());
 
-    #[test]
-    fn list_games_newest_first_with_display_names_and_zero_counts() {
-        let db = test_db();
-        db.execute_script(
-            "INSERT INTO games (name, created_at) VALUES ('old.mp4', '2026-01-01 10:00:00');
-             INSERT INTO games (name, opponent_name, game_date, game_type, created_at, clip_count)
-                 VALUES ('new.mp4', 'Rivals', '2025-10-04', 'away', '2026-01-02 10:00:00', NULL);",
-        )
-        .unwrap();
-        let user = UserId::parse("u").unwrap();
-        let ApiResponse::Json(body) = handle(&db, &user, &get("/api/games")).unwrap();
-        let games = body["games"].as_array().unwrap();
-        assert_eq!(games.len(), 2);
-        assert_eq!(games[0]["name"], "at Rivals Oct 4");
-        assert_eq!(games[0]["raw_name"], "new.mp4");
-        assert_eq!(games[0]["clip_count"], 0);
-        assert_eq!(games[0]["video_url"], serde_json::Value::Null);
-        assert_eq!(games[1]["name"], "old.mp4");
-        let keys: Vec<_> = games[0].as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys[..3], ["id", "name", "raw_name"]);
+    let id = insert_returning_id(
+        db,
+        "INSERT INTO games (name, video_filename, video_duration, video_width, video_height, \
+             video_size, opponent_name, game_date, game_type, tournament_name) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        &[
+            name.into(),
+            video_filename.clone().into(),
+            video_duration.into(),
+            video_width.into(),
+            video_height.into(),
+            video_size.into(),
+            opponent.clone().into(),
+            date.clone().into(),
+            game_type.clone().into(),
+            tournament.clone().into(),
+        ],
+    )?;
+    let display = game_display_name(
+        &GameNameParts {
+            opponent_name: opponent.as_deref(),
+            game_date: date.as_deref(),
+            game_type: game_type.as_deref(),
+            tournament_name: tournament.as_deref(),
+        },
+        name,
+    );
+    let reply = Reply::json(json!({
+        "success": true,
+        "game": {
+            "id": id,
+            "name": display,
+            "raw_name": name,
+            "video_filename": video_filename,
+            "video_url": null,
+            "clip_count": 0,
+            "has_video": video_filename.is_some(),
+            "video_duration": video_duration,
+            "video_width": video_width,
+            "video_height": video_height,
+            "video_size": video_size,
+            "opponent_name": opponent,
+            "game_date": date,
+            "game_type": game_type,
+            "tournament_name": tournament,
+        }
+    }));
+    Ok(match upload {
+        Some(upload) => reply.with_upload(upload),
+        None => reply,
+    })
+}
+
+const GAME_COLUMNS: &str = "id, name, video_filename, created_at, video_duration, video_width, \
+    video_height, video_size, opponent_name, game_date, game_type, tournament_name";
+
+fn find(db: &impl Db, game_id: i64) -> Result<Row, ApiError> {
+    db.query(
+        &format!("SELECT {GAME_COLUMNS} FROM games WHERE id = ?"),
+        &[game_id.into()],
+    )?
+    .into_iter()
+    .next()
+    .ok_or_else(|| ApiError::NotFound("Game not found".into()))
+}
+
+/// G3 `GET /api/games/{id}`: the game with its annotations (raw clips by end time).
+pub fn get(db: &impl Db, game_id: i64) -> Result<Reply, ApiError> {
+    let game = find(db, game_id)?;
+    let raw_name: String = game.get(1)?;
+    let annotations = db
+        .query(
+            "SELECT id, start_time, end_time, name, rating, tags, notes FROM raw_clips \
+             WHERE game_id = ? ORDER BY end_time ASC, id ASC",
+            &[game_id.into()],
+        )?
+        .iter()
+        .map(|row| {
+            let id: i64 = row.get(0)?;
+            let rating: i64 = row.get(4)?;
+            let tags = parse_tags(row.get::<Option<String>>(5)?.as_deref());
+            Ok(json!({
+                "id": id,
+                "raw_clip_id": id,
+                "start_time": row.get::<Option<f64>>(1)?,
+                "end_time": row.get::<Option<f64>>(2)?,
+                "name": clip_name(row.get::<Option<String>>(3)?.as_deref(), rating, &tags, NameVariant::Annotation),
+                "rating": rating,
+                "tags": tags,
+                "notes": row.get::<Option<String>>(6)?.unwrap_or_default(),
+            }))
+        })
+        .collect::<Result<Vec<Value>, ApiError>>()?;
+    Ok(Reply::json(json!({
+        "id": game.get::<i64>(0)?,
+        "name": display_name(&game, 8, &raw_name)?,
+        "raw_name": raw_name,
+        "video_filename": game.get::<Option<String>>(2)?,
+        "video_url": null,
+        "clip_count": annotations.len(),
+        "annotations": annotations,
+        "created_at": game.get::<Option<String>>(3)?,
+        "video_duration": game.get::<Option<f64>>(4)?,
+        "video_width": game.get::<Option<i64>>(5)?,
+        "video_height": game.get::<Option<i64>>(6)?,
+        "video_size": game.get::<Option<i64>>(7)?,
+        "opponent_name": game.get::<Option<String>>(8)?,
+        "game_date": game.get::<Option<String>>(9)?,
+        "game_type": game.get::<Option<String>>(10)?,
+        "tournament_name": game.get::<Option<String>>(11)?,
+    })))
+}
+
+/// G4 `PUT /api/games/{id}` (form `name`).
+pub fn rename(db: &impl Db, game_id: i64, request: &ApiRequest) -> Result<Reply, ApiError> {
+    find(db, game_id)?;
+    let name = request
+        .form_text("name")
+        .ok_or_else(|| ApiError::BadRequest("No updates provided".into()))?;
+    db.execute(
+        "UPDATE games SET name = ? WHERE id = ?",
+        &[name.into(), game_id.into()],
+    )?;
+    Ok(Reply::json(json!({"success": true})))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Annotation {
+    start_time: Option<f64>,
+    end_time: Option<f64>,
+    name: Option<String>,
+    rating: Option<i64>,
+    tags: Option<Vec<String>>,
+    notes: Option<String>,
+}
+
+/// G5 `PUT /api/games/{id}/annotations`: syncs the game's clips to the list (matched by end
+/// time; unmatched items are ignored, clips missing from the list are deleted) and recomputes
+/// the game's aggregates from the list.
+pub fn sync_annotations(
+    db: &impl Db,
+    game_id: i64,
+    items: Vec<Annotation>,
+) -> Result<Reply, ApiError> {
+    find(db, game_id)?;
+    let existing: Vec<(i64, Option<f64>, Option<i64>)> = db
+        .query(
+            "SELECT id, end_time, auto_project_id FROM raw_clips WHERE game_id = ?",
+            &[game_id.into()],
+        )?
+        .iter()
+        .map(|row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .collect::<Result<_, ApiError>>()?;
+
+    let mut requested_end_times = Vec::with_capacity(items.len());
+    // [clip_count, brilliant, good, interesting, mistake, blunder]
+    let mut counts = [0i64; 6];
+    for item in &items {
+        let start_time = item.start_time.unwrap_or(0.0);
+        let end_time = item.end_time.unwrap_or(start_time);
+        requested_end_times.push(end_time);
+        let rating = item.rating.unwrap_or(3);
+        counts[0] += 1;
+        if (1..=5).contains(&rating) {
+            counts[(6 - rating) as usize] += 1;
+        }
+        let tags = item.tags.clone().unwrap_or_default();
+        let name = item.name.clone().unwrap_or_default();
+        let name = if name == derived_clip_name(rating, &tags, NameVariant::Annotation) {
+            String::new()
+        } else {
+            name
+        };
+        if let Some((clip_id, _, _)) = existing.iter().find(|(_, end, _)| *end == Some(end_time)) {
+            db.execute(
+                "UPDATE raw_clips SET start_time = ?, name = ?, rating = ?, tags = ?, notes = ? WHERE id = ?",
+                &[
+                    start_time.into(),
+                    name.into(),
+                    rating.into(),
+                    tags_json(&tags).into(),
+                    item.notes.clone().unwrap_or_default().into(),
+                    (*clip_id).into(),
+                ],
+            )?;
+        }
     }
+    for (clip_id, end_time, auto_project_id) in &existing {
+        let kept = end_time.is_some_and(|end| requested_end_times.contains(&end));
+        if !kept {
+            delete_raw_clip(db, *clip_id, *auto_project_id)?;
+        }
+    }
+    let [clip_count, brilliant, good, interesting, mistake, blunder] = counts;
+    let score = 10 * brilliant + 5 * good + 2 * interesting - 2 * mistake - 5 * blunder;
+    db.execute(
+        "UPDATE games SET clip_count = ?, brilliant_count = ?, good_count = ?, interesting_count = ?, \
+             mistake_count = ?, blunder_count = ?, aggregate_score = ? WHERE id = ?",
+        &[
+            clip_count.into(),
+            brilliant.into(),
+            good.into(),
+            interesting.into(),
+            mistake.into(),
+            blunder.into(),
+            score.into(),
+            game_id.into(),
+        ],
+    )?;
+    Ok(Reply::json(
+        json!({"success": true, "clip_count": items.len()}),
+    ))
+}
+
+/// G6 `DELETE /api/games/{id}`: only the game row; its clips, projects and exports stay.
+pub fn delete(db: &impl Db, game_id: i64) -> Result<Reply, ApiError> {
+    find(db, game_id)?;
+    db.execute("DELETE FROM games WHERE id = ?", &[game_id.into()])?;
+    Ok(Reply::json(json!({"success": true})))
+}
+
+/// G7 `GET /api/games/{id}/video` (the edge honours `Range`).
+pub fn video(db: &impl Db, game_id: i64) -> Result<Reply, ApiError> {
+    let filename: Option<String> = find(db, game_id)?.get(2)?;
+    let filename = filename
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| ApiError::NotFound("Video not yet uploaded".into()))?;
+    Ok(Reply::from(ApiResponse::File(FileResponse {
+        key: format!("games/{filename}"),
+        missing_detail: "Video file not found".into(),
+        attachment_name: None,
+        no_cache: false,
+    })))
+}
+
+/// G8 `PUT /api/games/{id}/video` (form `video`): stores the video, keeping the 12-character
+/// base name of an earlier one. Clip extraction is the video service's, so nothing is extracted.
+pub fn upload_video(db: &impl Db, game_id: i64, request: &ApiRequest) -> Result<Reply, ApiError> {
+    let video = request.form_required_file("video")?;
+    let previous: Option<String> = find(db, game_id)?.get(2)?;
+    let base = previous
+        .as_deref()
+        .filter(|name| !name.is_empty())
+        .map(|name| name.split('.').next().unwrap_or(name).to_owned())
+        .unwrap_or_else(|| Names::new(request.entropy).hex(12));
+    let filename = format!("{base}{}", extension_of(&video.filename, ".mp4"));
+    db.execute(
+        "UPDATE games SET video_filename = ? WHERE id = ?",
+        &[filename.as_str().into(), game_id.into()],
+    )?;
+    let size_mb = (video.bytes.len() as f64 / (1024.0 * 1024.0) * 10.0).round() / 10.0;
+    let mut reply = Reply::json(json!({
+        "success": true,
+        "video_filename": filename,
+        "video_url": null,
+        "size_mb": size_mb,
+        "pending_clips_extracted": 0,
+        "pending_projects_created": 0,
+    }))
+    .with_upload(Upload {
+        key: format!("games/{filename}"),
+        content_type: video.content_type.clone(),
+        bytes: video.bytes.clone(),
+    });
+    // A new extension means a new object: the old one would be an orphan.
+    if let Some(previous) =
+        previous.filter(|previous| !previous.is_empty() && *previous != filename)
+    {
+        reply = reply.with_deletion(Deletion::Object(format!("games/{previous}")));
+    }
+    Ok(reply)
+}
+
+/// G9 `GET /api/games/{id}/upload-url`: presigned uploads are not offered; the frontend then
+/// uploads through G8.
+pub fn upload_url() -> Result<Reply, ApiError> {
+    Ok(Reply::json(json!({
+        "r2_enabled": false,
+        "upload_url": null,
+        "video_filename": null,
+        "message": "R2 not enabled, use traditional upload endpoint",
+    })))
+}
+
+/// G10 `POST /api/games/{id}/confirm-video`: only for presigned uploads, which are not offered.
+pub fn confirm_video() -> Result<Reply, ApiError> {
+    Err(ApiError::BadRequest("R2 not enabled".into()))
 }

@@ -4,6 +4,8 @@
 //! The database lives only in memory: it is deserialised from the bytes of the user's R2 object
 //! and serialised back when a request wrote.
 
+use std::cell::Cell;
+
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params_from_iter, Connection, MAIN_DB};
 
@@ -11,14 +13,18 @@ use crate::db::{Db, DbError, Row, SqlValue};
 
 pub struct RusqliteDb {
     conn: Connection,
+    /// How many statements that may write have run: SQLite's own verdict per statement
+    /// (`sqlite3_stmt_readonly`), not a guess from the SQL text, so `WITH ... INSERT`,
+    /// `REPLACE` and DDL count and a `SELECT` never does.
+    writes: Cell<u64>,
 }
 
 impl RusqliteDb {
     /// A new, empty database (a user who has no object in R2 yet).
     pub fn empty() -> Result<Self, DbError> {
-        Ok(Self {
-            conn: Connection::open_in_memory().map_err(to_db_error)?,
-        })
+        Ok(Self::wrap(
+            Connection::open_in_memory().map_err(to_db_error)?,
+        ))
     }
 
     /// Opens the bytes of a SQLite file. Fails when they are not a readable SQLite database.
@@ -32,7 +38,27 @@ impl RusqliteDb {
         // Deserialising does not read the header; a query does, and fails on garbage.
         conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))
             .map_err(to_db_error)?;
-        Ok(Self { conn })
+        Ok(Self::wrap(conn))
+    }
+
+    fn wrap(conn: Connection) -> Self {
+        Self {
+            conn,
+            writes: Cell::new(0),
+        }
+    }
+
+    /// How many writing statements have run on this connection so far.
+    pub fn writes(&self) -> u64 {
+        self.writes.get()
+    }
+
+    fn prepare(&self, sql: &str) -> Result<rusqlite::Statement<'_>, DbError> {
+        let stmt = self.conn.prepare(sql).map_err(to_db_error)?;
+        if !stmt.readonly() {
+            self.writes.set(self.writes.get() + 1);
+        }
+        Ok(stmt)
     }
 
     /// The database as the bytes of a SQLite file, ready to upload.
@@ -43,13 +69,13 @@ impl RusqliteDb {
 
 impl Db for RusqliteDb {
     fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<usize, DbError> {
-        self.conn
-            .execute(sql, params_from_iter(params.iter().map(to_rusqlite)))
+        self.prepare(sql)?
+            .execute(params_from_iter(params.iter().map(to_rusqlite)))
             .map_err(to_db_error)
     }
 
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, DbError> {
-        let mut stmt = self.conn.prepare(sql).map_err(to_db_error)?;
+        let mut stmt = self.prepare(sql)?;
         let columns = stmt.column_count();
         let rows = stmt
             .query_map(params_from_iter(params.iter().map(to_rusqlite)), |row| {
@@ -63,7 +89,26 @@ impl Db for RusqliteDb {
     }
 
     fn execute_script(&self, sql: &str) -> Result<(), DbError> {
+        // Scripts are schema migrations: always a write.
+        self.writes.set(self.writes.get() + 1);
         self.conn.execute_batch(sql).map_err(to_db_error)
+    }
+
+    fn transaction<T, E: From<DbError>>(
+        &self,
+        work: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.conn.execute_batch("BEGIN").map_err(to_db_error)?;
+        match work() {
+            Ok(value) => {
+                self.conn.execute_batch("COMMIT").map_err(to_db_error)?;
+                Ok(value)
+            }
+            Err(err) => {
+                self.conn.execute_batch("ROLLBACK").map_err(to_db_error)?;
+                Err(err)
+            }
+        }
     }
 }
 
@@ -95,6 +140,48 @@ fn from_rusqlite(value: ValueRef<'_>) -> SqlValue {
 mod tests {
     use super::*;
     use crate::db::{apply_migrations, MIGRATIONS_TABLE};
+
+    #[test]
+    fn writes_are_counted_by_what_sqlite_says_a_statement_does() {
+        let db = RusqliteDb::empty().unwrap();
+        apply_migrations(&db).unwrap();
+        let counted = |sql: &str| {
+            let before = db.writes();
+            db.query(sql, &[]).unwrap();
+            db.writes() - before
+        };
+        assert_eq!(counted("SELECT * FROM games"), 0);
+        assert_eq!(counted("/* a comment */ SELECT 1"), 0);
+        assert_eq!(
+            counted("WITH n(x) AS (SELECT 'g') INSERT INTO games (name) SELECT x FROM n"),
+            1
+        );
+        assert_eq!(
+            counted("  -- leading comment\n REPLACE INTO games (id, name) VALUES (1, 'h')"),
+            1
+        );
+        assert_eq!(counted("CREATE TABLE extra (x)"), 1);
+        assert_eq!(
+            counted("INSERT INTO games (name) VALUES ('r') RETURNING id"),
+            1
+        );
+    }
+
+    #[test]
+    fn a_failed_transaction_leaves_none_of_its_writes() {
+        let db = RusqliteDb::empty().unwrap();
+        apply_migrations(&db).unwrap();
+        let result: Result<(), DbError> = db.transaction(|| {
+            db.execute("INSERT INTO games (name) VALUES ('kept?')", &[])?;
+            Err(DbError("fails after its first write".into()))
+        });
+        assert!(result.is_err());
+        assert!(db.query("SELECT id FROM games", &[]).unwrap().is_empty());
+
+        db.transaction(|| db.execute("INSERT INTO games (name) VALUES ('kept')", &[]))
+            .unwrap();
+        assert_eq!(db.query("SELECT id FROM games", &[]).unwrap().len(), 1);
+    }
 
     #[test]
     fn garbage_bytes_are_refused() {

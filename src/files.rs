@@ -1,0 +1,209 @@
+//! The users' media files in R2 (`{user_id}/{folder}/{filename}`): streaming them to the client
+//! with `Range` support, storing uploads, and deleting what a request removed.
+//!
+//! Ordering keeps the database honest: uploads are stored before the request's database changes
+//! commit, deletions happen after, so a committed row never names a file that is not there.
+
+use worker::{Bucket, Headers, Range, Response, ResponseBuilder};
+
+use crate::error::ApiError;
+use crate::handlers::{ApiResponse, Deletion, FileResponse, Upload};
+use crate::http;
+use crate::identity::UserId;
+
+fn user_key(user: &UserId, key: &str) -> String {
+    format!("{user}/{key}")
+}
+
+/// Stores every upload under the user's folder.
+pub async fn store(bucket: &Bucket, user: &UserId, uploads: &[Upload]) -> Result<(), ApiError> {
+    for upload in uploads {
+        let metadata = worker::HttpMetadata {
+            content_type: Some(upload.content_type.clone()).filter(|ct| !ct.is_empty()),
+            ..Default::default()
+        };
+        bucket
+            .put(user_key(user, &upload.key), upload.bytes.clone())
+            .http_metadata(metadata)
+            .execute()
+            .await
+            .map_err(|err| {
+                ApiError::Unavailable(format!("Could not store {}: {err}", upload.key))
+            })?;
+    }
+    Ok(())
+}
+
+/// Deletes what a committed request removed. Failures only leave orphan files, so they are
+/// logged rather than failing a request whose data change already happened.
+pub async fn delete(bucket: &Bucket, user: &UserId, deletions: &[Deletion]) {
+    for deletion in deletions {
+        let result = match deletion {
+            Deletion::Object(key) => bucket.delete(user_key(user, key)).await,
+            Deletion::AllMedia => delete_all_media(bucket, user).await,
+        };
+        if let Err(err) = result {
+            worker::console_warn!("Could not delete {deletion:?} of user {user}: {err}");
+        }
+    }
+}
+
+/// Every object under the user's folder except the database and its backups.
+async fn delete_all_media(bucket: &Bucket, user: &UserId) -> worker::Result<()> {
+    let prefix = format!("{user}/");
+    let keep = [
+        format!("{prefix}database.sqlite"),
+        format!("{prefix}backups/"),
+    ];
+    let mut cursor = None;
+    loop {
+        let mut list = bucket.list().prefix(prefix.clone());
+        if let Some(cursor) = cursor.take() {
+            list = list.cursor(cursor);
+        }
+        let page = list.execute().await?;
+        let doomed: Vec<String> = page
+            .objects()
+            .iter()
+            .map(|object| object.key())
+            .filter(|key| !keep.iter().any(|kept| key.starts_with(kept.as_str())))
+            .collect();
+        if !doomed.is_empty() {
+            bucket.delete_multiple(doomed).await?;
+        }
+        match page.cursor().filter(|_| page.truncated()) {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// The HTTP response for a handler's answer: JSON, or the file it names.
+pub async fn respond(
+    bucket: &Bucket,
+    user: &UserId,
+    response: ApiResponse,
+    range: Option<&str>,
+) -> Result<Response, ApiError> {
+    match response {
+        ApiResponse::Json(body) => Ok(http::json(200, &body)),
+        ApiResponse::File(file) => serve(bucket, user, &file, range).await,
+    }
+}
+
+/// A parsed `Range: bytes=...` header, resolved against the object's size: `(start, end)`
+/// inclusive; `Err(())` when it cannot be satisfied; `Ok(None)` when absent or not understood.
+fn byte_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    // Several ranges in one request: serve the whole object, as a server may.
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((start, end)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let (start, end) = match (start.trim(), end.trim()) {
+        ("", suffix) => match suffix.parse::<u64>() {
+            Ok(0) => return Err(()),
+            Ok(n) => (size.saturating_sub(n), size.saturating_sub(1)),
+            Err(_) => return Ok(None),
+        },
+        (start, "") => match start.parse::<u64>() {
+            Ok(start) => (start, size.saturating_sub(1)),
+            Err(_) => return Ok(None),
+        },
+        (start, end) => match (start.parse::<u64>(), end.parse::<u64>()) {
+            (Ok(start), Ok(end)) if start <= end => (start, end.min(size.saturating_sub(1))),
+            _ => return Ok(None),
+        },
+    };
+    if size == 0 || start >= size {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+/// Streams `{user}/{file.key}`, honouring `Range` (206, or 416 when unsatisfiable).
+async fn serve(
+    bucket: &Bucket,
+    user: &UserId,
+    file: &FileResponse,
+    range: Option<&str>,
+) -> Result<Response, ApiError> {
+    let key = user_key(user, &file.key);
+    let head = bucket
+        .head(key.clone())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(file.missing_detail.clone()))?;
+    let size = head.size();
+    let headers = Headers::new();
+    let content_type = head
+        .http_metadata()
+        .content_type
+        .unwrap_or_else(|| "video/mp4".into());
+    headers.set("Content-Type", &content_type)?;
+    headers.set("Accept-Ranges", "bytes")?;
+    if let Some(name) = &file.attachment_name {
+        headers.set(
+            "Content-Disposition",
+            &format!("attachment; filename=\"{name}\""),
+        )?;
+    }
+    if file.no_cache {
+        headers.set("Cache-Control", "no-cache")?;
+    }
+
+    let (status, request) = match byte_range(range, size) {
+        Err(()) => {
+            headers.set("Content-Range", &format!("bytes */{size}"))?;
+            return Ok(ResponseBuilder::new()
+                .with_status(416)
+                .with_headers(headers)
+                .empty());
+        }
+        Ok(Some((start, end))) => {
+            headers.set("Content-Range", &format!("bytes {start}-{end}/{size}"))?;
+            headers.set("Content-Length", &(end - start + 1).to_string())?;
+            let range = Range::OffsetWithLength {
+                offset: start,
+                length: end - start + 1,
+            };
+            (206, bucket.get(key).range(range))
+        }
+        Ok(None) => {
+            headers.set("Content-Length", &size.to_string())?;
+            (200, bucket.get(key))
+        }
+    };
+    let object = request
+        .execute()
+        .await?
+        .ok_or_else(|| ApiError::NotFound(file.missing_detail.clone()))?;
+    let body = object
+        .body()
+        .ok_or_else(|| ApiError::NotFound(file.missing_detail.clone()))?
+        .response_body()?;
+    Ok(ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(headers)
+        .body(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_range;
+
+    #[test]
+    fn ranges_resolve_against_the_size() {
+        assert_eq!(byte_range(Some("bytes=0-9"), 100), Ok(Some((0, 9))));
+        assert_eq!(byte_range(Some("bytes=90-"), 100), Ok(Some((90, 99))));
+        assert_eq!(byte_range(Some("bytes=-10"), 100), Ok(Some((90, 99))));
+        assert_eq!(byte_range(Some("bytes=50-500"), 100), Ok(Some((50, 99))));
+        assert_eq!(byte_range(Some("bytes=100-"), 100), Err(()));
+        assert_eq!(byte_range(None, 100), Ok(None));
+        assert_eq!(byte_range(Some("bytes=0-1,5-6"), 100), Ok(None));
+        assert_eq!(byte_range(Some("items=1-2"), 100), Ok(None));
+    }
+}

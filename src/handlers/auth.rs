@@ -1,0 +1,78 @@
+//! `/api/auth` (shared/api.md §10). There is no authentication: the user id only selects data.
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::handlers::{Deletion, Reply};
+use crate::identity::UserId;
+
+/// The existing app's default user, which `DELETE /api/auth/user` refuses to wipe.
+const DEFAULT_USER: &str = "a";
+
+/// The app's tables, children before parents.
+pub const DATA_TABLES: [&str; 8] = [
+    "before_after_tracks",
+    "export_jobs",
+    "final_videos",
+    "working_videos",
+    "working_clips",
+    "raw_clips",
+    "projects",
+    "games",
+];
+
+#[derive(Debug, Deserialize)]
+pub struct Login {
+    user_id: String,
+}
+
+/// A1 `POST /api/auth/login`: echoes the id it would use; blank is the default user. An id
+/// that is not valid is refused, as in `X-User-ID`.
+pub fn login(input: Login) -> Result<Reply, ApiError> {
+    let user = match input.user_id.trim() {
+        "" => UserId::parse(DEFAULT_USER)?,
+        id => UserId::parse(id)?,
+    };
+    Ok(Reply::json(json!({
+        "user_id": user.as_str(),
+        "message": format!("Logged in as {user}"),
+    })))
+}
+
+/// A2 `GET /api/auth/whoami`.
+pub fn whoami(user: &UserId) -> Result<Reply, ApiError> {
+    Ok(Reply::json(json!({ "user_id": user.as_str() })))
+}
+
+/// A3 `DELETE /api/auth/user`: every row of the caller's data, and their media files in R2.
+pub fn delete_user(db: &impl Db, user: &UserId) -> Result<Reply, ApiError> {
+    let union = DATA_TABLES
+        .iter()
+        .map(|table| format!("SELECT 1 FROM {table}"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let has_data = db
+        .query_value::<bool>(&format!("SELECT EXISTS ({union})"), &[])?
+        .unwrap_or(false);
+    if !has_data {
+        return Ok(Reply::json(json!({
+            "message": format!("User {user} has no data to delete"),
+            "deleted": false,
+        })));
+    }
+    if user.as_str() == DEFAULT_USER {
+        return Err(ApiError::Forbidden(
+            "Cannot delete default user. Use a test user ID for cleanup.".into(),
+        ));
+    }
+    for table in DATA_TABLES {
+        db.execute(&format!("DELETE FROM {table}"), &[])?;
+    }
+    Ok(Reply::json(json!({
+        "message": format!("Deleted all data for user {user}"),
+        "deleted": true,
+    }))
+    .with_deletion(Deletion::AllMedia))
+}

@@ -1,0 +1,280 @@
+//! `/api/clips/raw` (shared/api.md §5.1): the clip library.
+//!
+//! Cutting clips out of game videos is the video-processing service's job, not this Worker's:
+//! a clip saved here is stored pending (`filename = ''`), and a 5-star clip gets its
+//! auto-project at once rather than after an extraction that this Worker cannot run.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::db::{Db, Row, SqlValue};
+use crate::error::ApiError;
+use crate::handlers::auto_projects;
+use crate::handlers::derive::{clip_name, parse_tags, tags_json, NameVariant};
+use crate::handlers::{insert_returning_id, ApiRequest, ApiResponse, FileResponse, Reply};
+
+const RAW_CLIP_COLUMNS: &str = "id, filename, rating, tags, name, notes, start_time, end_time, \
+    game_id, auto_project_id, created_at";
+
+/// A RawClip from a row of [`RAW_CLIP_COLUMNS`].
+fn raw_clip(row: &Row) -> Result<Value, ApiError> {
+    let rating: i64 = row.get(2)?;
+    let tags = parse_tags(row.get::<Option<String>>(3)?.as_deref());
+    let name = clip_name(
+        row.get::<Option<String>>(4)?.as_deref(),
+        rating,
+        &tags,
+        NameVariant::Library,
+    );
+    Ok(json!({
+        "id": row.get::<i64>(0)?,
+        "filename": row.get::<String>(1)?,
+        "file_url": null,
+        "rating": rating,
+        "tags": tags,
+        "name": name,
+        "notes": row.get::<Option<String>>(5)?,
+        "start_time": row.get::<Option<f64>>(6)?,
+        "end_time": row.get::<Option<f64>>(7)?,
+        "game_id": row.get::<Option<i64>>(8)?,
+        "auto_project_id": row.get::<Option<i64>>(9)?,
+        "created_at": row.get::<Option<String>>(10)?,
+    }))
+}
+
+fn find(db: &impl Db, clip_id: i64) -> Result<Row, ApiError> {
+    db.query(
+        &format!("SELECT {RAW_CLIP_COLUMNS} FROM raw_clips WHERE id = ?"),
+        &[clip_id.into()],
+    )?
+    .into_iter()
+    .next()
+    .ok_or_else(|| ApiError::NotFound("Raw clip not found".into()))
+}
+
+/// C1 `GET /api/clips/raw?game_id=&min_rating=`, newest first.
+pub fn list(db: &impl Db, request: &ApiRequest) -> Result<Reply, ApiError> {
+    let mut sql = format!("SELECT {RAW_CLIP_COLUMNS} FROM raw_clips WHERE 1 = 1");
+    let mut params: Vec<SqlValue> = Vec::new();
+    if let Some(game_id) = request.query_int("game_id")? {
+        sql.push_str(" AND game_id = ?");
+        params.push(game_id.into());
+    }
+    if let Some(min_rating) = request.query_int("min_rating")? {
+        sql.push_str(" AND rating >= ?");
+        params.push(min_rating.into());
+    }
+    sql.push_str(" ORDER BY created_at DESC, id DESC");
+    let clips = db
+        .query(&sql, &params)?
+        .iter()
+        .map(raw_clip)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Reply::json(json!(clips)))
+}
+
+/// C2 `GET /api/clips/raw/{id}`.
+pub fn get(db: &impl Db, clip_id: i64) -> Result<Reply, ApiError> {
+    Ok(Reply::json(raw_clip(&find(db, clip_id)?)?))
+}
+
+/// C3 `GET /api/clips/raw/{id}/file`.
+pub fn file(db: &impl Db, clip_id: i64) -> Result<Reply, ApiError> {
+    let filename: String = find(db, clip_id)?.get(1)?;
+    if filename.is_empty() {
+        return Err(ApiError::NotFound(
+            "Raw clip file not found (extraction pending)".into(),
+        ));
+    }
+    Ok(Reply::from(ApiResponse::File(FileResponse {
+        key: format!("raw_clips/{filename}"),
+        missing_detail: "Raw clip file not found".into(),
+        attachment_name: None,
+        no_cache: false,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SaveClip {
+    game_id: i64,
+    start_time: f64,
+    end_time: f64,
+    #[serde(default)]
+    name: String,
+    #[serde(default = "three")]
+    rating: i64,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    notes: String,
+}
+
+fn three() -> i64 {
+    3
+}
+
+/// Applies the auto-project rules of a rating change (§4.5) and returns
+/// `(project_created, project_id for the response)`.
+fn apply_rating_change(
+    db: &impl Db,
+    raw_clip_id: i64,
+    old_rating: i64,
+    new_rating: i64,
+    auto_project_id: Option<i64>,
+    clip_name: &str,
+) -> Result<(bool, Option<i64>), ApiError> {
+    match auto_project_id {
+        Some(project_id) if old_rating == 5 && new_rating != 5 => {
+            auto_projects::delete_if_unmodified(db, raw_clip_id, project_id)?;
+            Ok((false, None))
+        }
+        None if old_rating != 5 && new_rating == 5 => Ok((
+            true,
+            Some(auto_projects::create(db, raw_clip_id, clip_name)?),
+        )),
+        current => Ok((false, current)),
+    }
+}
+
+/// C4 `POST /api/clips/raw/save`: idempotent upsert on (game_id, end_time).
+pub fn save(db: &impl Db, input: SaveClip) -> Result<Reply, ApiError> {
+    let tags = tags_json(&input.tags);
+    let existing = db
+        .query(
+            "SELECT id, rating, auto_project_id, filename FROM raw_clips WHERE game_id = ? AND end_time = ?",
+            &[input.game_id.into(), input.end_time.into()],
+        )?
+        .into_iter()
+        .next();
+    if let Some(row) = existing {
+        let raw_clip_id: i64 = row.get(0)?;
+        db.execute(
+            "UPDATE raw_clips SET name = ?, rating = ?, tags = ?, notes = ?, start_time = ? WHERE id = ?",
+            &[
+                input.name.as_str().into(),
+                input.rating.into(),
+                tags.into(),
+                input.notes.into(),
+                input.start_time.into(),
+                raw_clip_id.into(),
+            ],
+        )?;
+        // The existing app passed swapped arguments when a re-save dropped a clip from 5 stars
+        // (api.md §13.1); this applies the rule it meant, C5's.
+        let (project_created, project_id) = apply_rating_change(
+            db,
+            raw_clip_id,
+            row.get(1)?,
+            input.rating,
+            row.get(2)?,
+            &input.name,
+        )?;
+        return Ok(Reply::json(json!({
+            "raw_clip_id": raw_clip_id,
+            "filename": row.get::<String>(3)?,
+            "project_created": project_created,
+            "project_id": project_id,
+        })));
+    }
+
+    let game = db.query("SELECT 1 FROM games WHERE id = ?", &[input.game_id.into()])?;
+    if game.is_empty() {
+        return Err(ApiError::NotFound("Game not found".into()));
+    }
+    let raw_clip_id = insert_returning_id(
+        db,
+        "INSERT INTO raw_clips (filename, rating, tags, name, notes, start_time, end_time, game_id) \
+         VALUES ('', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        &[
+            input.rating.into(),
+            tags.into(),
+            input.name.as_str().into(),
+            input.notes.into(),
+            input.start_time.into(),
+            input.end_time.into(),
+            input.game_id.into(),
+        ],
+    )?;
+    let (project_created, project_id) =
+        apply_rating_change(db, raw_clip_id, 0, input.rating, None, &input.name)?;
+    Ok(Reply::json(json!({
+        "raw_clip_id": raw_clip_id,
+        "filename": "",
+        "project_created": project_created,
+        "project_id": project_id,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ClipUpdate {
+    name: Option<String>,
+    rating: Option<i64>,
+    tags: Option<Vec<String>>,
+    notes: Option<String>,
+    start_time: Option<f64>,
+    end_time: Option<f64>,
+}
+
+/// C5 `PUT /api/clips/raw/{id}`: updates the given fields, applying the 5-star rules.
+pub fn update(db: &impl Db, clip_id: i64, input: ClipUpdate) -> Result<Reply, ApiError> {
+    let row = find(db, clip_id)?;
+    let old_rating: i64 = row.get(2)?;
+    let stored_name: String = row.get::<Option<String>>(4)?.unwrap_or_default();
+    let name = input.name.clone().unwrap_or(stored_name);
+    let (project_created, project_id) = apply_rating_change(
+        db,
+        clip_id,
+        old_rating,
+        input.rating.unwrap_or(old_rating),
+        row.get(9)?,
+        &name,
+    )?;
+
+    let changes: [(&str, Option<SqlValue>); 6] = [
+        ("name", input.name.map(SqlValue::from)),
+        ("rating", input.rating.map(SqlValue::from)),
+        ("tags", input.tags.map(|tags| tags_json(&tags).into())),
+        ("notes", input.notes.map(SqlValue::from)),
+        ("start_time", input.start_time.map(SqlValue::from)),
+        ("end_time", input.end_time.map(SqlValue::from)),
+    ];
+    for (column, value) in changes {
+        if let Some(value) = value {
+            db.execute(
+                &format!("UPDATE raw_clips SET {column} = ? WHERE id = ?"),
+                &[value, clip_id.into()],
+            )?;
+        }
+    }
+    Ok(Reply::json(json!({
+        "success": true,
+        "project_created": project_created,
+        "project_id": project_id,
+    })))
+}
+
+/// Deletes a raw clip, its unmodified auto-project, and every working clip that uses it (in all
+/// projects, all versions). Shared by C6 and the annotation sync (G5).
+pub fn delete_raw_clip(
+    db: &impl Db,
+    clip_id: i64,
+    auto_project_id: Option<i64>,
+) -> Result<(), ApiError> {
+    if let Some(project_id) = auto_project_id {
+        auto_projects::delete_if_unmodified(db, clip_id, project_id)?;
+    }
+    db.execute(
+        "DELETE FROM working_clips WHERE raw_clip_id = ?",
+        &[clip_id.into()],
+    )?;
+    db.execute("DELETE FROM raw_clips WHERE id = ?", &[clip_id.into()])?;
+    Ok(())
+}
+
+/// C6 `DELETE /api/clips/raw/{id}`. Like the existing app with its object store, the clip's
+/// file stays in R2.
+pub fn delete(db: &impl Db, clip_id: i64) -> Result<Reply, ApiError> {
+    let row = find(db, clip_id)?;
+    delete_raw_clip(db, clip_id, row.get(9)?)?;
+    Ok(Reply::json(json!({"success": true})))
+}

@@ -1,0 +1,446 @@
+//! `/api/clips/projects/{project_id}/clips` (shared/api.md §5.2): a project's clips, with
+//! append-only versions (schema §4.1).
+//!
+//! A clip's identity within a project is its raw clip, else its uploaded file. The existing app
+//! used the raw clip's `end_time`, which let clips of different games with equal end times hide
+//! each other and collapsed every clip uploaded with metadata into one (api.md §13.2).
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::db::{Db, Row, SqlValue};
+use crate::error::ApiError;
+use crate::handlers::derive::{clip_name, parse_tags, tags_json, NameVariant};
+use crate::handlers::projects::require_project;
+use crate::handlers::request::{extension_of, Names, Upload};
+use crate::handlers::{insert_returning_id, ApiRequest, ApiResponse, FileResponse, Reply};
+
+/// A CTE named `latest`: the latest version of every clip (highest version, then highest id),
+/// with all columns of `working_clips`. `filter` is an optional `WHERE` on `wc`.
+pub fn latest_working_clips(filter: &str) -> String {
+    format!(
+        "WITH latest AS (SELECT * FROM ( \
+             SELECT wc.*, ROW_NUMBER() OVER ( \
+                 PARTITION BY wc.project_id, \
+                     CASE WHEN wc.raw_clip_id IS NOT NULL THEN 'raw:' || wc.raw_clip_id \
+                          WHEN wc.uploaded_filename IS NOT NULL THEN 'upload:' || wc.uploaded_filename \
+                          ELSE 'row:' || wc.id END \
+                 ORDER BY wc.version DESC, wc.id DESC) AS version_rank \
+             FROM working_clips wc {filter}) WHERE version_rank = 1)"
+    )
+}
+
+/// P5's `filename`: the raw clip's file, else the uploaded file, else `unknown`.
+pub fn filename_or_unknown(raw_filename: Option<&str>, uploaded: Option<&str>) -> String {
+    [raw_filename, uploaded]
+        .into_iter()
+        .flatten()
+        .find(|name| !name.is_empty())
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+/// Framing data as stored: empty values become NULL (schema §3).
+fn normalize_framing(value: &str) -> Option<String> {
+    match value {
+        "" | "[]" | "{}" | "null" => None,
+        other => Some(other.to_owned()),
+    }
+}
+
+const WORKING_CLIP_COLUMNS: &str = "wc.id, wc.project_id, wc.raw_clip_id, wc.uploaded_filename, \
+    rc.filename, rc.name, rc.rating, rc.tags, rc.notes, wc.exported_at, wc.sort_order, \
+    wc.crop_data, wc.timing_data, wc.segments_data";
+
+/// A WorkingClip from a row of [`WORKING_CLIP_COLUMNS`].
+fn working_clip(row: &Row) -> Result<Value, ApiError> {
+    let raw_clip_id: Option<i64> = row.get(2)?;
+    let uploaded: Option<String> = row.get(3)?;
+    let raw_filename: Option<String> = row.get(4)?;
+    let has_raw_clip = raw_filename.is_some();
+    let name = if has_raw_clip {
+        let tags = parse_tags(row.get::<Option<String>>(7)?.as_deref());
+        let rating = row.get::<Option<i64>>(6)?.unwrap_or(3);
+        clip_name(
+            row.get::<Option<String>>(5)?.as_deref(),
+            rating,
+            &tags,
+            NameVariant::Library,
+        )
+    } else {
+        String::new()
+    };
+    Ok(json!({
+        "id": row.get::<i64>(0)?,
+        "project_id": row.get::<i64>(1)?,
+        "raw_clip_id": raw_clip_id,
+        "uploaded_filename": uploaded,
+        "filename": filename_or_unknown(raw_filename.as_deref(), uploaded.as_deref()),
+        "file_url": null,
+        "name": name,
+        "notes": row.get::<Option<String>>(8)?,
+        "exported_at": row.get::<Option<String>>(9)?,
+        "sort_order": row.get::<Option<i64>>(10)?,
+        "crop_data": row.get::<Option<String>>(11)?,
+        "timing_data": row.get::<Option<String>>(12)?,
+        "segments_data": row.get::<Option<String>>(13)?,
+    }))
+}
+
+/// W1: the latest version of each clip, in order.
+pub fn list(db: &impl Db, project_id: i64) -> Result<Reply, ApiError> {
+    require_project(db, project_id)?;
+    let rows = db.query(
+        &format!(
+            "{latest} SELECT {WORKING_CLIP_COLUMNS} FROM latest wc \
+             LEFT JOIN raw_clips rc ON rc.id = wc.raw_clip_id \
+             ORDER BY wc.sort_order ASC, wc.id ASC",
+            latest = latest_working_clips("WHERE wc.project_id = ?")
+        ),
+        &[project_id.into()],
+    )?;
+    let clips = rows
+        .iter()
+        .map(working_clip)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Reply::json(json!(clips)))
+}
+
+/// The next `sort_order` of a project: one past the highest of all its rows, else 0.
+fn next_sort_order(db: &impl Db, project_id: i64) -> Result<i64, ApiError> {
+    Ok(db
+        .query(
+            "SELECT COALESCE(MAX(sort_order) + 1, 0) FROM working_clips WHERE project_id = ?",
+            &[project_id.into()],
+        )?
+        .first()
+        .map(|row| row.get(0))
+        .transpose()?
+        .unwrap_or(0))
+}
+
+/// W2: add a library clip (as a new version if it is already in the project) or an upload.
+pub fn add(db: &impl Db, project_id: i64, request: &ApiRequest) -> Result<Reply, ApiError> {
+    let raw_clip_id: Option<i64> = request.form_number("raw_clip_id")?;
+    let file = request.form_file("file");
+    match (raw_clip_id, file) {
+        (None, None) => {
+            return Err(ApiError::BadRequest(
+                "Must provide either raw_clip_id or file".into(),
+            ))
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "Cannot provide both raw_clip_id and file".into(),
+            ))
+        }
+        _ => {}
+    }
+    require_project(db, project_id)?;
+    let sort_order = next_sort_order(db, project_id)?;
+
+    let (raw_clip_id, uploaded_filename, filename, version, upload) = match (raw_clip_id, file) {
+        (Some(raw_clip_id), _) => {
+            let filename: String = db
+                .query(
+                    "SELECT filename FROM raw_clips WHERE id = ?",
+                    &[raw_clip_id.into()],
+                )?
+                .first()
+                .ok_or_else(|| ApiError::NotFound("Raw clip not found".into()))?
+                .get(0)?;
+            let version: i64 = db
+                .query(
+                    "SELECT COALESCE(MAX(version), 0) + 1 FROM working_clips \
+                     WHERE project_id = ? AND raw_clip_id = ?",
+                    &[project_id.into(), raw_clip_id.into()],
+                )?
+                .first()
+                .map(|row| row.get(0))
+                .transpose()?
+                .unwrap_or(1);
+            (Some(raw_clip_id), None, filename, version, None)
+        }
+        (None, Some(file)) => {
+            let stored = format!(
+                "{}{}",
+                Names::new(request.entropy).hex(32),
+                extension_of(&file.filename, ".mp4")
+            );
+            let upload = Upload {
+                key: format!("uploads/{stored}"),
+                content_type: file.content_type.clone(),
+                bytes: file.bytes.clone(),
+            };
+            (None, Some(stored.clone()), stored, 1, Some(upload))
+        }
+        (None, None) => unreachable!("checked above"),
+    };
+
+    let id = insert_returning_id(
+        db,
+        "INSERT INTO working_clips (project_id, raw_clip_id, uploaded_filename, sort_order, version) \
+         VALUES (?, ?, ?, ?, ?) RETURNING id",
+        &[
+            project_id.into(),
+            raw_clip_id.into(),
+            uploaded_filename.clone().into(),
+            sort_order.into(),
+            version.into(),
+        ],
+    )?;
+    // A pending library clip (filename '') answers with an empty filename (api.md §5.2).
+    let reply = Reply::json(json!({
+        "id": id,
+        "project_id": project_id,
+        "raw_clip_id": raw_clip_id,
+        "uploaded_filename": uploaded_filename,
+        "filename": filename,
+        "file_url": null,
+        "name": null,
+        "notes": null,
+        "exported_at": null,
+        "sort_order": sort_order,
+        "crop_data": null,
+        "timing_data": null,
+        "segments_data": null,
+    }));
+    Ok(match upload {
+        Some(upload) => reply.with_upload(upload),
+        None => reply,
+    })
+}
+
+/// W3: upload a file as a new library clip with metadata, and add it to the project.
+pub fn upload_with_metadata(
+    db: &impl Db,
+    project_id: i64,
+    request: &ApiRequest,
+) -> Result<Reply, ApiError> {
+    let file = request.form_required_file("file")?;
+    let requested_name = request.form_text("name").unwrap_or_default();
+    let rating: i64 = request.form_number("rating")?.unwrap_or(3);
+    let tags: Vec<String> = parse_tags(Some(request.form_text("tags").unwrap_or("[]")));
+    let notes = request.form_text("notes").unwrap_or_default();
+    require_project(db, project_id)?;
+
+    let name = unique_upload_name(db, requested_name)?;
+    let stored = format!(
+        "{}{}",
+        Names::new(request.entropy).hex(32),
+        extension_of(&file.filename, ".mp4")
+    );
+    let raw_clip_id = insert_returning_id(
+        db,
+        "INSERT INTO raw_clips (filename, rating, tags, name, notes) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        &[
+            stored.as_str().into(),
+            rating.into(),
+            tags_json(&tags).into(),
+            name.as_str().into(),
+            notes.into(),
+        ],
+    )?;
+    let sort_order = next_sort_order(db, project_id)?;
+    let id = insert_returning_id(
+        db,
+        "INSERT INTO working_clips (project_id, raw_clip_id, sort_order, version) \
+         VALUES (?, ?, ?, 1) RETURNING id",
+        &[project_id.into(), raw_clip_id.into(), sort_order.into()],
+    )?;
+    Ok(Reply::json(json!({
+        "id": id,
+        "project_id": null,
+        "raw_clip_id": raw_clip_id,
+        "uploaded_filename": null,
+        "filename": stored,
+        "file_url": null,
+        "name": clip_name(Some(&name), rating, &tags, NameVariant::Library),
+        "notes": notes,
+        "exported_at": null,
+        "sort_order": null,
+        "crop_data": null,
+        "timing_data": null,
+        "segments_data": null,
+    }))
+    .with_upload(Upload {
+        key: format!("raw_clips/{stored}"),
+        content_type: file.content_type.clone(),
+        bytes: file.bytes.clone(),
+    }))
+}
+
+/// `name`, or `name (2)`, `name (3)`, ... when an uploaded clip (no game) already has it.
+fn unique_upload_name(db: &impl Db, name: &str) -> Result<String, ApiError> {
+    if name.is_empty() {
+        return Ok(String::new());
+    }
+    let taken: Vec<String> = db
+        .query(
+            "SELECT name FROM raw_clips WHERE game_id IS NULL AND (name = ? OR name LIKE ?)",
+            &[name.into(), format!("{name} (%)").into()],
+        )?
+        .iter()
+        .map(|row| row.get(0))
+        .collect::<Result<_, _>>()?;
+    if !taken.iter().any(|existing| existing == name) {
+        return Ok(name.to_owned());
+    }
+    Ok((2..)
+        .map(|n| format!("{name} ({n})"))
+        .find(|candidate| !taken.contains(candidate))
+        .expect("an unbounded range always has a free number"))
+}
+
+/// W4: a bare array of working clip ids; each gets its index as `sort_order`.
+pub fn reorder(db: &impl Db, project_id: i64, request: &ApiRequest) -> Result<Reply, ApiError> {
+    let ids: Vec<i64> = request.json()?;
+    for (position, id) in ids.iter().enumerate() {
+        db.execute(
+            "UPDATE working_clips SET sort_order = ? WHERE id = ? AND project_id = ?",
+            &[(position as i64).into(), (*id).into(), project_id.into()],
+        )?;
+    }
+    Ok(Reply::json(json!({"success": true})))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ClipEdit {
+    sort_order: Option<i64>,
+    crop_data: Option<String>,
+    timing_data: Option<String>,
+    segments_data: Option<String>,
+}
+
+/// The row (id, project) of a working clip, or 404 `Working clip not found`.
+fn working_clip_row(
+    db: &impl Db,
+    project_id: i64,
+    clip_id: i64,
+    columns: &str,
+) -> Result<Row, ApiError> {
+    db.query(
+        &format!("SELECT {columns} FROM working_clips WHERE id = ? AND project_id = ?"),
+        &[clip_id.into(), project_id.into()],
+    )?
+    .into_iter()
+    .next()
+    .ok_or_else(|| ApiError::NotFound("Working clip not found".into()))
+}
+
+/// W5: a framing change to an exported clip makes a new version; anything else edits in place.
+pub fn save(
+    db: &impl Db,
+    project_id: i64,
+    clip_id: i64,
+    edit: ClipEdit,
+) -> Result<Reply, ApiError> {
+    let row = working_clip_row(
+        db,
+        project_id,
+        clip_id,
+        "raw_clip_id, uploaded_filename, exported_at, sort_order, version, \
+         crop_data, timing_data, segments_data",
+    )?;
+    let requested = [&edit.crop_data, &edit.timing_data, &edit.segments_data];
+    let stored: Vec<Option<String>> = (5..8).map(|i| row.get(i)).collect::<Result<_, _>>()?;
+    let framing_change = requested
+        .iter()
+        .zip(&stored)
+        .any(|(new, old)| matches!(new, Some(new) if Some(new) != old.as_ref()));
+    let exported = row.get::<Option<String>>(2)?.is_some();
+
+    if framing_change && exported {
+        let version: i64 = row.get::<i64>(4)? + 1;
+        let data: Vec<SqlValue> = requested
+            .iter()
+            .zip(stored)
+            .map(|(new, old)| match new {
+                Some(new) => normalize_framing(new).into(),
+                None => old.into(),
+            })
+            .collect();
+        let new_clip_id = insert_returning_id(
+            db,
+            "INSERT INTO working_clips (project_id, raw_clip_id, uploaded_filename, sort_order, \
+                 version, crop_data, timing_data, segments_data) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            &[
+                project_id.into(),
+                row.get::<Option<i64>>(0)?.into(),
+                row.get::<Option<String>>(1)?.into(),
+                row.get::<Option<i64>>(3)?.into(),
+                version.into(),
+                data[0].clone(),
+                data[1].clone(),
+                data[2].clone(),
+            ],
+        )?;
+        return Ok(Reply::json(json!({
+            "success": true,
+            "refresh_required": true,
+            "new_clip_id": new_clip_id,
+            "new_version": version,
+        })));
+    }
+
+    if let Some(sort_order) = edit.sort_order {
+        db.execute(
+            "UPDATE working_clips SET sort_order = ? WHERE id = ?",
+            &[sort_order.into(), clip_id.into()],
+        )?;
+    }
+    for (column, value) in ["crop_data", "timing_data", "segments_data"]
+        .iter()
+        .zip(requested)
+    {
+        if let Some(value) = value {
+            db.execute(
+                &format!("UPDATE working_clips SET {column} = ? WHERE id = ?"),
+                &[normalize_framing(value).into(), clip_id.into()],
+            )?;
+        }
+    }
+    Ok(Reply::json(
+        json!({"success": true, "refresh_required": false}),
+    ))
+}
+
+/// W6: deletes only this version; an older one becomes visible again.
+pub fn delete(db: &impl Db, project_id: i64, clip_id: i64) -> Result<Reply, ApiError> {
+    working_clip_row(db, project_id, clip_id, "id")?;
+    db.execute("DELETE FROM working_clips WHERE id = ?", &[clip_id.into()])?;
+    Ok(Reply::json(json!({"success": true})))
+}
+
+/// W7: the clip's source file (`uploads/` or `raw_clips/`); `stream=true` as an attachment.
+pub fn file(
+    db: &impl Db,
+    project_id: i64,
+    clip_id: i64,
+    request: &ApiRequest,
+) -> Result<Reply, ApiError> {
+    let stream = request.query_bool("stream", false)?;
+    let row = db
+        .query(
+            "SELECT wc.uploaded_filename, rc.filename FROM working_clips wc \
+             LEFT JOIN raw_clips rc ON rc.id = wc.raw_clip_id \
+             WHERE wc.id = ? AND wc.project_id = ?",
+            &[clip_id.into(), project_id.into()],
+        )?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::NotFound("Working clip not found".into()))?;
+    let key = match (row.get::<Option<String>>(0)?, row.get::<Option<String>>(1)?) {
+        (Some(uploaded), _) if !uploaded.is_empty() => format!("uploads/{uploaded}"),
+        (_, Some(raw)) if !raw.is_empty() => format!("raw_clips/{raw}"),
+        _ => return Err(ApiError::NotFound("Clip file not found".into())),
+    };
+    let filename = key.rsplit('/').next().unwrap_or_default().to_owned();
+    Ok(Reply::from(ApiResponse::File(FileResponse {
+        key,
+        missing_detail: "Clip file not found".into(),
+        attachment_name: stream.then_some(filename),
+        no_cache: stream,
+    })))
+}
