@@ -76,3 +76,60 @@ pub fn delete_user(db: &impl Db, user: &UserId) -> Result<Reply, ApiError> {
     }))
     .with_deletion(Deletion::AllMedia))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::db::Db;
+    use crate::handlers::tests::{json_body, ok, status, test_db};
+    use crate::handlers::{handle, ApiRequest, Body, Method};
+    use crate::identity::UserId;
+
+    #[test]
+    fn login_echoes_a_valid_id_and_defaults_blank_to_a() {
+        let db = test_db();
+        let login = |id: &str| json_body(json!({"user_id": id}));
+        assert_eq!(
+            ok(&db, Method::Post, "/api/auth/login", login("bob")),
+            json!({"user_id": "bob", "message": "Logged in as bob"})
+        );
+        assert_eq!(
+            ok(&db, Method::Post, "/api/auth/login", login("  "))["user_id"],
+            "a"
+        );
+        assert_eq!(
+            status(&db, Method::Post, "/api/auth/login", login("b$b")),
+            400
+        );
+    }
+
+    #[test]
+    fn deleting_a_user_wipes_rows_and_media_but_never_user_a() {
+        let db = test_db();
+        assert_eq!(
+            ok(&db, Method::Delete, "/api/auth/user", Body::Empty)["deleted"],
+            false
+        );
+        db.execute("INSERT INTO games (name) VALUES ('g')", &[])
+            .unwrap();
+        let as_user = |name: &str| {
+            let request = ApiRequest {
+                method: Method::Delete,
+                path: "/api/auth/user".into(),
+                query: vec![],
+                body: Body::Empty,
+                entropy: 0,
+            };
+            handle(&db, &UserId::parse(name).unwrap(), &request)
+        };
+        assert_eq!(as_user("a").unwrap_err().status(), 403);
+        let reply = as_user("tester").unwrap();
+        assert_eq!(reply.deletions, vec![crate::handlers::Deletion::AllMedia]);
+        assert_eq!(
+            db.query_value::<i64>("SELECT COUNT(*) FROM games", &[])
+                .unwrap(),
+            Some(0)
+        );
+    }
+}

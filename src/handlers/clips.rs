@@ -278,3 +278,287 @@ pub fn delete(db: &impl Db, clip_id: i64) -> Result<Reply, ApiError> {
     delete_raw_clip(db, clip_id, row.get(9)?)?;
     Ok(Reply::json(json!({"success": true})))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::db::Db;
+    use crate::handlers::tests::{call, json_body, ok, status, test_db};
+    use crate::handlers::{Body, Method};
+
+    fn with_game() -> crate::r2::rusqlite_db::RusqliteDb {
+        let db = test_db();
+        db.execute("INSERT INTO games (id, name) VALUES (1, 'g.mp4')", &[])
+            .unwrap();
+        db
+    }
+
+    fn save(db: &crate::r2::rusqlite_db::RusqliteDb, clip: serde_json::Value) -> serde_json::Value {
+        ok(db, Method::Post, "/api/clips/raw/save", json_body(clip))
+    }
+
+    fn count(db: &crate::r2::rusqlite_db::RusqliteDb, sql: &str) -> i64 {
+        db.query_value(sql, &[]).unwrap().unwrap()
+    }
+
+    #[test]
+    fn save_requires_the_game_and_stores_a_pending_clip() {
+        let db = with_game();
+        let orphan = json_body(json!({"game_id": 9, "start_time": 0, "end_time": 1}));
+        let err = call(&db, Method::Post, "/api/clips/raw/save", orphan).unwrap_err();
+        assert_eq!((err.status(), err.detail()), (404, "Game not found"));
+        assert_eq!(
+            status(
+                &db,
+                Method::Post,
+                "/api/clips/raw/save",
+                json_body(json!({"game_id": 1}))
+            ),
+            422
+        );
+
+        let saved = save(
+            &db,
+            json!({"game_id": 1, "start_time": 1.5, "end_time": 4.0, "tags": ["Goals", "Défense"]}),
+        );
+        assert_eq!(
+            saved,
+            json!({"raw_clip_id": 1, "filename": "", "project_created": false, "project_id": null})
+        );
+        let tags: String = db
+            .query_value("SELECT tags FROM raw_clips", &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(tags, r#"["Goals", "D\u00e9fense"]"#);
+        let clip = ok(&db, Method::Get, "/api/clips/raw/1", Body::Empty);
+        assert_eq!(clip["name"], "Interesting Goals and Défense");
+        assert_eq!(clip["rating"], 3);
+    }
+
+    #[test]
+    fn save_is_an_upsert_on_game_and_end_time() {
+        let db = with_game();
+        save(
+            &db,
+            json!({"game_id": 1, "start_time": 1, "end_time": 4, "name": "First"}),
+        );
+        let again = save(
+            &db,
+            json!({"game_id": 1, "start_time": 2, "end_time": 4, "name": "Second", "notes": "n"}),
+        );
+        assert_eq!(again["raw_clip_id"], 1);
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM raw_clips"), 1);
+        let clip = ok(&db, Method::Get, "/api/clips/raw/1", Body::Empty);
+        assert_eq!(
+            (
+                clip["name"].clone(),
+                clip["start_time"].clone(),
+                clip["notes"].clone()
+            ),
+            (json!("Second"), json!(2.0), json!("n"))
+        );
+    }
+
+    #[test]
+    fn five_stars_create_an_auto_project_and_dropping_them_removes_it_if_unmodified() {
+        let db = with_game();
+        let saved = save(
+            &db,
+            json!({"game_id": 1, "start_time": 0, "end_time": 4, "rating": 5, "name": "Worldie"}),
+        );
+        assert_eq!(
+            (
+                saved["project_created"].clone(),
+                saved["project_id"].clone()
+            ),
+            (json!(true), json!(1))
+        );
+        let project = ok(&db, Method::Get, "/api/projects/1", Body::Empty);
+        assert_eq!(
+            (project["name"].clone(), project["aspect_ratio"].clone()),
+            (json!("Worldie"), json!("9:16"))
+        );
+
+        // Re-saving at 3 stars deletes the untouched project (the existing app kept it: §13.1).
+        let dropped = save(
+            &db,
+            json!({"game_id": 1, "start_time": 0, "end_time": 4, "rating": 3}),
+        );
+        assert_eq!(dropped["project_id"], json!(null));
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM projects"), 0);
+        assert_eq!(
+            count(&db, "SELECT COUNT(auto_project_id) FROM raw_clips"),
+            0
+        );
+    }
+
+    #[test]
+    fn a_modified_auto_project_is_kept_when_the_clip_leaves_five_stars() {
+        let db = with_game();
+        save(
+            &db,
+            json!({"game_id": 1, "start_time": 0, "end_time": 4, "rating": 5}),
+        );
+        db.execute(
+            "INSERT INTO working_videos (project_id, filename) VALUES (1, 'w.mp4')",
+            &[],
+        )
+        .unwrap();
+        let body = json_body(json!({"rating": 4}));
+        let updated = ok(&db, Method::Put, "/api/clips/raw/1", body);
+        assert_eq!(
+            updated,
+            json!({"success": true, "project_created": false, "project_id": null})
+        );
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM projects"), 1);
+        assert_eq!(
+            count(&db, "SELECT auto_project_id FROM raw_clips"),
+            1,
+            "the link stays"
+        );
+
+        let renamed = ok(
+            &db,
+            Method::Put,
+            "/api/clips/raw/1",
+            json_body(json!({"rating": 5})),
+        );
+        assert_eq!(renamed["project_id"], 1, "still linked: no second project");
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM projects"), 1);
+    }
+
+    #[test]
+    fn update_reaching_five_stars_names_the_project_after_the_clip() {
+        let db = with_game();
+        save(&db, json!({"game_id": 1, "start_time": 0, "end_time": 4}));
+        let updated = ok(
+            &db,
+            Method::Put,
+            "/api/clips/raw/1",
+            json_body(json!({"rating": 5})),
+        );
+        assert_eq!(
+            (
+                updated["project_created"].clone(),
+                updated["project_id"].clone()
+            ),
+            (json!(true), json!(1))
+        );
+        assert_eq!(
+            ok(&db, Method::Get, "/api/projects/1", Body::Empty)["name"],
+            "Clip 1"
+        );
+        assert_eq!(
+            status(&db, Method::Put, "/api/clips/raw/7", json_body(json!({}))),
+            404
+        );
+        assert_eq!(
+            status(
+                &db,
+                Method::Put,
+                "/api/clips/raw/1",
+                json_body(json!({"rating": "high"}))
+            ),
+            422
+        );
+    }
+
+    #[test]
+    fn an_update_that_fails_after_its_first_write_changes_nothing() {
+        let db = with_game();
+        save(
+            &db,
+            json!({"game_id": 1, "start_time": 0, "end_time": 4, "rating": 5}),
+        );
+        save(&db, json!({"game_id": 1, "start_time": 5, "end_time": 8}));
+        // Leaving 5 stars deletes the auto-project first; then the new end time collides with
+        // the other clip's (game, end_time) key. The whole request must roll back.
+        let err = call(
+            &db,
+            Method::Put,
+            "/api/clips/raw/1",
+            json_body(json!({"rating": 2, "end_time": 8})),
+        )
+        .unwrap_err();
+        assert_eq!(err.status(), 409);
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM projects"), 1);
+        assert_eq!(count(&db, "SELECT rating FROM raw_clips WHERE id = 1"), 5);
+    }
+
+    #[test]
+    fn delete_removes_the_clip_from_every_project() {
+        let db = with_game();
+        save(
+            &db,
+            json!({"game_id": 1, "start_time": 0, "end_time": 4, "rating": 5}),
+        );
+        ok(
+            &db,
+            Method::Post,
+            "/api/projects/from-clips",
+            json_body(json!({"name": "Other", "clip_ids": [1]})),
+        );
+        assert_eq!(
+            ok(&db, Method::Delete, "/api/clips/raw/1", Body::Empty),
+            json!({"success": true})
+        );
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM working_clips"), 0);
+        assert_eq!(
+            count(&db, "SELECT COUNT(*) FROM projects"),
+            1,
+            "the auto-project went, the other stays"
+        );
+        assert_eq!(
+            status(&db, Method::Delete, "/api/clips/raw/1", Body::Empty),
+            404
+        );
+    }
+
+    #[test]
+    fn list_filters_by_game_and_rating_newest_first() {
+        let db = with_game();
+        db.execute_script(
+            "INSERT INTO raw_clips (filename, rating, game_id, end_time, created_at) VALUES
+                 ('a', 2, 1, 1, '2026-01-01'), ('b', 4, 1, 2, '2026-01-02'), ('c', 5, NULL, NULL, '2026-01-03');",
+        )
+        .unwrap();
+        let ids = |path: &str| -> Vec<i64> {
+            ok(&db, Method::Get, path, Body::Empty)
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_i64().unwrap())
+                .collect()
+        };
+        assert_eq!(ids("/api/clips/raw"), [3, 2, 1]);
+        assert_eq!(ids("/api/clips/raw?game_id=1"), [2, 1]);
+        assert_eq!(ids("/api/clips/raw?game_id=1&min_rating=3"), [2]);
+        assert_eq!(
+            status(&db, Method::Get, "/api/clips/raw?game_id=x", Body::Empty),
+            422
+        );
+        assert_eq!(
+            status(&db, Method::Post, "/api/clips/extract-pending", Body::Empty),
+            501
+        );
+    }
+
+    #[test]
+    fn the_file_route_names_the_clip_file_unless_pending() {
+        let db = with_game();
+        db.execute(
+            "INSERT INTO raw_clips (filename, rating) VALUES ('abc.mp4', 3), ('', 3)",
+            &[],
+        )
+        .unwrap();
+        let reply = call(&db, Method::Get, "/api/clips/raw/1/file", Body::Empty).unwrap();
+        assert!(
+            matches!(reply.response, crate::handlers::ApiResponse::File(ref f) if f.key == "raw_clips/abc.mp4")
+        );
+        assert_eq!(
+            status(&db, Method::Get, "/api/clips/raw/2/file", Body::Empty),
+            404
+        );
+    }
+}

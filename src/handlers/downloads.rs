@@ -215,6 +215,131 @@ pub fn before_after_status(db: &impl Db, final_video_id: i64) -> Result<Reply, A
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handlers::tests::{call, ok, status, test_db};
+    use crate::handlers::{Body, Method};
+
+    /// A project with two versions of its final video, and an annotated export of game 1.
+    fn seeded() -> crate::r2::rusqlite_db::RusqliteDb {
+        let db = test_db();
+        db.execute_script(
+            "INSERT INTO games (id, name, opponent_name, game_date) VALUES (1, 'g', 'Lions', '2025-03-09');
+             INSERT INTO projects (id, name, aspect_ratio, final_video_id) VALUES (1, 'My Cup', '9:16', 2);
+             INSERT INTO final_videos (id, project_id, filename, version, created_at, source_type) VALUES
+                 (1, 1, 'old_final.mp4', 1, '2026-01-01 10:00:00', 'custom_project'),
+                 (2, 1, 'new_final.mp4', 2, '2026-01-02 10:00:00', 'custom_project');
+             INSERT INTO final_videos (id, project_id, filename, version, created_at, source_type, game_id, name, rating_counts)
+                 VALUES (3, 0, 'ann.mp4', 1, '2026-01-03 10:00:00', 'annotated_game', 1, 'g (Annotated)',
+                         '{\"brilliant\": 2, \"good\": 0, \"interesting\": 0, \"mistake\": 0, \"blunder\": 1}');",
+        )
+        .unwrap();
+        db
+    }
+
+    #[test]
+    fn the_gallery_lists_the_latest_version_per_project_and_game() {
+        let db = seeded();
+        let body = ok(&db, Method::Get, "/api/downloads", Body::Empty);
+        assert_eq!(body["total_count"], 2);
+        let annotated = &body["downloads"][0];
+        assert_eq!(annotated["project_name"], "g (Annotated)");
+        assert_eq!(annotated["rating_counts"]["total"], 3);
+        assert_eq!(annotated["rating_counts"]["weighted_average"], 3.67);
+        assert_eq!(annotated["game_names"], json!(["Vs Lions Mar 9"]));
+        assert_eq!(annotated["group_key"], "Vs Lions Mar 9");
+        let project = &body["downloads"][1];
+        assert_eq!(
+            (project["id"].clone(), project["project_name"].clone()),
+            (json!(2), json!("My Cup"))
+        );
+        assert_eq!(project["rating_counts"], Value::Null);
+        assert_eq!(
+            project["group_key"], "January 2026",
+            "no games: the month of creation"
+        );
+        let only = ok(
+            &db,
+            Method::Get,
+            "/api/downloads?source_type=annotated_game",
+            Body::Empty,
+        );
+        assert_eq!(only["total_count"], 1);
+        assert_eq!(
+            ok(&db, Method::Get, "/api/downloads/count", Body::Empty),
+            json!({"count": 2})
+        );
+    }
+
+    #[test]
+    fn deleting_the_latest_brings_the_previous_version_back() {
+        let db = seeded();
+        let reply = call(
+            &db,
+            Method::Delete,
+            "/api/downloads/2?remove_file=true",
+            Body::Empty,
+        )
+        .unwrap();
+        assert_eq!(
+            reply.deletions,
+            vec![Deletion::Object("final_videos/new_final.mp4".into())]
+        );
+        assert_eq!(
+            db.query_value::<Option<i64>>("SELECT final_video_id FROM projects", &[])
+                .unwrap(),
+            Some(None)
+        );
+        let body = ok(&db, Method::Get, "/api/downloads", Body::Empty);
+        assert_eq!(body["downloads"][1]["id"], 1);
+        let kept = call(&db, Method::Delete, "/api/downloads/1", Body::Empty).unwrap();
+        assert!(kept.deletions.is_empty());
+        assert_eq!(
+            status(&db, Method::Delete, "/api/downloads/1", Body::Empty),
+            404
+        );
+    }
+
+    #[test]
+    fn the_file_route_names_an_attachment_after_the_project() {
+        let db = seeded();
+        let reply = call(&db, Method::Get, "/api/downloads/2/file", Body::Empty).unwrap();
+        let ApiResponse::File(file) = reply.response else {
+            panic!()
+        };
+        assert_eq!(file.key, "final_videos/new_final.mp4");
+        assert_eq!(file.attachment_name.as_deref(), Some("My_Cup_final.mp4"));
+        assert_eq!(
+            status(&db, Method::Get, "/api/downloads/9/file", Body::Empty),
+            404
+        );
+    }
+
+    #[test]
+    fn before_after_status_reports_tracks_or_an_error() {
+        let db = seeded();
+        db.execute(
+            "INSERT INTO before_after_tracks (final_video_id, source_path, start_frame, end_frame) VALUES (2, '/x', 0, 30)",
+            &[],
+        )
+        .unwrap();
+        let found = ok(
+            &db,
+            Method::Get,
+            "/api/export/before-after/2/status",
+            Body::Empty,
+        );
+        assert_eq!(
+            found,
+            json!({"available": true, "clip_count": 1, "final_video_exists": true})
+        );
+        let missing = ok(
+            &db,
+            Method::Get,
+            "/api/export/before-after/9/status",
+            Body::Empty,
+        );
+        assert_eq!(missing["error"], "Final video not found");
+        assert_eq!(missing["available"], false);
+    }
 
     #[test]
     fn attachment_names_keep_word_characters_and_join_spaces() {

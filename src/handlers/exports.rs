@@ -299,3 +299,227 @@ pub fn cancel(db: &impl Db, job_id: &str) -> Result<Reply, ApiError> {
 pub fn for_project(db: &impl Db, project_id: i64) -> Result<Reply, ApiError> {
     jobs(db, "j.project_id = ?", &[project_id.into()])
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::db::Db;
+    use crate::handlers::tests::{call, json_body, ok, status, test_db};
+    use crate::handlers::{ApiResponse, Body, FormValue, Method, UploadedFile};
+
+    fn with_project() -> crate::r2::rusqlite_db::RusqliteDb {
+        let db = test_db();
+        db.execute(
+            "INSERT INTO projects (id, name, aspect_ratio) VALUES (1, 'P', '1:1')",
+            &[],
+        )
+        .unwrap();
+        db
+    }
+
+    #[test]
+    fn a_job_is_recorded_pending_and_unknown_types_end_as_errors() {
+        let db = with_project();
+        let missing = json_body(json!({"project_id": 9, "type": "framing", "config": {}}));
+        assert_eq!(status(&db, Method::Post, "/api/exports", missing), 404);
+        assert_eq!(
+            status(
+                &db,
+                Method::Post,
+                "/api/exports",
+                json_body(json!({"project_id": 1, "type": "framing"}))
+            ),
+            422
+        );
+        let created = ok(
+            &db,
+            Method::Post,
+            "/api/exports",
+            json_body(json!({"project_id": 1, "type": "framing", "config": {"a": 1}})),
+        );
+        let job_id = created["job_id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            (job_id.len(), created["status"].clone()),
+            (19, json!("pending"))
+        );
+        let job = ok(
+            &db,
+            Method::Get,
+            &format!("/api/exports/{job_id}"),
+            Body::Empty,
+        );
+        assert_eq!(
+            (job["status"].clone(), job["project_name"].clone()),
+            (json!("pending"), json!(null))
+        );
+
+        let weird = ok(
+            &db,
+            Method::Post,
+            "/api/exports",
+            json_body(json!({"project_id": 1, "type": "gif", "config": {}})),
+        );
+        let job = ok(
+            &db,
+            Method::Get,
+            &format!("/api/exports/{}", weird["job_id"].as_str().unwrap()),
+            Body::Empty,
+        );
+        assert_eq!(
+            (job["status"].clone(), job["error"].clone()),
+            (json!("error"), json!("Unknown export type: gif"))
+        );
+        assert_eq!(
+            status(&db, Method::Get, "/api/exports/export_nope", Body::Empty),
+            404
+        );
+    }
+
+    #[test]
+    fn active_times_out_stale_jobs_and_names_their_projects() {
+        let db = with_project();
+        db.execute_script(
+            "INSERT INTO export_jobs (id, project_id, type, status, input_data, created_at) VALUES
+                 ('export_old', 1, 'framing', 'processing', '{}', datetime('now', '-20 minutes')),
+                 ('export_new', 1, 'overlay', 'pending', '{}', datetime('now', '-1 minutes'));",
+        )
+        .unwrap();
+        let active = ok(&db, Method::Get, "/api/exports/active", Body::Empty);
+        assert_eq!(active["exports"].as_array().unwrap().len(), 1);
+        assert_eq!(active["exports"][0]["project_name"], "P");
+        let old = ok(&db, Method::Get, "/api/exports/export_old", Body::Empty);
+        assert_eq!(
+            (old["status"].clone(), old["error"].clone()),
+            (json!("error"), json!("Export timed out (stale)"))
+        );
+        assert!(old["completed_at"].is_string());
+        assert_eq!(
+            ok(&db, Method::Get, "/api/exports/project/1", Body::Empty)["exports"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            ok(&db, Method::Get, "/api/exports/project/5", Body::Empty),
+            json!({"exports": []})
+        );
+    }
+
+    #[test]
+    fn cancel_only_unfinished_jobs_and_recent_validates_hours() {
+        let db = with_project();
+        db.execute_script(
+            "INSERT INTO export_jobs (id, project_id, type, status, input_data) VALUES
+                 ('export_a', 1, 'framing', 'pending', '{}'), ('export_b', 1, 'framing', 'complete', '{}');",
+        )
+        .unwrap();
+        assert_eq!(
+            ok(&db, Method::Delete, "/api/exports/export_a", Body::Empty),
+            json!({"message": "Export job cancelled"})
+        );
+        assert_eq!(
+            ok(&db, Method::Get, "/api/exports/export_a", Body::Empty)["error"],
+            "Cancelled by user"
+        );
+        let err = call(&db, Method::Delete, "/api/exports/export_b", Body::Empty).unwrap_err();
+        assert_eq!(
+            (err.status(), err.detail()),
+            (400, "Cannot cancel job with status 'complete'")
+        );
+        assert_eq!(
+            ok(&db, Method::Get, "/api/exports/recent?hours=1", Body::Empty)["exports"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            status(&db, Method::Get, "/api/exports/recent?hours=0", Body::Empty),
+            422
+        );
+        assert_eq!(
+            status(
+                &db,
+                Method::Get,
+                "/api/exports/recent?hours=169",
+                Body::Empty
+            ),
+            422
+        );
+    }
+
+    #[test]
+    fn a_framing_export_stages_its_video_and_checks_keyframes() {
+        let db = with_project();
+        let video = || {
+            (
+                "video".to_owned(),
+                FormValue::File(UploadedFile {
+                    filename: "v.mp4".into(),
+                    content_type: "video/mp4".into(),
+                    bytes: vec![1, 2],
+                }),
+            )
+        };
+        let text = |k: &str, v: &str| (k.to_owned(), FormValue::Text(v.to_owned()));
+        let send = |fields: Vec<(String, FormValue)>| {
+            call(
+                &db,
+                Method::Post,
+                "/api/exports/framing",
+                Body::Form(fields),
+            )
+        };
+        let err = send(vec![
+            video(),
+            text("project_id", "1"),
+            text("keyframes_json", "["),
+        ])
+        .unwrap_err();
+        assert!(
+            err.detail().starts_with("Invalid keyframes JSON"),
+            "{}",
+            err.detail()
+        );
+        let err = send(vec![
+            video(),
+            text("project_id", "1"),
+            text("keyframes_json", "[]"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.detail(), "No keyframes provided");
+        assert_eq!(
+            send(vec![
+                video(),
+                text("project_id", "4"),
+                text("keyframes_json", "[1]")
+            ])
+            .unwrap_err()
+            .status(),
+            404
+        );
+        let reply = send(vec![
+            video(),
+            text("project_id", "1"),
+            text("keyframes_json", "[{\"t\":0}]"),
+            text("include_audio", "false"),
+        ])
+        .unwrap();
+        let ApiResponse::Json(body) = &reply.response else {
+            panic!()
+        };
+        assert_eq!(body["message"], "Framing export started");
+        let input: String = db
+            .query_value("SELECT input_data FROM export_jobs", &[])
+            .unwrap()
+            .unwrap();
+        let input: serde_json::Value = serde_json::from_str(&input).unwrap();
+        assert_eq!(input["video_path"], reply.uploads[0].key);
+        assert_eq!(
+            (input["target_fps"].clone(), input["include_audio"].clone()),
+            (json!(30), json!(false))
+        );
+    }
+}

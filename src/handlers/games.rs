@@ -386,3 +386,239 @@ pub fn upload_url() -> Result<Reply, ApiError> {
 pub fn confirm_video() -> Result<Reply, ApiError> {
     Err(ApiError::BadRequest("R2 not enabled".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::db::Db;
+    use crate::handlers::tests::{call, form, json_body, ok, status, test_db};
+    use crate::handlers::{ApiResponse, Body, Deletion, FormValue, Method, UploadedFile};
+
+    #[test]
+    fn create_from_a_form_answers_the_display_name() {
+        let db = test_db();
+        let body = form(&[
+            ("name", "match.mp4"),
+            ("opponent_name", "Rivals"),
+            ("game_date", "2025-10-04"),
+            ("game_type", "away"),
+            ("video_width", "1920"),
+            ("video_duration", ""),
+        ]);
+        let created = ok(&db, Method::Post, "/api/games", body);
+        assert_eq!(created["game"]["name"], "at Rivals Oct 4");
+        assert_eq!(created["game"]["raw_name"], "match.mp4");
+        assert_eq!(created["game"]["has_video"], false);
+        assert_eq!(created["game"]["video_width"], 1920);
+        assert_eq!(created["game"]["video_duration"], json!(null));
+        assert_eq!(
+            status(
+                &db,
+                Method::Post,
+                "/api/games",
+                form(&[("video_width", "1920")])
+            ),
+            422
+        );
+        assert_eq!(
+            status(
+                &db,
+                Method::Post,
+                "/api/games",
+                form(&[("name", "x"), ("video_size", "big")])
+            ),
+            422
+        );
+    }
+
+    #[test]
+    fn get_lists_annotations_by_end_time_with_short_tag_names() {
+        let db = test_db();
+        db.execute_script(
+            "INSERT INTO games (id, name) VALUES (1, 'g.mp4');
+             INSERT INTO raw_clips (filename, rating, tags, name, notes, start_time, end_time, game_id) VALUES
+                 ('', 5, '[\"Goals\", \"Dribbling\"]', '', NULL, 8, 12, 1),
+                 ('', 3, '[]', 'Named', 'n', 1, 3, 1);",
+        )
+        .unwrap();
+        let game = ok(&db, Method::Get, "/api/games/1", Body::Empty);
+        assert_eq!(game["clip_count"], 2);
+        let names: Vec<_> = game["annotations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].clone())
+            .collect();
+        assert_eq!(names, [json!("Named"), json!("Brilliant Goal and Dribble")]);
+        assert_eq!(game["annotations"][1]["notes"], "");
+        assert_eq!(
+            game["annotations"][1]["raw_clip_id"],
+            game["annotations"][1]["id"]
+        );
+        assert_eq!(status(&db, Method::Get, "/api/games/2", Body::Empty), 404);
+    }
+
+    #[test]
+    fn rename_needs_the_game_then_a_name() {
+        let db = test_db();
+        db.execute("INSERT INTO games (id, name) VALUES (1, 'g')", &[])
+            .unwrap();
+        assert_eq!(status(&db, Method::Put, "/api/games/2", form(&[])), 404);
+        let err = call(&db, Method::Put, "/api/games/1", form(&[])).unwrap_err();
+        assert_eq!((err.status(), err.detail()), (400, "No updates provided"));
+        ok(&db, Method::Put, "/api/games/1", form(&[("name", "Final")]));
+        assert_eq!(
+            ok(&db, Method::Get, "/api/games", Body::Empty)["games"][0]["name"],
+            "Final"
+        );
+    }
+
+    #[test]
+    fn annotation_sync_updates_matches_deletes_the_missing_and_recounts() {
+        let db = test_db();
+        db.execute_script(
+            "INSERT INTO games (id, name) VALUES (1, 'g');
+             INSERT INTO raw_clips (id, filename, rating, tags, end_time, game_id) VALUES
+                 (1, '', 3, '[]', 10, 1), (2, '', 3, '[]', 20, 1);
+             INSERT INTO projects (id, name, aspect_ratio) VALUES (1, 'P', '1:1');
+             INSERT INTO working_clips (project_id, raw_clip_id) VALUES (1, 2);",
+        )
+        .unwrap();
+        let items = json!([
+            {"start_time": 5, "end_time": 10, "name": "Brilliant Goal", "rating": 5, "tags": ["Goals"], "notes": "wow"},
+            {"start_time": 30, "end_time": 31, "name": "New", "rating": 1, "tags": [], "notes": ""},
+            {"start_time": 40, "end_time": 41, "rating": 2},
+            {"start_time": 50, "end_time": 51, "rating": 9}
+        ]);
+        let body = ok(
+            &db,
+            Method::Put,
+            "/api/games/1/annotations",
+            json_body(items),
+        );
+        assert_eq!(body, json!({"success": true, "clip_count": 4}));
+        let clip = db
+            .query_row(
+                "SELECT name, rating, notes, start_time FROM raw_clips WHERE id = 1",
+                &[],
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            clip.get::<String>(0).unwrap(),
+            "",
+            "a name equal to the derived one is stored empty"
+        );
+        assert_eq!(
+            (clip.get::<i64>(1).unwrap(), clip.get::<String>(2).unwrap()),
+            (5, "wow".into())
+        );
+        // Clip 2 was not in the list: deleted with its working clips. Unmatched items are ignored.
+        assert_eq!(
+            db.query_value::<i64>("SELECT COUNT(*) FROM raw_clips", &[])
+                .unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            db.query_value::<i64>("SELECT COUNT(*) FROM working_clips", &[])
+                .unwrap(),
+            Some(0)
+        );
+        let game = &ok(&db, Method::Get, "/api/games", Body::Empty)["games"][0];
+        assert_eq!(game["clip_count"], 4);
+        assert_eq!(
+            (
+                game["brilliant_count"].clone(),
+                game["blunder_count"].clone(),
+                game["mistake_count"].clone()
+            ),
+            (json!(1), json!(1), json!(1))
+        );
+        assert_eq!(game["aggregate_score"], 10 - 5 - 2);
+        assert_eq!(
+            status(
+                &db,
+                Method::Put,
+                "/api/games/1/annotations",
+                json_body(json!({"items": []}))
+            ),
+            422
+        );
+    }
+
+    #[test]
+    fn delete_leaves_the_games_clips_in_place() {
+        let db = test_db();
+        db.execute_script(
+            "INSERT INTO games (id, name) VALUES (1, 'g');
+             INSERT INTO raw_clips (filename, rating, end_time, game_id) VALUES ('', 3, 1, 1);",
+        )
+        .unwrap();
+        ok(&db, Method::Delete, "/api/games/1", Body::Empty);
+        assert_eq!(
+            db.query_value::<i64>("SELECT COUNT(*) FROM raw_clips", &[])
+                .unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            status(&db, Method::Delete, "/api/games/1", Body::Empty),
+            404
+        );
+    }
+
+    #[test]
+    fn a_video_upload_keeps_the_base_name_and_replaces_the_old_object() {
+        let db = test_db();
+        db.execute("INSERT INTO games (id, name) VALUES (1, 'g')", &[])
+            .unwrap();
+        let err = call(&db, Method::Get, "/api/games/1/video", Body::Empty).unwrap_err();
+        assert_eq!(err.detail(), "Video not yet uploaded");
+        let upload = |filename: &str| {
+            let file = UploadedFile {
+                filename: filename.into(),
+                content_type: "video/mp4".into(),
+                bytes: vec![0; 1_100_000],
+            };
+            call(
+                &db,
+                Method::Put,
+                "/api/games/1/video",
+                Body::Form(vec![("video".into(), FormValue::File(file))]),
+            )
+            .unwrap()
+        };
+        let first = upload("match.mp4");
+        let ApiResponse::Json(body) = &first.response else {
+            panic!()
+        };
+        let name = body["video_filename"].as_str().unwrap().to_owned();
+        assert_eq!((name.len(), body["size_mb"].clone()), (16, json!(1.0)));
+        assert_eq!(first.uploads[0].key, format!("games/{name}"));
+        let second = upload("match.MOV");
+        let ApiResponse::Json(body) = &second.response else {
+            panic!()
+        };
+        assert_eq!(body["video_filename"], format!("{}.mov", &name[..12]));
+        assert_eq!(
+            second.deletions,
+            vec![Deletion::Object(format!("games/{name}"))]
+        );
+        let reply = call(&db, Method::Get, "/api/games/1/video", Body::Empty).unwrap();
+        assert!(matches!(reply.response, ApiResponse::File(ref f) if f.key.ends_with(".mov")));
+    }
+
+    #[test]
+    fn presigned_uploads_are_not_offered() {
+        let db = test_db();
+        let url = ok(
+            &db,
+            Method::Get,
+            "/api/games/1/upload-url?filename=a.mp4",
+            Body::Empty,
+        );
+        assert_eq!(url["r2_enabled"], false);
+        let err = call(&db, Method::Post, "/api/games/1/confirm-video", form(&[])).unwrap_err();
+        assert_eq!((err.status(), err.detail()), (400, "R2 not enabled"));
+    }
+}

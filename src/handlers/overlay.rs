@@ -525,3 +525,116 @@ mod tests {
         assert_eq!(space.to_raw(&region), None);
     }
 }
+
+#[cfg(test)]
+mod route_tests {
+    use serde_json::json;
+
+    use crate::db::Db;
+    use crate::handlers::tests::{call, form, ok, test_db};
+    use crate::handlers::{Body, Method};
+
+    #[test]
+    fn overlay_has_defaults_for_unknown_projects_and_needs_a_working_video_to_save() {
+        let db = test_db();
+        let empty = ok(
+            &db,
+            Method::Get,
+            "/api/export/projects/9/overlay-data",
+            Body::Empty,
+        );
+        assert_eq!(
+            empty,
+            json!({"highlights_data": [], "text_overlays": [], "effect_type": "original", "has_data": false, "from_raw_clip": false})
+        );
+        assert_eq!(
+            call(
+                &db,
+                Method::Put,
+                "/api/export/projects/9/overlay-data",
+                form(&[])
+            )
+            .unwrap_err()
+            .status(),
+            404
+        );
+        db.execute(
+            "INSERT INTO projects (id, name, aspect_ratio) VALUES (1, 'P', '9:16')",
+            &[],
+        )
+        .unwrap();
+        let err = call(
+            &db,
+            Method::Put,
+            "/api/export/projects/1/overlay-data",
+            form(&[]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.status(), err.detail()),
+            (400, "Project has no working video - complete framing first")
+        );
+    }
+
+    #[test]
+    fn saved_regions_come_back_and_carry_over_to_another_project_of_the_clip() {
+        let db = test_db();
+        db.execute_script(
+            "INSERT INTO raw_clips (id, filename, rating) VALUES (1, 'a.mp4', 3);
+             INSERT INTO projects (id, name, aspect_ratio, working_video_id) VALUES (1, 'P', '9:16', 1), (2, 'Q', '9:16', NULL);
+             INSERT INTO working_videos (id, project_id, filename) VALUES (1, 1, 'w.mp4');
+             INSERT INTO working_clips (project_id, raw_clip_id, version) VALUES (1, 1, 1), (1, 1, 2), (2, 1, 1);",
+        )
+        .unwrap();
+        let regions = json!([{"id": "r", "start_time": 1.0, "end_time": 2.0,
+            "keyframes": [{"time": 1.0, "x": 100.0, "y": 200.0, "radiusX": 30.0, "radiusY": 50.0, "opacity": 0.15, "color": "#FFFF00"}]}]);
+        let saved = ok(
+            &db,
+            Method::Put,
+            "/api/export/projects/1/overlay-data",
+            form(&[
+                ("highlights_data", &regions.to_string()),
+                ("effect_type", "dark_overlay"),
+            ]),
+        );
+        // One clip in two versions counts once (the existing app counted 2: §13.3).
+        assert_eq!(
+            (
+                saved["working_video_id"].clone(),
+                saved["raw_clips_updated"].clone()
+            ),
+            (json!(1), json!(1))
+        );
+        let same = ok(
+            &db,
+            Method::Get,
+            "/api/export/projects/1/overlay-data",
+            Body::Empty,
+        );
+        assert_eq!(
+            (
+                same["highlights_data"].clone(),
+                same["effect_type"].clone(),
+                same["from_raw_clip"].clone()
+            ),
+            (regions, json!("dark_overlay"), json!(false))
+        );
+        let other = ok(
+            &db,
+            Method::Get,
+            "/api/export/projects/2/overlay-data",
+            Body::Empty,
+        );
+        assert_eq!(other["from_raw_clip"], true);
+        assert_eq!(other["highlights_data"].as_array().unwrap().len(), 1);
+        let keyframe = &other["highlights_data"][0]["keyframes"][0];
+        assert_eq!(
+            (
+                keyframe["x"].clone(),
+                keyframe["y"].clone(),
+                keyframe["frame"].clone()
+            ),
+            (json!(100.0), json!(200.0), json!(30))
+        );
+    }
+}

@@ -444,3 +444,350 @@ pub fn file(
         no_cache: stream,
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::db::Db;
+    use crate::handlers::tests::{call, form, json_body, ok, status, test_db};
+    use crate::handlers::{ApiResponse, Body, FormValue, Method, UploadedFile};
+    use crate::r2::rusqlite_db::RusqliteDb;
+
+    /// A project (1) and two clips of different games with the same end time.
+    fn seeded() -> RusqliteDb {
+        let db = test_db();
+        db.execute_script(
+            "INSERT INTO games (id, name) VALUES (1, 'g1'), (2, 'g2');
+             INSERT INTO raw_clips (id, filename, rating, tags, end_time, game_id) VALUES
+                 (1, 'a.mp4', 4, '[\"Goals\"]', 10, 1), (2, 'b.mp4', 3, '[]', 10, 2), (3, '', 3, '[]', 20, 1);
+             INSERT INTO projects (id, name, aspect_ratio) VALUES (1, 'P', '16:9');",
+        )
+        .unwrap();
+        db
+    }
+
+    fn add(db: &RusqliteDb, raw_clip_id: &str) -> serde_json::Value {
+        ok(
+            db,
+            Method::Post,
+            "/api/clips/projects/1/clips",
+            form(&[("raw_clip_id", raw_clip_id)]),
+        )
+    }
+
+    fn listed(db: &RusqliteDb) -> Vec<(i64, i64)> {
+        ok(db, Method::Get, "/api/clips/projects/1/clips", Body::Empty)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["id"].as_i64().unwrap(),
+                    c["raw_clip_id"].as_i64().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn add_checks_its_input_in_the_contract_order() {
+        let db = seeded();
+        let path = "/api/clips/projects/1/clips";
+        let err = call(&db, Method::Post, path, form(&[])).unwrap_err();
+        assert_eq!(
+            (err.status(), err.detail()),
+            (400, "Must provide either raw_clip_id or file")
+        );
+        let file = UploadedFile {
+            filename: "x.mov".into(),
+            content_type: "video/quicktime".into(),
+            bytes: vec![1],
+        };
+        let both = Body::Form(vec![
+            ("raw_clip_id".into(), FormValue::Text("1".into())),
+            ("file".into(), FormValue::File(file)),
+        ]);
+        assert_eq!(
+            call(&db, Method::Post, path, both).unwrap_err().detail(),
+            "Cannot provide both raw_clip_id and file"
+        );
+        let err = call(
+            &db,
+            Method::Post,
+            "/api/clips/projects/9/clips",
+            form(&[("raw_clip_id", "1")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.detail(), "Project not found");
+        assert_eq!(
+            call(&db, Method::Post, path, form(&[("raw_clip_id", "77")]))
+                .unwrap_err()
+                .detail(),
+            "Raw clip not found"
+        );
+        assert_eq!(
+            status(&db, Method::Post, path, form(&[("raw_clip_id", "one")])),
+            422
+        );
+    }
+
+    #[test]
+    fn clips_of_different_games_with_equal_end_times_are_both_listed() {
+        let db = seeded();
+        let first = add(&db, "1");
+        let second = add(&db, "2");
+        assert_eq!(
+            (first["sort_order"].clone(), second["sort_order"].clone()),
+            (json!(0), json!(1))
+        );
+        assert_eq!(first["name"], json!(null));
+        assert_eq!(listed(&db), [(1, 1), (2, 2)]);
+        // A pending clip answers with an empty filename instead of failing (§5.2).
+        assert_eq!(add(&db, "3")["filename"], "");
+        let clips = ok(&db, Method::Get, "/api/clips/projects/1/clips", Body::Empty);
+        assert_eq!(clips[0]["name"], "Good Goals");
+        assert_eq!(clips[2]["filename"], "unknown");
+    }
+
+    #[test]
+    fn re_adding_a_clip_makes_a_new_version_that_replaces_it() {
+        let db = seeded();
+        add(&db, "1");
+        let again = add(&db, "1");
+        assert_eq!(
+            db.query_value::<i64>("SELECT version FROM working_clips WHERE id = 2", &[])
+                .unwrap(),
+            Some(2)
+        );
+        assert_eq!(listed(&db), [(again["id"].as_i64().unwrap(), 1)]);
+        // Deleting the newer version brings the older one back.
+        ok(
+            &db,
+            Method::Delete,
+            "/api/clips/projects/1/clips/2",
+            Body::Empty,
+        );
+        assert_eq!(listed(&db), [(1, 1)]);
+        assert_eq!(
+            status(
+                &db,
+                Method::Delete,
+                "/api/clips/projects/1/clips/2",
+                Body::Empty
+            ),
+            404
+        );
+    }
+
+    #[test]
+    fn a_framing_edit_of_an_exported_clip_makes_a_new_version() {
+        let db = seeded();
+        add(&db, "1");
+        let path = "/api/clips/projects/1/clips/1";
+        let edit =
+            json_body(json!({"crop_data": "[{\"x\":1}]", "timing_data": "", "sort_order": 5}));
+        assert_eq!(
+            ok(&db, Method::Put, path, edit),
+            json!({"success": true, "refresh_required": false})
+        );
+        let row = db
+            .query_row(
+                "SELECT crop_data, timing_data, sort_order FROM working_clips WHERE id = 1",
+                &[],
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            row.get::<Option<String>>(0).unwrap().as_deref(),
+            Some("[{\"x\":1}]")
+        );
+        assert_eq!(
+            row.get::<Option<String>>(1).unwrap(),
+            None,
+            "'' is stored as NULL"
+        );
+        assert_eq!(row.get::<i64>(2).unwrap(), 5);
+
+        db.execute(
+            "UPDATE working_clips SET exported_at = '2026-01-01 00:00:00'",
+            &[],
+        )
+        .unwrap();
+        // The same data again is no framing change: edited in place.
+        let same = json_body(json!({"crop_data": "[{\"x\":1}]"}));
+        assert_eq!(ok(&db, Method::Put, path, same)["refresh_required"], false);
+        let changed = json_body(json!({"segments_data": "{\"trim_start\":1}", "sort_order": 0}));
+        let body = ok(&db, Method::Put, path, changed);
+        assert_eq!(
+            body,
+            json!({"success": true, "refresh_required": true, "new_clip_id": 2, "new_version": 2})
+        );
+        let new = db.query_row("SELECT crop_data, segments_data, sort_order, exported_at FROM working_clips WHERE id = 2", &[]).unwrap().unwrap();
+        assert_eq!(
+            new.get::<Option<String>>(0).unwrap().as_deref(),
+            Some("[{\"x\":1}]"),
+            "carried over"
+        );
+        assert_eq!(
+            new.get::<Option<String>>(1).unwrap().as_deref(),
+            Some("{\"trim_start\":1}")
+        );
+        assert_eq!(
+            new.get::<i64>(2).unwrap(),
+            5,
+            "the request's sort_order is ignored"
+        );
+        assert_eq!(new.get::<Option<String>>(3).unwrap(), None);
+        assert_eq!(listed(&db), [(2, 1)]);
+    }
+
+    #[test]
+    fn a_framing_value_that_is_not_a_string_is_422() {
+        let db = seeded();
+        add(&db, "1");
+        let path = "/api/clips/projects/1/clips/1";
+        assert_eq!(
+            status(
+                &db,
+                Method::Put,
+                path,
+                json_body(json!({"crop_data": [1, 2]}))
+            ),
+            422
+        );
+        assert_eq!(
+            status(
+                &db,
+                Method::Put,
+                "/api/clips/projects/1/clips/9",
+                json_body(json!({}))
+            ),
+            404
+        );
+        assert_eq!(
+            ok(&db, Method::Put, path, json_body(json!({})))["refresh_required"],
+            false
+        );
+    }
+
+    #[test]
+    fn reorder_sets_positions_only_for_this_projects_clips() {
+        let db = seeded();
+        add(&db, "1");
+        add(&db, "2");
+        db.execute(
+            "INSERT INTO projects (id, name, aspect_ratio) VALUES (2, 'Q', '1:1')",
+            &[],
+        )
+        .unwrap();
+        db.execute("INSERT INTO working_clips (id, project_id, raw_clip_id, sort_order) VALUES (9, 2, 1, 7)", &[]).unwrap();
+        let path = "/api/clips/projects/1/clips/reorder";
+        assert_eq!(
+            ok(&db, Method::Put, path, json_body(json!([2, 9, 1]))),
+            json!({"success": true})
+        );
+        assert_eq!(listed(&db), [(2, 2), (1, 1)]);
+        assert_eq!(
+            db.query_value::<i64>("SELECT sort_order FROM working_clips WHERE id = 9", &[])
+                .unwrap(),
+            Some(7)
+        );
+        assert_eq!(
+            status(&db, Method::Put, path, json_body(json!({"ids": [1]}))),
+            422
+        );
+    }
+
+    #[test]
+    fn an_uploaded_clip_is_stored_before_its_row_and_versioned_alone() {
+        let db = seeded();
+        let file = UploadedFile {
+            filename: "Clip.MOV".into(),
+            content_type: "video/quicktime".into(),
+            bytes: vec![7; 3],
+        };
+        let body = Body::Form(vec![("file".into(), FormValue::File(file))]);
+        let reply = call(&db, Method::Post, "/api/clips/projects/1/clips", body).unwrap();
+        let ApiResponse::Json(clip) = &reply.response else {
+            panic!()
+        };
+        let stored = clip["uploaded_filename"].as_str().unwrap();
+        assert_eq!((stored.len(), &stored[32..]), (36, ".mov"));
+        assert_eq!(reply.uploads.len(), 1);
+        assert_eq!(reply.uploads[0].key, format!("uploads/{stored}"));
+        assert_eq!(reply.uploads[0].bytes, vec![7; 3]);
+        assert_eq!(clip["filename"], stored);
+    }
+
+    #[test]
+    fn upload_with_metadata_makes_names_unique_among_uploaded_clips() {
+        let db = seeded();
+        let upload = |name: &str, tags: &str| {
+            let file = UploadedFile {
+                filename: "c.mp4".into(),
+                content_type: "video/mp4".into(),
+                bytes: vec![1],
+            };
+            let body = Body::Form(vec![
+                ("file".into(), FormValue::File(file)),
+                ("name".into(), FormValue::Text(name.into())),
+                ("rating".into(), FormValue::Text("5".into())),
+                ("tags".into(), FormValue::Text(tags.into())),
+            ]);
+            call(
+                &db,
+                Method::Post,
+                "/api/clips/projects/1/clips/upload-with-metadata",
+                body,
+            )
+            .unwrap()
+        };
+        let first = upload("Skill", "[\"Goals\"]");
+        let ApiResponse::Json(first_clip) = &first.response else {
+            panic!()
+        };
+        assert_eq!(first_clip["name"], "Skill");
+        assert!(first.uploads[0].key.starts_with("raw_clips/"));
+        let second = upload("Skill", "not json");
+        let ApiResponse::Json(second_clip) = &second.response else {
+            panic!()
+        };
+        assert_eq!(second_clip["name"], "Skill (2)");
+        let unnamed = upload("", "[\"Goals\", \"Assists\"]");
+        let ApiResponse::Json(unnamed_clip) = &unnamed.response else {
+            panic!()
+        };
+        assert_eq!(unnamed_clip["name"], "Brilliant Goals and Assists");
+        // Each upload is its own clip: three listed, none hiding another (§13.2).
+        assert_eq!(listed(&db).len(), 3);
+    }
+
+    #[test]
+    fn the_file_route_serves_the_source_as_an_attachment_on_request() {
+        let db = seeded();
+        add(&db, "1");
+        let reply = call(
+            &db,
+            Method::Get,
+            "/api/clips/projects/1/clips/1/file?stream=true",
+            Body::Empty,
+        )
+        .unwrap();
+        let ApiResponse::File(file) = reply.response else {
+            panic!()
+        };
+        assert_eq!(file.key, "raw_clips/a.mp4");
+        assert_eq!(file.attachment_name.as_deref(), Some("a.mp4"));
+        assert!(file.no_cache);
+        assert_eq!(
+            status(
+                &db,
+                Method::Get,
+                "/api/clips/projects/1/clips/5/file",
+                Body::Empty
+            ),
+            404
+        );
+    }
+}

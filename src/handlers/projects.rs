@@ -417,3 +417,336 @@ pub fn working_video(db: &impl Db, project_id: i64) -> Result<Reply, ApiError> {
         no_cache: false,
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::db::Db;
+    use crate::handlers::tests::{call, json_body, ok, status, test_db};
+    use crate::handlers::{ApiResponse, Body, Method};
+
+    /// Two games, three clips (one 5-star), and a project made from two of them.
+    fn seeded() -> crate::r2::rusqlite_db::RusqliteDb {
+        let db = test_db();
+        db.execute_script(
+            "INSERT INTO games (id, name, opponent_name, game_date, game_type) VALUES
+                 (1, 'g1.mp4', 'Rivals', '2025-10-04', 'away'),
+                 (2, 'g2.mp4', 'Lions', '2025-12-01', 'home');
+             INSERT INTO raw_clips (id, filename, rating, tags, name, start_time, end_time, game_id, created_at) VALUES
+                 (1, 'a.mp4', 5, '[\"Goals\"]', '', 0, 10, 1, '2026-01-01 10:00:00'),
+                 (2, 'b.mp4', 3, '[\"Goals\", \"Dribbling\"]', 'Mine', 5, 12, 2, '2026-01-01 11:00:00'),
+                 (3, '', 1, '[]', NULL, 20, 25, 2, '2026-01-01 12:00:00');",
+        )
+        .unwrap();
+        db
+    }
+
+    #[test]
+    fn create_validates_the_aspect_ratio_and_answers_local_iso_time() {
+        let db = test_db();
+        let bad = json_body(json!({"name": "P", "aspect_ratio": "2:1"}));
+        let err = call(&db, Method::Post, "/api/projects", bad).unwrap_err();
+        assert_eq!(
+            (err.status(), err.detail()),
+            (400, "Invalid aspect ratio: 2:1")
+        );
+        assert_eq!(
+            status(
+                &db,
+                Method::Post,
+                "/api/projects",
+                json_body(json!({"name": "P"}))
+            ),
+            422
+        );
+
+        let body = ok(
+            &db,
+            Method::Post,
+            "/api/projects",
+            json_body(json!({"name": "P", "aspect_ratio": "9:16"})),
+        );
+        let keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "id",
+                "name",
+                "aspect_ratio",
+                "working_video_id",
+                "final_video_id",
+                "created_at"
+            ]
+        );
+        let created_at = body["created_at"].as_str().unwrap();
+        assert_eq!((created_at.len(), &created_at[10..11]), (26, "T"));
+    }
+
+    #[test]
+    fn from_clips_keeps_the_given_order_and_skips_unknown_ids() {
+        let db = seeded();
+        let body = json_body(json!({"name": "Mix", "clip_ids": [2, 99, 1]}));
+        let project = ok(&db, Method::Post, "/api/projects/from-clips", body);
+        let detail = ok(
+            &db,
+            Method::Get,
+            &format!("/api/projects/{}", project["id"]),
+            Body::Empty,
+        );
+        let clips = detail["clips"].as_array().unwrap();
+        let order: Vec<_> = clips
+            .iter()
+            .map(|c| (c["raw_clip_id"].clone(), c["sort_order"].clone()))
+            .collect();
+        assert_eq!(order, [(json!(2), json!(0)), (json!(1), json!(1))]);
+        assert_eq!(detail["aspect_ratio"], "16:9");
+        // P5 answers stored names, not derived ones.
+        assert_eq!(
+            (clips[0]["name"].clone(), clips[1]["name"].clone()),
+            (json!("Mine"), json!(""))
+        );
+
+        let none = json_body(json!({"name": "None", "min_rating": 6}));
+        let err = call(&db, Method::Post, "/api/projects/from-clips", none).unwrap_err();
+        assert_eq!(
+            (err.status(), err.detail()),
+            (400, "No clips match the specified filters")
+        );
+        assert_eq!(
+            db.query_value::<i64>("SELECT COUNT(*) FROM projects", &[])
+                .unwrap(),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn preview_filters_by_rating_games_and_every_tag() {
+        let db = seeded();
+        let preview = |filter| {
+            ok(
+                &db,
+                Method::Post,
+                "/api/projects/preview-clips",
+                json_body(filter),
+            )
+        };
+        let all = preview(json!({"min_rating": 0}));
+        assert_eq!(all["clip_count"], 3);
+        assert_eq!(all["total_duration"], 22.0);
+        assert_eq!(all["clips"][0]["name"], "Clip 3");
+        assert_eq!(all["clips"][1]["name"], "Mine");
+        let goals = preview(json!({"tags": ["Goals"]}));
+        assert_eq!(goals["clip_count"], 2);
+        let both = preview(json!({"tags": ["Goals", "Dribbling"], "game_ids": [2]}));
+        assert_eq!(both["clips"][0]["id"], 2);
+        assert_eq!(preview(json!({"min_rating": 4}))["clip_count"], 1);
+    }
+
+    #[test]
+    fn list_counts_only_latest_versions_and_derives_flags_and_games() {
+        let db = seeded();
+        ok(
+            &db,
+            Method::Post,
+            "/api/projects/from-clips",
+            json_body(json!({"name": "Mix", "clip_ids": [1, 2]})),
+        );
+        db.execute_script(
+            "UPDATE working_clips SET exported_at = '2026-01-02 00:00:00' WHERE raw_clip_id = 1;
+             INSERT INTO working_clips (project_id, raw_clip_id, sort_order, version, crop_data)
+                 VALUES (1, 2, 1, 2, '[{\"x\":1}]');
+             INSERT INTO working_videos (id, project_id, filename, highlights_data) VALUES (7, 1, 'w.mp4', '[]');
+             UPDATE projects SET working_video_id = 7, final_video_id = 99 WHERE id = 1;
+             UPDATE raw_clips SET auto_project_id = 1 WHERE id = 3;",
+        )
+        .unwrap();
+        let list = ok(&db, Method::Get, "/api/projects", Body::Empty);
+        let project = &list[0];
+        assert_eq!(project["clip_count"], 2);
+        assert_eq!(project["clips_exported"], 1);
+        assert_eq!(project["clips_in_progress"], 1);
+        assert_eq!(project["has_working_video"], true);
+        assert_eq!(project["has_overlay_edits"], false);
+        assert_eq!(project["has_final_video"], false, "final_video_id dangles");
+        assert_eq!(project["is_auto_created"], true);
+        assert_eq!(project["current_mode"], "framing");
+        assert_eq!(project["game_ids"], json!([1, 2]));
+        assert_eq!(
+            project["game_names"],
+            json!(["at Rivals Oct 4", "Vs Lions Dec 1"])
+        );
+        assert_eq!(project["game_dates"], json!(["2025-10-04", "2025-12-01"]));
+        assert_eq!(project["group_key"], "Fall 2025");
+
+        db.execute("UPDATE working_videos SET highlights_data = '[{}]'", &[])
+            .unwrap();
+        let list = ok(&db, Method::Get, "/api/projects", Body::Empty);
+        assert_eq!(list[0]["has_overlay_edits"], true);
+    }
+
+    #[test]
+    fn get_update_and_delete_answer_404_for_unknown_projects() {
+        let db = seeded();
+        for (method, path) in [
+            (Method::Get, "/api/projects/5"),
+            (Method::Delete, "/api/projects/5"),
+            (Method::Patch, "/api/projects/5/state"),
+            (Method::Post, "/api/projects/5/discard-uncommitted"),
+            (Method::Get, "/api/projects/5/working-video"),
+        ] {
+            let err = call(&db, method, path, Body::Empty).unwrap_err();
+            assert_eq!(
+                (err.status(), err.detail()),
+                (404, "Project not found"),
+                "{path}"
+            );
+        }
+        let update = json_body(json!({"name": "X", "aspect_ratio": "weird"}));
+        assert_eq!(
+            status(&db, Method::Put, "/api/projects/5", update.clone()),
+            404
+        );
+        ok(
+            &db,
+            Method::Post,
+            "/api/projects",
+            json_body(json!({"name": "P", "aspect_ratio": "1:1"})),
+        );
+        // P6 stores any aspect ratio (the contract does not validate it there).
+        assert_eq!(
+            ok(&db, Method::Put, "/api/projects/1", update),
+            json!({"success": true, "id": 1})
+        );
+    }
+
+    #[test]
+    fn delete_removes_clips_and_videos_but_leaves_export_jobs() {
+        let db = seeded();
+        ok(
+            &db,
+            Method::Post,
+            "/api/projects/from-clips",
+            json_body(json!({"name": "Mix", "clip_ids": [1, 2]})),
+        );
+        db.execute_script(
+            "INSERT INTO working_videos (project_id, filename) VALUES (1, 'w.mp4');
+             INSERT INTO final_videos (project_id, filename) VALUES (1, 'f.mp4');
+             INSERT INTO export_jobs (id, project_id, type, input_data) VALUES ('export_x', 1, 'framing', '{}');",
+        )
+        .unwrap();
+        assert_eq!(
+            ok(&db, Method::Delete, "/api/projects/1", Body::Empty),
+            json!({"success": true, "deleted_id": 1})
+        );
+        for (table, left) in [
+            ("working_clips", 0),
+            ("working_videos", 0),
+            ("final_videos", 0),
+            ("export_jobs", 1),
+        ] {
+            let count = db
+                .query_value::<i64>(&format!("SELECT COUNT(*) FROM {table}"), &[])
+                .unwrap();
+            assert_eq!(count, Some(left), "{table}");
+        }
+    }
+
+    #[test]
+    fn state_validates_the_mode_and_reports_no_updates() {
+        let db = test_db();
+        ok(
+            &db,
+            Method::Post,
+            "/api/projects",
+            json_body(json!({"name": "P", "aspect_ratio": "1:1"})),
+        );
+        let err = call(
+            &db,
+            Method::Patch,
+            "/api/projects/1/state?current_mode=edit",
+            Body::Empty,
+        )
+        .unwrap_err();
+        assert_eq!((err.status(), err.detail()), (400, "Invalid mode"));
+        assert_eq!(
+            ok(&db, Method::Patch, "/api/projects/1/state", Body::Empty),
+            json!({"success": true, "message": "No updates requested"})
+        );
+        assert_eq!(
+            status(
+                &db,
+                Method::Patch,
+                "/api/projects/1/state?update_last_opened=maybe",
+                Body::Empty
+            ),
+            422
+        );
+        let path = "/api/projects/1/state?current_mode=overlay&update_last_opened=yes";
+        assert_eq!(
+            ok(&db, Method::Patch, path, Body::Empty),
+            json!({"success": true, "id": 1})
+        );
+        let list = ok(&db, Method::Get, "/api/projects", Body::Empty);
+        assert_eq!(list[0]["current_mode"], "overlay");
+        assert!(list[0]["last_opened_at"].is_string());
+    }
+
+    #[test]
+    fn discard_uncommitted_deletes_unexported_later_versions() {
+        let db = seeded();
+        ok(
+            &db,
+            Method::Post,
+            "/api/projects/from-clips",
+            json_body(json!({"name": "Mix", "clip_ids": [1]})),
+        );
+        db.execute_script(
+            "INSERT INTO working_clips (project_id, raw_clip_id, version) VALUES (1, 1, 2), (1, 1, 3);
+             INSERT INTO working_clips (project_id, raw_clip_id, version, exported_at) VALUES (1, 1, 4, 'x');",
+        )
+        .unwrap();
+        let body = ok(
+            &db,
+            Method::Post,
+            "/api/projects/1/discard-uncommitted",
+            Body::Empty,
+        );
+        assert_eq!(body, json!({"success": true, "discarded_count": 2}));
+    }
+
+    #[test]
+    fn working_video_names_the_current_file_or_404() {
+        let db = test_db();
+        ok(
+            &db,
+            Method::Post,
+            "/api/projects",
+            json_body(json!({"name": "P", "aspect_ratio": "1:1"})),
+        );
+        let err = call(
+            &db,
+            Method::Get,
+            "/api/projects/1/working-video",
+            Body::Empty,
+        )
+        .unwrap_err();
+        assert_eq!(err.detail(), "Working video not found");
+        db.execute_script(
+            "INSERT INTO working_videos (id, project_id, filename) VALUES (3, 1, 'working_1_ab.mp4');
+             UPDATE projects SET working_video_id = 3;",
+        )
+        .unwrap();
+        let reply = call(
+            &db,
+            Method::Get,
+            "/api/projects/1/working-video",
+            Body::Empty,
+        )
+        .unwrap();
+        match reply.response {
+            ApiResponse::File(file) => assert_eq!(file.key, "working_videos/working_1_ab.mp4"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

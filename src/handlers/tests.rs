@@ -7,6 +7,8 @@ use super::*;
 use crate::db::apply_migrations;
 use crate::r2::rusqlite_db::RusqliteDb;
 
+static NEXT_ENTROPY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 pub fn test_db() -> RusqliteDb {
     let db = RusqliteDb::empty().unwrap();
     apply_migrations(&db).unwrap();
@@ -27,7 +29,8 @@ pub fn request(method: Method, path: &str, body: Body) -> ApiRequest {
             })
             .collect(),
         body,
-        entropy: 42,
+        // Fresh per request, as the edge draws it; deterministic across test runs.
+        entropy: NEXT_ENTROPY.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     }
 }
 

@@ -22,9 +22,7 @@ pub struct RusqliteDb {
 impl RusqliteDb {
     /// A new, empty database (a user who has no object in R2 yet).
     pub fn empty() -> Result<Self, DbError> {
-        Ok(Self::wrap(
-            Connection::open_in_memory().map_err(to_db_error)?,
-        ))
+        Self::wrap(Connection::open_in_memory().map_err(to_db_error)?)
     }
 
     /// Opens the bytes of a SQLite file. Fails when they are not a readable SQLite database.
@@ -38,14 +36,18 @@ impl RusqliteDb {
         // Deserialising does not read the header; a query does, and fails on garbage.
         conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))
             .map_err(to_db_error)?;
-        Ok(Self::wrap(conn))
+        Self::wrap(conn)
     }
 
-    fn wrap(conn: Connection) -> Self {
-        Self {
+    fn wrap(conn: Connection) -> Result<Self, DbError> {
+        // The app's foreign keys are declared but never enforced (schema.md §0): dangling ids
+        // and the `project_id = 0` sentinel are normal. Some SQLite builds enforce by default.
+        conn.execute_batch("PRAGMA foreign_keys = OFF")
+            .map_err(to_db_error)?;
+        Ok(Self {
             conn,
             writes: Cell::new(0),
-        }
+        })
     }
 
     /// How many writing statements have run on this connection so far.
