@@ -75,9 +75,15 @@ impl std::error::Error for ApiError {}
 
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
-        // A unique key the request would break is the caller's conflict, not our bug.
-        if err.0.contains("UNIQUE constraint failed") {
-            ApiError::Conflict(format!("Conflicts with existing data: {err}"))
+        // A unique key the request would break is the caller's conflict, not our bug. The
+        // backends word it differently around the column list; answer the same on both.
+        const UNIQUE: &str = "UNIQUE constraint failed: ";
+        if let Some(at) = err.0.find(UNIQUE) {
+            let columns = err.0[at + UNIQUE.len()..]
+                .split(':')
+                .next()
+                .unwrap_or_default();
+            ApiError::Conflict(format!("Another row already has the same {columns}"))
         } else {
             ApiError::Internal(format!("Database error: {err}"))
         }

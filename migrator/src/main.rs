@@ -12,7 +12,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "migrator", version, about)]
 struct Cli {
     /// Base URL of the Worker, e.g. http://127.0.0.1:8787 or https://<worker>.<account>.workers.dev
-    #[arg(long, env = "MIGRATOR_ENDPOINT", global = true, default_value = "http://127.0.0.1:8787")]
+    #[arg(
+        long,
+        env = "MIGRATOR_ENDPOINT",
+        global = true,
+        default_value = "http://127.0.0.1:8787"
+    )]
     endpoint: String,
 
     #[command(subcommand)]

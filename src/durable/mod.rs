@@ -36,10 +36,14 @@ pub struct UserDataStore {
 impl DurableObject for UserDataStore {
     fn new(state: State, env: Env) -> Self {
         let db = SqlDb::new(state.storage());
-        let migration_error = apply_migrations(&db).err().map(|err| {
-            worker::console_error!("UserDataStore schema migration failed: {err}");
-            err.to_string()
-        });
+        let migration_error = db
+            .disable_foreign_keys()
+            .and_then(|()| apply_migrations(&db).map(|_| ()))
+            .err()
+            .map(|err| {
+                worker::console_error!("UserDataStore schema migration failed: {err}");
+                err.to_string()
+            });
         Self {
             db,
             env,

@@ -32,6 +32,12 @@ impl SqlDb {
         Self { storage, sql }
     }
 
+    /// The app's foreign keys are declared but never enforced (schema.md §0): dangling ids and
+    /// the `project_id = 0` sentinel are normal, and the object's SQLite enforces by default.
+    pub fn disable_foreign_keys(&self) -> Result<(), DbError> {
+        self.execute_script("PRAGMA foreign_keys = OFF")
+    }
+
     /// Size of the object's database in bytes.
     pub fn database_size(&self) -> usize {
         self.sql.database_size()

@@ -253,10 +253,25 @@ impl TestWorker {
     }
 }
 
-/// Whether any process of the group is still alive.
+/// Whether any process of the group is still running. Zombies do not count: they have exited,
+/// and whoever inherited them reaps them.
 fn group_alive(group: libc::pid_t) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    unsafe { libc::kill(-group, 0) == 0 }
+    let Ok(entries) = fs::read_dir("/proc") else {
+        // SAFETY: signal 0 only checks for existence.
+        return unsafe { libc::kill(-group, 0) == 0 };
+    };
+    entries.flatten().any(|entry| {
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may contain spaces, so split after the ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        matches!(fields.as_slice(), [state, _ppid, pgrp, ..]
+            if *state != "Z" && pgrp.parse() == Ok(group))
+    })
 }
 
 /// One `wrangler dev` process group; stopped when dropped.
@@ -390,4 +405,48 @@ pub fn sqlite_file_with(sql: &str) -> Vec<u8> {
         .to_vec();
     drop(conn);
     bytes
+}
+
+/// One part of a `multipart/form-data` body.
+pub enum Part<'a> {
+    Text(&'a str),
+    File {
+        filename: &'a str,
+        content_type: &'a str,
+        bytes: &'a [u8],
+    },
+}
+
+/// Encodes a `multipart/form-data` body; returns its content type and bytes.
+pub fn multipart(parts: &[(&str, Part<'_>)]) -> (String, Vec<u8>) {
+    const BOUNDARY: &str = "----harness-boundary-7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, part) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        match part {
+            Part::Text(value) => {
+                body.extend_from_slice(
+                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                        .as_bytes(),
+                );
+            }
+            Part::File {
+                filename,
+                content_type,
+                bytes,
+            } => {
+                body.extend_from_slice(
+                    format!(
+                        "Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n\
+                         Content-Type: {content_type}\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                body.extend_from_slice(bytes);
+                body.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
 }
