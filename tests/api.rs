@@ -176,6 +176,17 @@ fn run_session(worker: &TestWorker, user: &str, path: &str) -> Vec<(String, u16,
         Some(json!({"end_time": 12, "rating": 1})),
     );
     assert_eq!(s.status_of_last(), 409);
+    let clip = s.send("GET", "/api/clips/raw/1", None);
+    assert_eq!(
+        (clip["rating"].clone(), clip["auto_project_id"].clone()),
+        (json!(5), json!(1))
+    );
+    s.send("GET", "/api/projects/1", None);
+    assert_eq!(
+        s.status_of_last(),
+        200,
+        "the auto-project deleted before the failure is back"
+    );
     s.send("GET", "/api/clips/raw", None);
     s.send("GET", "/api/clips/raw?game_id=1&min_rating=4", None);
 
