@@ -9,18 +9,55 @@ pub const USER_DATA_BUCKET: &str = "USER_DATA";
 /// Durable Object namespace of `UserDataStore`.
 pub const USER_DATA_DO: &str = "USER_DATA_DO";
 
+const KB: u64 = 1024;
+const MB: u64 = 1024 * 1024;
+
+/// What the R2 path does when another request stored a newer database first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConflictStrategy {
+    /// Run the request again on the newer database (`retry`, the default): no write is lost.
+    #[default]
+    Retry,
+    /// Overwrite it (`last-write-wins`, the existing app's behaviour): the other write is lost.
+    LastWriteWins,
+}
+
 /// Settings read from the Worker's vars.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// User for requests without `X-User-ID` (the existing app's "a"). Set only in the dev
     /// environment: in production an anonymous request must not reach anyone's data.
     pub default_user_id: Option<String>,
+    /// `CONFLICT_STRATEGY`: `retry` or `last-write-wins`.
+    pub conflict_strategy: ConflictStrategy,
+    /// `DB_SIZE_NOTICE_BYTES`: after an upload above this, an info log (default 512 KB).
+    pub size_notice_bytes: u64,
+    /// `DB_SIZE_WARNING_BYTES`: above this, a warning to migrate the user (default 1 MB).
+    pub size_warning_bytes: u64,
+    /// `R2_MAX_DATABASE_BYTES`: the largest database the R2 path opens; larger ones get 507
+    /// instead of exhausting the isolate's 128 MB (see README, "Memory").
+    pub max_database_bytes: u64,
+    /// `R2_CACHE_BYTES`: how many bytes of databases an isolate keeps between requests.
+    pub cache_bytes: u64,
 }
 
 impl Config {
     pub fn from_env(env: &Env) -> Self {
+        let bytes = |name, default| {
+            var(env, name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
         Self {
             default_user_id: var(env, "DEFAULT_USER_ID"),
+            conflict_strategy: match var(env, "CONFLICT_STRATEGY").as_deref() {
+                Some("last-write-wins") => ConflictStrategy::LastWriteWins,
+                _ => ConflictStrategy::Retry,
+            },
+            size_notice_bytes: bytes("DB_SIZE_NOTICE_BYTES", 512 * KB),
+            size_warning_bytes: bytes("DB_SIZE_WARNING_BYTES", MB),
+            max_database_bytes: bytes("R2_MAX_DATABASE_BYTES", 24 * MB),
+            cache_bytes: bytes("R2_CACHE_BYTES", 16 * MB),
         }
     }
 }

@@ -26,8 +26,13 @@ pub enum ApiError {
     Internal(String),
     /// 501: the route belongs to a service this Worker does not run.
     NotImplemented(String),
-    /// 503: a storage dependency (R2, KV, the Durable Object) failed or holds bad data.
+    /// 503: a storage dependency (R2, KV, the Durable Object) failed.
     Unavailable(String),
+    /// 503 with `"code": "corrupt_database"`: the user's database in R2 is not readable SQLite.
+    /// It is left as it is for an operator to look at.
+    CorruptDatabase(String),
+    /// 507: the user's database is too large for the R2 path's memory.
+    TooLarge(String),
 }
 
 impl ApiError {
@@ -41,7 +46,8 @@ impl ApiError {
             ApiError::Unprocessable(_) => 422,
             ApiError::Internal(_) => 500,
             ApiError::NotImplemented(_) => 501,
-            ApiError::Unavailable(_) => 503,
+            ApiError::Unavailable(_) | ApiError::CorruptDatabase(_) => 503,
+            ApiError::TooLarge(_) => 507,
         }
     }
 
@@ -55,13 +61,20 @@ impl ApiError {
             | ApiError::Unprocessable(detail)
             | ApiError::Internal(detail)
             | ApiError::NotImplemented(detail)
-            | ApiError::Unavailable(detail) => detail,
+            | ApiError::Unavailable(detail)
+            | ApiError::CorruptDatabase(detail)
+            | ApiError::TooLarge(detail) => detail,
         }
     }
 
     /// The JSON body of the error response.
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({ "detail": self.detail() })
+        match self {
+            ApiError::CorruptDatabase(detail) => {
+                serde_json::json!({ "detail": detail, "code": "corrupt_database" })
+            }
+            _ => serde_json::json!({ "detail": self.detail() }),
+        }
     }
 }
 

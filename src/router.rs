@@ -80,7 +80,7 @@ async fn route_api(mut req: Request, env: &Env) -> Result<Response, ApiError> {
     } else {
         let range = req.headers().get("Range")?;
         let request = http::read_api_request(&mut req).await?;
-        Ok(r2::serve(env, &user, &request, range.as_deref()).await)
+        Ok(r2::serve(env, &config, &user, &request, range.as_deref()).await)
     }
 }
 

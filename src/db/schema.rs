@@ -11,8 +11,14 @@ use crate::db::{Db, DbError, SqlValue};
 pub const MIGRATIONS_TABLE: &str = "schema_migrations";
 
 /// Every migration, in order. Files are never edited after they ship; new ones are appended.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "0001_init", include_str!("../../schema/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "0001_init", include_str!("../../schema/0001_init.sql")),
+    (
+        2,
+        "0002_data_version",
+        include_str!("../../schema/0002_data_version.sql"),
+    ),
+];
 
 /// Brings `db` up to the latest schema, all pending migrations in one transaction. Returns how
 /// many it applied, so that callers know whether the database changed (on the R2 path that is a

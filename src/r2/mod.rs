@@ -1,89 +1,210 @@
 //! The R2-SQLite path: users not yet moved to a Durable Object.
 //!
-//! A user's database is the object `{user_id}/database.sqlite` in the `USER_DATA` bucket. A
-//! request downloads it, opens it with rusqlite (SQLite compiled to wasm), runs the handler as
-//! one transaction, stores the files it uploaded, and writes the database back only when the
-//! handler wrote. A user without an object reads as an empty database; the object is created by
-//! the first write.
+//! A user's database is the object `{user_id}/database.sqlite` in the `USER_DATA` bucket. One
+//! request: load it (unchanged bytes come from the isolate's cache), open it with rusqlite
+//! (SQLite compiled to wasm), run the handler as one transaction, store the files it uploads,
+//! and, only if it wrote, upload the database once as the next version, conditionally on R2
+//! still holding the version that was loaded. When another request got there first, the default
+//! is to run this request again on the newer database, so that concurrent writers are
+//! serialised and no acknowledged write is lost.
+//!
+//! A user without an object reads as an empty database; the object appears with the first
+//! write. An object that is not SQLite is answered 503 and never overwritten.
 
+mod cache;
 pub mod rusqlite_db;
+mod sync;
+mod version;
 
 use worker::{Bucket, Env, Response};
 
-use crate::config::USER_DATA_BUCKET;
-use crate::db::{apply_migrations, Db};
+use crate::config::{Config, ConflictStrategy, USER_DATA_BUCKET};
+use crate::db::apply_migrations;
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::files;
-use crate::handlers::{self, ApiRequest};
+use crate::handlers::{self, ApiRequest, Reply};
 use crate::http::{self, DataPath};
 use crate::identity::UserId;
 use rusqlite_db::RusqliteDb;
+use sync::{R2Database, Saved, Snapshot};
+pub use version::DbVersion;
+
+/// How often a request runs again on a newer database before it answers 409.
+const MAX_ATTEMPTS: u32 = 10;
 
 /// The R2 key of a user's database.
 pub fn database_key(user: &UserId) -> String {
     format!("{user}/database.sqlite")
 }
 
+/// What the response tells about the sync: `X-DB-Version` and `X-Sync-Status`.
+#[derive(Debug, Default)]
+struct SyncReport {
+    /// The version the response reflects.
+    version: Option<DbVersion>,
+    /// `conflict` when another writer got in between, `failed` when storing failed.
+    status: Option<&'static str>,
+}
+
 /// Serves one API request for `user` from their database in R2.
 pub async fn serve(
     env: &Env,
+    config: &Config,
     user: &UserId,
     request: &ApiRequest,
     range: Option<&str>,
 ) -> Response {
-    let response = match run(env, user, request, range).await {
+    let mut report = SyncReport::default();
+    let mut response = match run(env, config, user, request, range, &mut report).await {
         Ok(response) => response,
         Err(err) => http::error(&err),
     };
+    let headers = response.headers_mut();
+    if let Some(version) = report.version {
+        let _ = headers.set("X-DB-Version", &version.to_string());
+    }
+    if let Some(status) = report.status {
+        let _ = headers.set("X-Sync-Status", status);
+    }
     http::labelled(response, DataPath::R2)
 }
 
 async fn run(
     env: &Env,
+    config: &Config,
     user: &UserId,
     request: &ApiRequest,
     range: Option<&str>,
+    report: &mut SyncReport,
 ) -> Result<Response, ApiError> {
     let bucket = env.bucket(USER_DATA_BUCKET)?;
-    let key = database_key(user);
-    let (mut db, existed) = match download(&bucket, &key).await? {
-        Some(bytes) => (open(&key, &bytes)?, true),
-        None => (RusqliteDb::empty()?, false),
+    let database = R2Database {
+        bucket: &bucket,
+        key: database_key(user),
+        cache_bytes: config.cache_bytes,
     };
-    // Bringing an existing file up to date is a change to keep; creating the schema for a
-    // user with no file is not (the object appears with their first write).
-    let migrated = apply_migrations(&db)? > 0 && existed;
-    let writes_before = db.writes();
-    let reply = db.transaction(|| handlers::handle(&db, user, request))?;
+    // Files already stored by an earlier attempt (names repeat: they come from the request).
+    let mut stored: Vec<String> = Vec::new();
 
-    files::store(&bucket, user, &reply.uploads).await?;
-    if migrated || db.writes() > writes_before {
+    for attempt in 1..=MAX_ATTEMPTS {
+        let loaded = database.load().await?;
+        let size = loaded.bytes.as_ref().map_or(0, |bytes| bytes.len() as u64);
+        if size > config.max_database_bytes {
+            return Err(ApiError::TooLarge(format!(
+                "The database is {:.1} MB, more than the {:.1} MB the R2 path can open; \
+                 migrate this user to their Durable Object",
+                mb(size),
+                mb(config.max_database_bytes)
+            )));
+        }
+        let mut db = open(&database.key, &loaded)?;
+        database.remember(&loaded);
+        report.version = Some(loaded.version);
+
+        // Pending migrations are applied in memory and stored with the request's write, if it
+        // writes: a read never uploads, so readers never race writers (and a user with no
+        // object gets one only with their first write).
+        apply_migrations(&db)?;
+        let writes_before = db.writes();
+        let reply = db.transaction(|| handlers::handle(&db, user, request))?;
+        if db.writes() == writes_before {
+            return finish(&bucket, user, reply, range).await;
+        }
+
+        let new_uploads: Vec<_> = reply
+            .uploads
+            .iter()
+            .filter(|upload| !stored.contains(&upload.key))
+            .cloned()
+            .collect();
+        files::store(&bucket, user, &new_uploads).await?;
+        stored.extend(new_uploads.into_iter().map(|upload| upload.key));
+
+        let version = loaded.version.next();
+        version.record_in(&db)?;
         let bytes = db.to_bytes()?;
-        bucket
-            .put(key.clone(), bytes)
-            .execute()
+        let size = bytes.len() as u64;
+        let saved = database
+            .save(&loaded, version, bytes)
             .await
-            .map_err(|err| ApiError::Unavailable(format!("Could not store {key}: {err}")))?;
+            .inspect_err(|_| report.status = Some("failed"))?;
+        if saved == Saved::Stored {
+            report.version = Some(version);
+            log_size(config, user, size);
+            return finish(&bucket, user, reply, range).await;
+        }
+
+        report.status = Some("conflict");
+        let current = database.current_version().await?;
+        worker::console_warn!(
+            "R2 write conflict for user {user}: loaded version {}, R2 now has version {current} \
+             (attempt {attempt}, strategy {:?})",
+            loaded.version,
+            config.conflict_strategy
+        );
+        if config.conflict_strategy == ConflictStrategy::LastWriteWins {
+            let version = current.max(loaded.version).next();
+            version.record_in(&db)?;
+            database
+                .overwrite(version, db.to_bytes()?)
+                .await
+                .inspect_err(|_| report.status = Some("failed"))?;
+            report.version = Some(version);
+            return finish(&bucket, user, reply, range).await;
+        }
+        worker::Delay::from(std::time::Duration::from_millis(jitter_ms(attempt))).await;
     }
-    files::delete(&bucket, user, &reply.deletions).await;
-    files::respond(&bucket, user, reply.response, range).await
+    Err(ApiError::Conflict(format!(
+        "The data changed under {MAX_ATTEMPTS} attempts in a row; nothing was saved, try again"
+    )))
 }
 
-async fn download(bucket: &Bucket, key: &str) -> Result<Option<Vec<u8>>, ApiError> {
-    let Some(object) = bucket.get(key).execute().await? else {
-        return Ok(None);
+/// After the commit: delete what the request removed, then answer.
+async fn finish(
+    bucket: &Bucket,
+    user: &UserId,
+    reply: Reply,
+    range: Option<&str>,
+) -> Result<Response, ApiError> {
+    files::delete(bucket, user, &reply.deletions).await;
+    files::respond(bucket, user, reply.response, range).await
+}
+
+/// Waits a little longer after each lost race, randomly, so that racing writers spread out.
+fn jitter_ms(attempt: u32) -> u64 {
+    let base = 5 * u64::from(attempt);
+    base + (worker::js_sys::Math::random() * (base as f64 * 3.0)) as u64
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// The existing app's size notices, after each upload.
+fn log_size(config: &Config, user: &UserId, size: u64) {
+    if size > config.size_warning_bytes {
+        worker::console_warn!(
+            "DATABASE MIGRATION RECOMMENDED: Database size ({:.1}MB) exceeds 1MB. \
+             Consider migrating to Durable Objects. (user {user})",
+            mb(size)
+        );
+    } else if size > config.size_notice_bytes {
+        worker::console_log!(
+            "Database size notice: {}KB - approaching 1MB migration threshold (user {user})",
+            size / 1024
+        );
+    }
+}
+
+fn open(key: &str, loaded: &Snapshot) -> Result<RusqliteDb, ApiError> {
+    let Some(bytes) = &loaded.bytes else {
+        return Ok(RusqliteDb::empty()?);
     };
-    let body = object
-        .body()
-        .ok_or_else(|| ApiError::Unavailable(format!("R2 object {key} has no body")))?;
-    Ok(Some(body.bytes().await?))
-}
-
-fn open(key: &str, bytes: &[u8]) -> Result<RusqliteDb, ApiError> {
     RusqliteDb::from_bytes(bytes).map_err(|err| {
         worker::console_error!("R2 object {key} is not a valid SQLite database: {err}");
-        ApiError::Unavailable(format!(
-            "The user's database in R2 is not a valid SQLite database: {err}"
+        ApiError::CorruptDatabase(format!(
+            "The user's database in R2 is not a valid SQLite database ({err}); it was left unchanged"
         ))
     })
 }

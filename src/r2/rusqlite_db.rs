@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn migrations_apply_once_and_create_all_eight_tables() {
         let db = RusqliteDb::empty().unwrap();
-        assert_eq!(apply_migrations(&db).unwrap(), 1);
+        assert_eq!(apply_migrations(&db).unwrap(), 2);
         assert_eq!(apply_migrations(&db).unwrap(), 0);
         let tables = db
             .query(
@@ -210,6 +210,7 @@ mod tests {
             tables,
             [
                 "before_after_tracks",
+                "data_version",
                 "export_jobs",
                 "final_videos",
                 "games",
@@ -234,7 +235,7 @@ mod tests {
         let bytes = existing.to_bytes().unwrap();
 
         let db = RusqliteDb::from_bytes(&bytes).unwrap();
-        assert_eq!(apply_migrations(&db).unwrap(), 1);
+        assert_eq!(apply_migrations(&db).unwrap(), 2);
         let names = db.query("SELECT name FROM games", &[]).unwrap();
         assert_eq!(names, vec![Row(vec![SqlValue::Text("Final".into())])]);
     }

@@ -142,7 +142,13 @@ impl TestWorker {
 
     /// Stops the Worker and starts it again on the same local state.
     pub fn restart(&mut self) {
+        self.restart_after(|_| {});
+    }
+
+    /// Stops the Worker, lets `change` alter its persisted state, and starts it again.
+    pub fn restart_after(&mut self, change: impl FnOnce(&Path)) {
         self.process.stop();
+        change(&persist_dir(self.state.path()));
         self.process = WranglerDev::spawn(&self.options, self.state.path(), &self.agent);
     }
 
@@ -241,6 +247,37 @@ impl TestWorker {
     /// Deletes a key of the `FLAGS` KV namespace.
     pub fn delete_kv(&self, key: &str) {
         self.wrangler_local(&["kv", "key", "delete", "--binding", "FLAGS", key]);
+    }
+
+    /// Reads an object of the `USER_DATA` R2 bucket, if it exists.
+    pub fn get_r2(&self, key: &str) -> Option<Vec<u8>> {
+        let file = self.state.path().join("download.bin");
+        let _ = fs::remove_file(&file);
+        let mut command = Command::new(wrangler_bin());
+        command
+            .current_dir(project_root())
+            .args([
+                "r2",
+                "object",
+                "get",
+                &format!("reel-ballers-users/{key}"),
+                "--file",
+            ])
+            .arg(&file)
+            .arg("--local")
+            .arg("--persist-to")
+            .arg(persist_dir(self.state.path()))
+            .env("WRANGLER_SEND_METRICS", "false")
+            .stdin(Stdio::null());
+        if let Some(env) = &self.options.env {
+            command.args(["--env", env]);
+        }
+        let output = command.output().expect("wrangler runs");
+        output
+            .status
+            .success()
+            .then(|| fs::read(&file).ok())
+            .flatten()
     }
 
     /// Writes an object of the `USER_DATA` R2 bucket (without custom metadata: the CLI cannot).

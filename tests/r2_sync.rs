@@ -1,0 +1,225 @@
+//! The R2-SQLite path in workerd: versions, write tracking, conflicts, and R2 as the source of
+//! truth.
+
+mod harness;
+
+use harness::{sqlite_file_with, Options, TestResponse, TestWorker};
+use serde_json::json;
+
+fn create_project(worker: &TestWorker, user: &str, name: &str) -> TestResponse {
+    let body = json!({"name": name, "aspect_ratio": "16:9"})
+        .to_string()
+        .into_bytes();
+    worker.request(
+        "POST",
+        "/api/projects",
+        Some(user),
+        &[("Content-Type", "application/json")],
+        body,
+    )
+}
+
+fn version(response: &TestResponse) -> u64 {
+    response
+        .header("X-DB-Version")
+        .unwrap_or_else(|| {
+            panic!(
+                "no X-DB-Version on {} {:?}",
+                response.status, response.headers
+            )
+        })
+        .parse()
+        .expect("a decimal version")
+}
+
+/// The version stored inside the database file that R2 holds.
+fn version_inside(worker: &TestWorker, user: &str) -> i64 {
+    let bytes = worker
+        .get_r2(&format!("{user}/database.sqlite"))
+        .expect("the object exists");
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.deserialize_read_exact(rusqlite::MAIN_DB, bytes.as_slice(), bytes.len(), true)
+        .unwrap();
+    conn.query_row("SELECT version FROM data_version", [], |row| row.get(0))
+        .unwrap()
+}
+
+fn project_names(worker: &TestWorker, user: &str) -> Vec<String> {
+    let mut names: Vec<String> = worker
+        .get("/api/projects", Some(user))
+        .json()
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|project| project["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn version_goes_up_by_one_per_writing_request_and_reads_upload_nothing() {
+    let worker = TestWorker::start();
+    // No object yet: reads are empty and create nothing.
+    let empty = worker.get("/api/projects", Some("vera"));
+    assert_eq!((empty.json(), version(&empty)), (json!([]), 0));
+    assert_eq!(
+        worker.get_r2("vera/database.sqlite"),
+        None,
+        "a read must not create the object"
+    );
+
+    assert_eq!(version(&create_project(&worker, "vera", "one")), 1);
+    let stored = worker.get_r2("vera/database.sqlite").unwrap();
+    for _ in 0..3 {
+        assert_eq!(version(&worker.get("/api/projects", Some("vera"))), 1);
+    }
+    assert_eq!(
+        worker.get_r2("vera/database.sqlite").unwrap(),
+        stored,
+        "reads upload nothing"
+    );
+    assert_eq!(version(&create_project(&worker, "vera", "two")), 2);
+    assert_eq!(version_inside(&worker, "vera"), 2);
+    // A request that fails writes nothing either.
+    let bad = worker.request("POST", "/api/projects", Some("vera"), &[], b"{".to_vec());
+    assert_eq!((bad.status, version(&bad)), (422, 2));
+    assert_eq!(version(&worker.get("/api/projects", Some("vera"))), 2);
+}
+
+#[test]
+fn one_request_that_writes_five_times_uploads_once() {
+    let worker = TestWorker::start();
+    let seed = sqlite_file_with(
+        "INSERT INTO games (id, name) VALUES (1, 'g');
+         INSERT INTO raw_clips (id, filename, rating, end_time, game_id) VALUES
+             (1, '', 3, 1, 1), (2, '', 3, 2, 1), (3, '', 3, 3, 1), (4, '', 3, 4, 1);",
+    );
+    worker.put_r2("walt/database.sqlite", &seed);
+    // The legacy file is adopted (migrated) by the first write: one upload, version 0 -> 1.
+    let body = json!({"name": "Five", "clip_ids": [1, 2, 3, 4]})
+        .to_string()
+        .into_bytes();
+    let response = worker.request(
+        "POST",
+        "/api/projects/from-clips",
+        Some("walt"),
+        &[("Content-Type", "application/json")],
+        body,
+    );
+    assert_eq!((response.status, version(&response)), (200, 1));
+    assert_eq!(version_inside(&worker, "walt"), 1);
+    let project = worker.get("/api/projects/1", Some("walt")).json();
+    assert_eq!(project["clips"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn a_legacy_object_without_metadata_is_version_zero_until_written() {
+    let worker = TestWorker::start();
+    worker.put_r2(
+        "lena/database.sqlite",
+        &sqlite_file_with("INSERT INTO games (name) VALUES ('old');"),
+    );
+    let read = worker.get("/api/games", Some("lena"));
+    assert_eq!((read.status, version(&read)), (200, 0));
+    assert_eq!(read.json()["games"][0]["raw_name"], "old");
+    assert_eq!(version(&create_project(&worker, "lena", "new")), 1);
+    assert_eq!(version(&worker.get("/api/games", Some("lena"))), 1);
+}
+
+#[test]
+fn a_corrupt_object_gets_503_and_stays_byte_for_byte_unchanged() {
+    let worker = TestWorker::start();
+    let garbage = b"SQLite format 3\0 but not really a database, just bytes".to_vec();
+    worker.put_r2("cora/database.sqlite", &garbage);
+    for response in [
+        worker.get("/api/games", Some("cora")),
+        create_project(&worker, "cora", "x"),
+    ] {
+        assert_eq!(response.status, 503);
+        assert_eq!(response.json()["code"], "corrupt_database");
+    }
+    assert_eq!(worker.get_r2("cora/database.sqlite").unwrap(), garbage);
+}
+
+#[test]
+fn concurrent_writers_on_one_user_lose_nothing() {
+    let worker = TestWorker::start();
+    let per_client = 50;
+    std::thread::scope(|scope| {
+        for client in ["left", "right"] {
+            let worker = &worker;
+            scope.spawn(move || {
+                for i in 0..per_client {
+                    let response = create_project(worker, "tabs", &format!("{client}-{i:02}"));
+                    assert_eq!(
+                        response.status,
+                        200,
+                        "{client} {i}: {:?}",
+                        String::from_utf8_lossy(&response.body)
+                    );
+                }
+            });
+        }
+    });
+    let names = project_names(&worker, "tabs");
+    assert_eq!(
+        names.len(),
+        2 * per_client,
+        "every acknowledged write is there"
+    );
+    assert_eq!(
+        version(&worker.get("/api/projects", Some("tabs"))),
+        2 * per_client as u64
+    );
+}
+
+#[test]
+fn last_write_wins_logs_the_conflict() {
+    let worker = TestWorker::start_with(Options {
+        vars: vec![("CONFLICT_STRATEGY".into(), "last-write-wins".into())],
+        ..Options::default()
+    });
+    let conflicts = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for client in 0..4 {
+            let (worker, conflicts) = (&worker, &conflicts);
+            scope.spawn(move || {
+                for i in 0..25 {
+                    let response = create_project(worker, "lww", &format!("{client}-{i}"));
+                    assert_eq!(response.status, 200);
+                    if response.header("X-Sync-Status") == Some("conflict") {
+                        conflicts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let conflicts = conflicts.into_inner();
+    assert!(
+        conflicts > 0,
+        "four writers racing 25 times each never conflicted"
+    );
+    assert!(
+        worker.logs().contains("R2 write conflict for user lww"),
+        "{}",
+        worker.logs()
+    );
+}
+
+#[test]
+fn data_comes_back_from_r2_when_all_other_local_state_is_gone() {
+    let mut worker = TestWorker::start();
+    create_project(&worker, "rita", "kept in R2");
+    worker.put_kv("unrelated", "1");
+    worker.restart_after(|persist| {
+        // Everything but R2: KV, Durable Objects, caches.
+        for entry in std::fs::read_dir(persist.join("v3")).unwrap().flatten() {
+            if entry.file_name() != "r2" {
+                std::fs::remove_dir_all(entry.path()).unwrap();
+            }
+        }
+    });
+    assert_eq!(project_names(&worker, "rita"), ["kept in R2"]);
+    assert_eq!(version(&worker.get("/api/projects", Some("rita"))), 1);
+}
