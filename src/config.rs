@@ -39,6 +39,9 @@ pub struct Config {
     pub max_database_bytes: u64,
     /// `R2_CACHE_BYTES`: how many bytes of databases an isolate keeps between requests.
     pub cache_bytes: u64,
+    /// `REPORT_WASM_MEMORY`: R2-path responses carry `X-Wasm-Memory-Bytes`, the size of the
+    /// wasm linear memory (for measurements and benchmarks, not for production).
+    pub report_wasm_memory: bool,
 }
 
 impl Config {
@@ -56,8 +59,9 @@ impl Config {
             },
             size_notice_bytes: bytes("DB_SIZE_NOTICE_BYTES", 512 * KB),
             size_warning_bytes: bytes("DB_SIZE_WARNING_BYTES", MB),
-            max_database_bytes: bytes("R2_MAX_DATABASE_BYTES", 24 * MB),
-            cache_bytes: bytes("R2_CACHE_BYTES", 16 * MB),
+            max_database_bytes: bytes("R2_MAX_DATABASE_BYTES", 20 * MB),
+            cache_bytes: bytes("R2_CACHE_BYTES", 8 * MB),
+            report_wasm_memory: var(env, "REPORT_WASM_MEMORY").is_some(),
         }
     }
 }

@@ -223,3 +223,23 @@ fn data_comes_back_from_r2_when_all_other_local_state_is_gone() {
     assert_eq!(project_names(&worker, "rita"), ["kept in R2"]);
     assert_eq!(version(&worker.get("/api/projects", Some("rita"))), 1);
 }
+
+#[test]
+fn a_database_above_the_size_ceiling_gets_507_not_a_crash() {
+    let worker = TestWorker::start_with(Options {
+        vars: vec![("R2_MAX_DATABASE_BYTES".into(), "65536".into())],
+        ..Options::default()
+    });
+    let big = sqlite_file_with(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)
+         INSERT INTO games (name) SELECT printf('game %d %s', i, hex(zeroblob(200))) FROM n;",
+    );
+    assert!(big.len() > 65536);
+    worker.put_r2("bige/database.sqlite", &big);
+    let response = worker.get("/api/games", Some("bige"));
+    assert_eq!(response.status, 507);
+    let detail = response.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("migrate this user"), "{detail}");
+    // A small database of another user is served as usual.
+    assert_eq!(worker.get("/api/games", Some("small")).status, 200);
+}

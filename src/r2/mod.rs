@@ -67,7 +67,21 @@ pub async fn serve(
     if let Some(status) = report.status {
         let _ = headers.set("X-Sync-Status", status);
     }
+    if config.report_wasm_memory {
+        let _ = headers.set("X-Wasm-Memory-Bytes", &wasm_memory_bytes().to_string());
+    }
     http::labelled(response, DataPath::R2)
+}
+
+/// The size of the wasm linear memory: it never shrinks, so it is the isolate's high-water mark.
+#[cfg(target_arch = "wasm32")]
+fn wasm_memory_bytes() -> usize {
+    core::arch::wasm32::memory_size(0) * 65536
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn wasm_memory_bytes() -> usize {
+    0
 }
 
 async fn run(
@@ -83,23 +97,20 @@ async fn run(
         bucket: &bucket,
         key: database_key(user),
         cache_bytes: config.cache_bytes,
+        max_bytes: config.max_database_bytes,
     };
     // Files already stored by an earlier attempt (names repeat: they come from the request).
     let mut stored: Vec<String> = Vec::new();
 
     for attempt in 1..=MAX_ATTEMPTS {
         let loaded = database.load().await?;
-        let size = loaded.bytes.as_ref().map_or(0, |bytes| bytes.len() as u64);
-        if size > config.max_database_bytes {
-            return Err(ApiError::TooLarge(format!(
-                "The database is {:.1} MB, more than the {:.1} MB the R2 path can open; \
-                 migrate this user to their Durable Object",
-                mb(size),
-                mb(config.max_database_bytes)
-            )));
-        }
         let mut db = open(&database.key, &loaded)?;
         database.remember(&loaded);
+        // SQLite holds its own copy now; the downloaded bytes live on only in the cache.
+        let loaded = Snapshot {
+            bytes: None,
+            ..loaded
+        };
         report.version = Some(loaded.version);
 
         // Pending migrations are applied in memory and stored with the request's write, if it

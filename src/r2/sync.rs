@@ -39,6 +39,8 @@ pub struct R2Database<'a> {
     pub key: String,
     /// The isolate cache's bound in bytes.
     pub cache_bytes: u64,
+    /// The largest database to download and open (see `Config::max_database_bytes`).
+    pub max_bytes: u64,
 }
 
 fn storage_error(key: &str, err: worker::Error) -> ApiError {
@@ -68,6 +70,14 @@ impl R2Database<'_> {
                 bytes: None,
             });
         };
+        if object.size() > self.max_bytes {
+            return Err(ApiError::TooLarge(format!(
+                "The database is {:.1} MB, more than the {:.1} MB the R2 path can open; \
+                 migrate this user to their Durable Object",
+                mb(object.size()),
+                mb(self.max_bytes)
+            )));
+        }
         let etag = object.etag();
         let version = version_of(&object, &self.key)?;
         let bytes = match (object.body(), cached) {
@@ -92,7 +102,8 @@ impl R2Database<'_> {
         })
     }
 
-    /// Remembers a snapshot's bytes for the next request in this isolate.
+    /// Remembers a snapshot's bytes for the next request in this isolate (the cache drops what
+    /// does not fit).
     pub fn remember(&self, snapshot: &Snapshot) {
         if let (Some(etag), Some(bytes)) = (&snapshot.etag, &snapshot.bytes) {
             cache::put(
@@ -137,12 +148,11 @@ impl R2Database<'_> {
         bytes: Vec<u8>,
         condition: Option<Conditional>,
     ) -> Result<Saved, ApiError> {
-        let bytes = Rc::new(bytes);
+        // Keep a copy for the cache only when it will fit: for large databases every copy
+        // counts against the isolate's 128 MB.
+        let cached = (bytes.len() as u64 <= self.cache_bytes).then(|| Rc::new(bytes.clone()));
         let metadata = HashMap::from([(METADATA_KEY.to_owned(), version.to_string())]);
-        let mut put = self
-            .bucket
-            .put(&self.key, bytes.as_slice().to_vec())
-            .custom_metadata(metadata);
+        let mut put = self.bucket.put(&self.key, bytes).custom_metadata(metadata);
         if let Some(condition) = condition {
             put = put.only_if(condition);
         }
@@ -152,11 +162,14 @@ impl R2Database<'_> {
             .map_err(|e| storage_error(&self.key, e))?
         {
             Some(object) => {
-                self.remember(&Snapshot {
-                    etag: Some(object.etag()),
-                    version,
-                    bytes: Some(bytes),
-                });
+                match cached {
+                    Some(bytes) => self.remember(&Snapshot {
+                        etag: Some(object.etag()),
+                        version,
+                        bytes: Some(bytes),
+                    }),
+                    None => cache::remove(&self.key),
+                }
                 Ok(Saved::Stored)
             }
             None => Ok(Saved::Conflict),
@@ -175,6 +188,10 @@ impl R2Database<'_> {
             None => Ok(DbVersion(0)),
         }
     }
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 fn version_of(object: &Object, key: &str) -> Result<DbVersion, ApiError> {
