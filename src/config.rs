@@ -39,6 +39,9 @@ pub struct Config {
     pub max_database_bytes: u64,
     /// `R2_CACHE_BYTES`: how many bytes of databases an isolate keeps between requests.
     pub cache_bytes: u64,
+    /// `FLAG_CACHE_TTL_SECONDS`: how long an edge location may cache a `migrated:` flag (KV's
+    /// minimum, 60, by default). Staleness is safe: the storage paths fence it (see README).
+    pub flag_cache_ttl_seconds: u64,
     /// `REPORT_WASM_MEMORY`: R2-path responses carry `X-Wasm-Memory-Bytes`, the size of the
     /// wasm linear memory (for measurements and benchmarks, not for production).
     pub report_wasm_memory: bool,
@@ -46,7 +49,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &Env) -> Self {
-        let bytes = |name, default| {
+        let number = |name, default| {
             var(env, name)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(default)
@@ -57,10 +60,11 @@ impl Config {
                 Some("last-write-wins") => ConflictStrategy::LastWriteWins,
                 _ => ConflictStrategy::Retry,
             },
-            size_notice_bytes: bytes("DB_SIZE_NOTICE_BYTES", 512 * KB),
-            size_warning_bytes: bytes("DB_SIZE_WARNING_BYTES", MB),
-            max_database_bytes: bytes("R2_MAX_DATABASE_BYTES", 20 * MB),
-            cache_bytes: bytes("R2_CACHE_BYTES", 8 * MB),
+            size_notice_bytes: number("DB_SIZE_NOTICE_BYTES", 512 * KB),
+            size_warning_bytes: number("DB_SIZE_WARNING_BYTES", MB),
+            max_database_bytes: number("R2_MAX_DATABASE_BYTES", 20 * MB),
+            cache_bytes: number("R2_CACHE_BYTES", 8 * MB),
+            flag_cache_ttl_seconds: number("FLAG_CACHE_TTL_SECONDS", 60),
             report_wasm_memory: var(env, "REPORT_WASM_MEMORY").is_some(),
         }
     }

@@ -70,6 +70,7 @@ async fn route_api(mut req: Request, env: &Env) -> Result<Response, ApiError> {
     let flags = env.kv(FLAGS_KV)?;
     let migrated = flags
         .get(&migrated_flag_key(&user))
+        .cache_ttl(config.flag_cache_ttl_seconds)
         .text()
         .await
         .map_err(|err| ApiError::Unavailable(format!("KV error: {err}")))?

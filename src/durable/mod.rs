@@ -86,12 +86,17 @@ impl UserDataStore {
         let request = http::read_api_request(req).await?;
         let bucket = self.env.bucket(USER_DATA_BUCKET)?;
 
-        let reply = self.commit(&bucket, &user, &request).await?;
+        let (reply, version) = self.commit(&bucket, &user, &request).await?;
         files::delete(&bucket, &user, &reply.deletions).await;
-        files::respond(&bucket, &user, reply.response, range.as_deref()).await
+        let mut response = files::respond(&bucket, &user, reply.response, range.as_deref()).await?;
+        let _ = response
+            .headers_mut()
+            .set("X-DB-Version", &version.to_string());
+        Ok(response)
     }
 
-    /// Runs the handler in a transaction and commits it once every file it names is stored.
+    /// Runs the handler in a transaction and commits it once every file it names is stored;
+    /// returns the reply and the data version it reflects.
     /// A run that needs new files is rolled back, the files are stored (an await: other
     /// requests may run meanwhile), and the handler runs again on the current data; names come
     /// from the request's entropy, so an unchanged run needs nothing more.
@@ -100,10 +105,11 @@ impl UserDataStore {
         bucket: &Bucket,
         user: &UserId,
         request: &ApiRequest,
-    ) -> std::result::Result<Reply, ApiError> {
+    ) -> std::result::Result<(Reply, i64), ApiError> {
         let mut stored: Vec<String> = Vec::new();
         for _ in 0..MAX_UPLOAD_ROUNDS {
             let run = self.db.transaction(|| {
+                let changes_before = self.db.total_changes()?;
                 let reply = handlers::handle(&self.db, user, request).map_err(Rollback::Failed)?;
                 let missing: Vec<Upload> = reply
                     .uploads
@@ -111,14 +117,22 @@ impl UserDataStore {
                     .filter(|upload| !stored.contains(&upload.key))
                     .cloned()
                     .collect();
-                if missing.is_empty() {
-                    Ok(reply)
-                } else {
-                    Err(Rollback::StoreFirst(missing))
+                if !missing.is_empty() {
+                    return Err(Rollback::StoreFirst(missing));
                 }
+                // One more version per request that changed a row, in the same transaction.
+                if self.db.total_changes()? > changes_before {
+                    self.db
+                        .execute("UPDATE data_version SET version = version + 1", &[])?;
+                }
+                let version: i64 = self
+                    .db
+                    .query_value("SELECT version FROM data_version", &[])?
+                    .unwrap_or(0);
+                Ok((reply, version))
             });
             match run {
-                Ok(reply) => return Ok(reply),
+                Ok(committed) => return Ok(committed),
                 Err(Rollback::Failed(err)) => return Err(err),
                 Err(Rollback::StoreFirst(uploads)) => {
                     files::store(bucket, user, &uploads).await?;

@@ -38,6 +38,13 @@ impl SqlDb {
         self.execute_script("PRAGMA foreign_keys = OFF")
     }
 
+    /// How many rows all statements so far have inserted, updated or deleted.
+    pub fn total_changes(&self) -> Result<u64, DbError> {
+        Ok(self
+            .query_value::<i64>("SELECT total_changes()", &[])?
+            .unwrap_or(0) as u64)
+    }
+
     /// Size of the object's database in bytes.
     pub fn database_size(&self) -> usize {
         self.sql.database_size()
@@ -59,15 +66,17 @@ impl SqlDb {
 
 impl Db for SqlDb {
     fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<usize, DbError> {
+        let before = self.total_changes()?;
         let cursor = self
             .sql
             .exec(sql, Self::bind(params)?)
             .map_err(to_db_error)?;
-        // rows_written is counted as the cursor is consumed.
         for row in cursor.raw() {
             row.map_err(to_db_error)?;
         }
-        Ok(cursor.rows_written())
+        // Not `rows_written`, which counts index entries too: the rows the statement changed,
+        // as SQLite (and so the R2 path) counts them.
+        Ok((self.total_changes()? - before) as usize)
     }
 
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, DbError> {
