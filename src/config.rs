@@ -42,6 +42,12 @@ pub struct Config {
     /// `FLAG_CACHE_TTL_SECONDS`: how long an edge location may cache a `migrated:` flag (KV's
     /// minimum, 60, by default). Staleness is safe: the storage paths fence it (see README).
     pub flag_cache_ttl_seconds: u64,
+    /// `FLAG_PROPAGATION_SECONDS`: how long after a move a KV flag may still read the old way
+    /// somewhere (default 120); within it, the records decide, not the flag.
+    pub flag_propagation_ms: u64,
+    /// `ROUTER_FLAG_OVERRIDE` (tests only): `ignore` routes as if no flag were set, `always` as
+    /// if every flag were, to simulate stale KV at a location.
+    pub router_flag_override: Option<bool>,
     /// `REPORT_WASM_MEMORY`: R2-path responses carry `X-Wasm-Memory-Bytes`, the size of the
     /// wasm linear memory (for measurements and benchmarks, not for production).
     pub report_wasm_memory: bool,
@@ -65,6 +71,12 @@ impl Config {
             max_database_bytes: number("R2_MAX_DATABASE_BYTES", 20 * MB),
             cache_bytes: number("R2_CACHE_BYTES", 8 * MB),
             flag_cache_ttl_seconds: number("FLAG_CACHE_TTL_SECONDS", 60),
+            flag_propagation_ms: 1000 * number("FLAG_PROPAGATION_SECONDS", 120),
+            router_flag_override: match var(env, "ROUTER_FLAG_OVERRIDE").as_deref() {
+                Some("ignore") => Some(false),
+                Some("always") => Some(true),
+                _ => None,
+            },
             report_wasm_memory: var(env, "REPORT_WASM_MEMORY").is_some(),
         }
     }

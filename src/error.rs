@@ -103,6 +103,20 @@ impl From<DbError> for ApiError {
     }
 }
 
+impl From<crate::migration::MigrationError> for ApiError {
+    fn from(err: crate::migration::MigrationError) -> Self {
+        use crate::migration::MigrationError;
+        match err {
+            MigrationError::Api(err) => err,
+            MigrationError::Db(err) => ApiError::Internal(format!("Migration failed: {err}")),
+            MigrationError::Verification(detail) => {
+                ApiError::Internal(format!("Migration verification failed: {detail}"))
+            }
+            MigrationError::Busy(detail) => ApiError::Conflict(detail),
+        }
+    }
+}
+
 impl From<worker::Error> for ApiError {
     fn from(err: worker::Error) -> Self {
         ApiError::Unavailable(format!("Storage error: {err}"))

@@ -27,31 +27,81 @@ impl DataPath {
     }
 }
 
-/// Reads method, path, query and body of a workers-rs request, parsing form bodies.
-pub async fn read_api_request(req: &mut Request) -> Result<ApiRequest, ApiError> {
-    let url = req
-        .url()
-        .map_err(|err| ApiError::BadRequest(format!("Invalid URL: {err}")))?;
-    let method = match req.method() {
-        worker::Method::Get => Method::Get,
-        worker::Method::Post => Method::Post,
-        worker::Method::Put => Method::Put,
-        worker::Method::Patch => Method::Patch,
-        worker::Method::Delete => Method::Delete,
-        _ => Method::Other,
-    };
-    let content_type = req.headers().get("Content-Type").ok().flatten();
-    let bytes = req
-        .bytes()
-        .await
-        .map_err(|err| ApiError::BadRequest(format!("Could not read the request body: {err}")))?;
-    Ok(ApiRequest {
-        method,
-        path: url.path().to_owned(),
-        query: url.query_pairs().into_owned().collect(),
-        body: parse_body(content_type.as_deref(), bytes).await?,
-        entropy: random_u64(),
-    })
+/// A request read whole: parsed for the handlers, or forwarded to a Durable Object as it came.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    pub method: worker::Method,
+    pub url: worker::Url,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawRequest {
+    pub async fn read(req: &mut Request) -> Result<Self, ApiError> {
+        let url = req
+            .url()
+            .map_err(|err| ApiError::BadRequest(format!("Invalid URL: {err}")))?;
+        let body = req.bytes().await.map_err(|err| {
+            ApiError::BadRequest(format!("Could not read the request body: {err}"))
+        })?;
+        Ok(Self {
+            method: req.method(),
+            url,
+            headers: req.headers().entries().collect(),
+            body,
+        })
+    }
+
+    /// The first value of a header (names are case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Replaces (or adds) a header.
+    pub fn set_header(&mut self, name: &str, value: &str) {
+        self.headers
+            .retain(|(key, _)| !key.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// Removes a header a client must not be able to send (one the Worker sets itself).
+    pub fn remove_header(&mut self, name: &str) {
+        self.headers
+            .retain(|(key, _)| !key.eq_ignore_ascii_case(name));
+    }
+
+    /// The request as the handlers see it, with form bodies parsed.
+    pub async fn to_api_request(&self) -> Result<ApiRequest, ApiError> {
+        let method = match self.method {
+            worker::Method::Get => Method::Get,
+            worker::Method::Post => Method::Post,
+            worker::Method::Put => Method::Put,
+            worker::Method::Patch => Method::Patch,
+            worker::Method::Delete => Method::Delete,
+            _ => Method::Other,
+        };
+        Ok(ApiRequest {
+            method,
+            path: self.url.path().to_owned(),
+            query: self.url.query_pairs().into_owned().collect(),
+            body: parse_body(self.header("Content-Type"), self.body.clone()).await?,
+            entropy: random_u64(),
+        })
+    }
+
+    /// A workers-rs request with the same method, URL, headers and body.
+    pub fn to_worker_request(&self) -> Result<Request, ApiError> {
+        let headers: Headers = self.headers.iter().collect();
+        let mut init = worker::RequestInit::new();
+        init.with_method(self.method.clone()).with_headers(headers);
+        if !self.body.is_empty() {
+            init.with_body(Some(Uint8Array::from(self.body.as_slice()).into()));
+        }
+        Ok(Request::new_with_init(self.url.as_str(), &init)?)
+    }
 }
 
 fn random_u64() -> u64 {

@@ -12,7 +12,10 @@
 //! - [`handlers`]: the API routes of `shared/api.md`, written once over `Db`; no I/O.
 //! - [`r2`]: the R2-SQLite path: the user's SQLite file in R2 opened with rusqlite.
 //! - [`durable`]: [`durable::UserDataStore`], the per-user Durable Object with SQLite storage.
+//! - [`migration`]: moving a user R2 -> Durable Object and back; the fences against KV lag.
+//! - [`admin`]: `/admin/*` behind the admin token: users, import/export, migrate, rollback, prune.
 
+pub mod admin;
 pub mod config;
 pub mod db;
 pub mod durable;
@@ -21,6 +24,7 @@ pub mod files;
 pub mod handlers;
 pub mod http;
 pub mod identity;
+pub mod migration;
 pub mod r2;
 pub mod router;
 

@@ -1,16 +1,20 @@
 //! The outer routes of the Worker.
 //!
 //! - `GET /`, `GET /api/health` and `GET /api/status` answer without touching any storage.
+//! - `/admin/*` is the operators' API ([`crate::admin`]).
 //! - Every other `/api/*` request names its user (`X-User-ID`, else `DEFAULT_USER_ID`); the KV
 //!   flag `migrated:<user_id>` then sends it to the user's `UserDataStore`, and its absence to
-//!   the R2-SQLite path.
+//!   the R2-SQLite path. The flag may be stale: the R2 path hands a migrated user's request to
+//!   the object (its fence), and the object hands a request it must not serve back.
 
 use serde_json::json;
-use worker::{Env, Headers, Method, Request, RequestInit, Response};
+use worker::{Env, Method, Request, Response};
 
+use crate::admin;
 use crate::config::{Config, FLAGS_KV, USER_DATA_DO};
+use crate::durable::FLAG_SEEN_HEADER;
 use crate::error::ApiError;
-use crate::http;
+use crate::http::{self, RawRequest};
 use crate::identity::{UserId, USER_ID_HEADER};
 use crate::r2;
 
@@ -42,6 +46,9 @@ pub async fn handle(req: Request, env: Env) -> Response {
         }
         _ => {}
     }
+    if path == "/admin" || path.starts_with("/admin/") {
+        return admin::handle(req, &env).await;
+    }
     if !path.starts_with("/api/") {
         return http::error(&ApiError::NotFound("Not Found".to_owned()));
     }
@@ -64,52 +71,49 @@ pub fn migrated_flag_key(user: &UserId) -> String {
 
 async fn route_api(mut req: Request, env: &Env) -> Result<Response, ApiError> {
     let config = Config::from_env(env);
-    let header = req.headers().get(USER_ID_HEADER)?;
-    let user = UserId::from_header(header.as_deref(), config.default_user_id.as_deref())?;
+    let mut raw = RawRequest::read(&mut req).await?;
+    raw.remove_header(FLAG_SEEN_HEADER);
+    let user = UserId::from_header(
+        raw.header(USER_ID_HEADER),
+        config.default_user_id.as_deref(),
+    )?;
 
-    let flags = env.kv(FLAGS_KV)?;
-    let migrated = flags
-        .get(&migrated_flag_key(&user))
-        .cache_ttl(config.flag_cache_ttl_seconds)
-        .text()
-        .await
-        .map_err(|err| ApiError::Unavailable(format!("KV error: {err}")))?
-        .is_some();
-
-    if migrated {
-        forward_to_durable_object(req, env, &user).await
-    } else {
-        let range = req.headers().get("Range")?;
-        let request = http::read_api_request(&mut req).await?;
-        Ok(r2::serve(env, &config, &user, &request, range.as_deref()).await)
+    let flagged = match config.router_flag_override {
+        Some(flagged) => flagged,
+        None => env
+            .kv(FLAGS_KV)?
+            .get(&migrated_flag_key(&user))
+            .cache_ttl(config.flag_cache_ttl_seconds)
+            .text()
+            .await
+            .map_err(|err| ApiError::Unavailable(format!("KV error: {err}")))?
+            .is_some(),
+    };
+    if flagged {
+        return forward_to_object(env, &user, raw, true).await;
+    }
+    match r2::serve(env, &config, &user, &raw).await {
+        r2::Served::Response(response) => Ok(response),
+        r2::Served::MovedToObject => forward_to_object(env, &user, raw, false).await,
     }
 }
 
-/// Sends the request to the user's object, naming the user in the header it will trust.
-async fn forward_to_durable_object(
-    mut req: Request,
+/// Sends the request to the user's object, naming the user in the header it will trust and
+/// saying whether the KV flag was seen.
+async fn forward_to_object(
     env: &Env,
     user: &UserId,
+    mut raw: RawRequest,
+    flag_seen: bool,
 ) -> Result<Response, ApiError> {
+    raw.set_header(USER_ID_HEADER, user.as_str());
+    raw.set_header(
+        FLAG_SEEN_HEADER,
+        if flag_seen { "present" } else { "absent" },
+    );
     let stub = env
         .durable_object(USER_DATA_DO)?
         .id_from_name(user.as_str())?
         .get_stub()?;
-
-    let headers: Headers = req
-        .headers()
-        .entries()
-        .filter(|(name, _)| !name.eq_ignore_ascii_case(USER_ID_HEADER))
-        .chain([(USER_ID_HEADER.to_owned(), user.to_string())])
-        .collect();
-    let body = req.bytes().await?;
-    let mut init = RequestInit::new();
-    init.with_method(req.method()).with_headers(headers);
-    if !body.is_empty() {
-        init.with_body(Some(
-            worker::js_sys::Uint8Array::from(body.as_slice()).into(),
-        ));
-    }
-    let forwarded = Request::new_with_init(req.url()?.as_str(), &init)?;
-    Ok(stub.fetch_with_request(forwarded).await?)
+    Ok(stub.fetch_with_request(raw.to_worker_request()?).await?)
 }

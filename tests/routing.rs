@@ -71,28 +71,27 @@ fn unflagged_user_is_served_from_their_sqlite_file_in_r2() {
 }
 
 #[test]
-fn flagged_user_is_served_by_their_durable_object() {
+fn a_flagged_user_is_served_by_their_durable_object_with_their_r2_data() {
     let worker = TestWorker::start();
-    // An R2 copy exists too: the flag, not the copy, decides who serves.
-    let file = sqlite_file_with("INSERT INTO games (name) VALUES ('Only in R2');");
+    let file = sqlite_file_with("INSERT INTO games (name) VALUES ('Made on R2');");
     worker.put_r2("carol/database.sqlite", &file);
     worker.put_kv("migrated:carol", "1");
 
+    // The flag (set by hand here) sends carol to her object, which moves her data in first.
     let response = worker.get("/api/games", Some("carol"));
     assert_eq!(response.status, 200, "{}", worker.logs());
     assert_eq!(response.header("X-Data-Path"), Some("do"));
-    // The object's own migrated SQLite storage answers: empty, not the R2 copy.
-    assert_eq!(response.json(), serde_json::json!({"games": []}));
+    assert_eq!(response.json()["games"][0]["raw_name"], "Made on R2");
 
     let whoami = worker.get("/api/auth/whoami", Some("carol"));
     assert_eq!(whoami.json(), serde_json::json!({"user_id": "carol"}));
     assert_eq!(whoami.header("X-Data-Path"), Some("do"));
 
-    // Removing the flag sends the user back to the R2 path.
+    // A location that does not see the flag yet still reaches the object: R2 says migrated.
     worker.delete_kv("migrated:carol");
-    let back = worker.get("/api/games", Some("carol"));
-    assert_eq!(back.header("X-Data-Path"), Some("r2"));
-    assert_eq!(back.json()["games"][0]["raw_name"], "Only in R2");
+    let fenced = worker.get("/api/games", Some("carol"));
+    assert_eq!(fenced.header("X-Data-Path"), Some("do"));
+    assert_eq!(fenced.json()["games"][0]["raw_name"], "Made on R2");
 }
 
 #[test]

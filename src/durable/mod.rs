@@ -2,23 +2,37 @@
 //! database in its embedded SQLite storage and serving the API from the shared handlers.
 //!
 //! The schema is migrated in the constructor, before the first request is delivered. Every
-//! request is one `transactionSync`: all of its writes or none. The object trusts the router to
-//! have validated the user, but parses the id again: a request that names no valid user never
-//! reaches the handlers.
+//! request is one `transactionSync`: all of its writes or none. Only an `active` object serves:
+//! the migration state machine (`migration`) decides, per request, whether to serve, to finish
+//! or start a migration first, or to hand the request to the R2 path. Migrate and rollback run
+//! inside `block_concurrency_while`, so requests that arrive meanwhile wait; none is dropped.
+//!
+//! Paths under `/internal/` are the Worker's own calls (migrate, rollback, status, export); the
+//! router forwards only `/api/*` here, so clients cannot reach them.
 
 mod sql_db;
 
 pub use sql_db::SqlDb;
 
-use worker::{durable_object, Bucket, DurableObject, Env, Request, Response, Result, State};
+use serde_json::json;
+use worker::{
+    durable_object, Bucket, DurableObject, Env, Headers, Request, Response, ResponseBuilder,
+    Result, State,
+};
 
-use crate::config::USER_DATA_BUCKET;
+use crate::config::{Config, USER_DATA_BUCKET};
 use crate::db::{apply_migrations, Db, DbError};
 use crate::error::ApiError;
 use crate::files;
 use crate::handlers::{self, ApiRequest, Reply, Upload};
-use crate::http::{self, DataPath};
+use crate::http::{self, DataPath, RawRequest};
 use crate::identity::{UserId, USER_ID_HEADER};
+use crate::migration::{self, Decision, MigrationError, Move, Report};
+use crate::r2::{self, R2State};
+
+/// The header the router (or the R2 path's fence) sets on forwarded API requests: whether the
+/// KV flag was seen. Clients cannot set it: the router removes it from what they send.
+pub const FLAG_SEEN_HEADER: &str = "X-Migrated-Flag";
 
 /// How often a request may find new files to store before its commit (each time, another
 /// request changed the data it depends on while the files were being stored).
@@ -26,6 +40,7 @@ const MAX_UPLOAD_ROUNDS: usize = 3;
 
 #[durable_object(fetch)]
 pub struct UserDataStore {
+    state: State,
     db: SqlDb,
     env: Env,
     /// Why the schema could not be brought up to date, if it could not: every request is then
@@ -38,6 +53,7 @@ impl DurableObject for UserDataStore {
         let db = SqlDb::new(state.storage());
         let migration_error = db
             .disable_foreign_keys()
+            .and_then(|()| migration::prepare_object(&db))
             .and_then(|()| apply_migrations(&db).map(|_| ()))
             .err()
             .map(|err| {
@@ -45,6 +61,7 @@ impl DurableObject for UserDataStore {
                 err.to_string()
             });
         Self {
+            state,
             db,
             env,
             migration_error,
@@ -52,7 +69,7 @@ impl DurableObject for UserDataStore {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let response = match self.serve(&mut req).await {
+        let response = match self.dispatch(&mut req).await {
             Ok(response) => response,
             Err(err) => http::error(&err),
         };
@@ -74,21 +91,124 @@ impl From<DbError> for Rollback {
 }
 
 impl UserDataStore {
-    async fn serve(&self, req: &mut Request) -> std::result::Result<Response, ApiError> {
+    async fn dispatch(&self, req: &mut Request) -> std::result::Result<Response, ApiError> {
         if let Some(err) = &self.migration_error {
             return Err(ApiError::Unavailable(format!(
                 "The user's database could not be migrated: {err}"
             )));
         }
-        let header = req.headers().get(USER_ID_HEADER)?;
-        let user = UserId::parse(header.as_deref().unwrap_or_default())?;
-        let range = req.headers().get("Range")?;
-        let request = http::read_api_request(req).await?;
-        let bucket = self.env.bucket(USER_DATA_BUCKET)?;
+        let raw = RawRequest::read(req).await?;
+        let user = UserId::parse(raw.header(USER_ID_HEADER).unwrap_or_default())?;
+        match (raw.method.clone(), raw.url.path()) {
+            (worker::Method::Post, "/internal/migrate") => report_response(
+                self.exclusive(user, |m| async move { m.migrate().await })
+                    .await,
+            ),
+            (worker::Method::Post, "/internal/rollback") => report_response(
+                self.exclusive(user, |m| async move { m.rollback().await })
+                    .await,
+            ),
+            (worker::Method::Get, "/internal/status") => self.status(user),
+            (worker::Method::Get, "/internal/export") => self.export(user),
+            (_, path) if path.starts_with("/internal/") => {
+                Err(ApiError::NotFound("Not Found".into()))
+            }
+            _ => self.api(&user, &raw).await,
+        }
+    }
 
-        let (reply, version) = self.commit(&bucket, &user, &request).await?;
-        files::delete(&bucket, &user, &reply.deletions).await;
-        let mut response = files::respond(&bucket, &user, reply.response, range.as_deref()).await?;
+    fn moving(&self, user: UserId) -> Move {
+        Move {
+            db: SqlDb::new(self.state.storage()),
+            env: self.env.clone(),
+            config: Config::from_env(&self.env),
+            user,
+        }
+    }
+
+    /// Runs a migrate or rollback with every other event of this object held back.
+    async fn exclusive<F, Fut>(
+        &self,
+        user: UserId,
+        step: F,
+    ) -> std::result::Result<Report, ApiError>
+    where
+        F: FnOnce(Move) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<Report, MigrationError>> + 'static,
+    {
+        let future = step(self.moving(user));
+        // Errors travel as values: an `Err` out of block_concurrency_while resets the object.
+        let outcome = self
+            .state
+            .block_concurrency_while(async move { Ok(future.await) })
+            .await?;
+        outcome.map_err(ApiError::from)
+    }
+
+    /// An API request: serve it, or move the user first, or hand it to the R2 path.
+    async fn api(
+        &self,
+        user: &UserId,
+        raw: &RawRequest,
+    ) -> std::result::Result<Response, ApiError> {
+        let config = Config::from_env(&self.env);
+        let flag_seen = raw.header(FLAG_SEEN_HEADER) != Some("absent");
+        let (state, since_ms) = self.moving(user.clone()).object_state()?;
+        let bucket = self.env.bucket(USER_DATA_BUCKET)?;
+        let r2_state = if state == migration::ObjectState::Active {
+            R2State::Migrated { at_ms: 0 }
+        } else {
+            r2::database(&bucket, user, &config).head().await?.state
+        };
+        match migration::decide(
+            state,
+            since_ms,
+            flag_seen,
+            r2_state,
+            config.flag_propagation_ms,
+        ) {
+            Decision::Serve => self.serve(&bucket, user, raw).await,
+            Decision::MigrateThenServe => {
+                self.exclusive(user.clone(), |m| async move { m.migrate().await })
+                    .await?;
+                self.serve(&bucket, user, raw).await
+            }
+            Decision::RollBackThenHandOver => {
+                self.exclusive(user.clone(), |m| async move { m.rollback().await })
+                    .await?;
+                self.hand_over(&config, user, raw).await
+            }
+            Decision::HandOver => self.hand_over(&config, user, raw).await,
+        }
+    }
+
+    /// Lets the R2 path serve a request this object must not.
+    async fn hand_over(
+        &self,
+        config: &Config,
+        user: &UserId,
+        raw: &RawRequest,
+    ) -> std::result::Result<Response, ApiError> {
+        match r2::serve(&self.env, config, user, raw).await {
+            r2::Served::Response(response) => Ok(response),
+            // R2 and this object disagree for a moment (a move in progress elsewhere).
+            r2::Served::MovedToObject => Err(ApiError::Unavailable(
+                "The user's data is being moved; try again".into(),
+            )),
+        }
+    }
+
+    async fn serve(
+        &self,
+        bucket: &Bucket,
+        user: &UserId,
+        raw: &RawRequest,
+    ) -> std::result::Result<Response, ApiError> {
+        let request = raw.to_api_request().await?;
+        let (reply, version) = self.commit(bucket, user, &request).await?;
+        files::delete(bucket, user, &reply.deletions).await;
+        let mut response =
+            files::respond(bucket, user, reply.response, raw.header("Range")).await?;
         let _ = response
             .headers_mut()
             .set("X-DB-Version", &version.to_string());
@@ -144,4 +264,40 @@ impl UserDataStore {
             "The data changed while the request's files were being stored; try again".into(),
         ))
     }
+
+    /// `GET /internal/status`: the object's state, version, size and rows per table.
+    fn status(&self, user: UserId) -> std::result::Result<Response, ApiError> {
+        let moving = self.moving(user);
+        let (state, _) = moving.object_state()?;
+        let tables: serde_json::Map<String, serde_json::Value> = moving
+            .row_counts()?
+            .into_iter()
+            .map(|(name, rows)| (name, json!(rows)))
+            .collect();
+        Ok(http::json(
+            200,
+            &json!({
+                "state": state,
+                "version": moving.version()?.0,
+                "size": self.db.database_size(),
+                "tables": tables,
+            }),
+        ))
+    }
+
+    /// `GET /internal/export`: the object's data as a SQLite file.
+    fn export(&self, user: UserId) -> std::result::Result<Response, ApiError> {
+        let (bytes, version) = self.moving(user).export()?;
+        let headers = Headers::new();
+        headers.set("Content-Type", "application/vnd.sqlite3")?;
+        headers.set("X-DB-Version", &version.to_string())?;
+        Ok(ResponseBuilder::new().with_headers(headers).fixed(bytes))
+    }
+}
+
+fn report_response(
+    report: std::result::Result<Report, ApiError>,
+) -> std::result::Result<Response, ApiError> {
+    let report = report?;
+    Ok(http::json(200, &json!(report)))
 }

@@ -8,13 +8,17 @@
 //! is to run this request again on the newer database, so that concurrent writers are
 //! serialised and no acknowledged write is lost.
 //!
+//! The fence: the R2 path serves and writes a database only while its metadata says `active`.
+//! One marked `migrated` belongs to the user's Durable Object, whatever a (possibly stale) KV
+//! flag said; the request is handed over instead ([`Served::MovedToObject`]).
+//!
 //! A user without an object reads as an empty database; the object appears with the first
 //! write. An object that is not SQLite is answered 503 and never overwritten.
 
 mod cache;
 pub mod rusqlite_db;
-mod sync;
-mod version;
+pub mod sync;
+pub mod version;
 
 use worker::{Bucket, Env, Response};
 
@@ -23,12 +27,12 @@ use crate::db::apply_migrations;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::files;
-use crate::handlers::{self, ApiRequest, Reply};
-use crate::http::{self, DataPath};
+use crate::handlers::{self, Reply};
+use crate::http::{self, DataPath, RawRequest};
 use crate::identity::UserId;
 use rusqlite_db::RusqliteDb;
 use sync::{R2Database, Saved, Snapshot};
-pub use version::DbVersion;
+pub use version::{DbVersion, R2State};
 
 /// How often a request runs again on a newer database before it answers 409.
 const MAX_ATTEMPTS: u32 = 10;
@@ -36,6 +40,23 @@ const MAX_ATTEMPTS: u32 = 10;
 /// The R2 key of a user's database.
 pub fn database_key(user: &UserId) -> String {
     format!("{user}/database.sqlite")
+}
+
+/// The user's database object, with the limits from `config`.
+pub fn database<'a>(bucket: &'a Bucket, user: &UserId, config: &Config) -> R2Database<'a> {
+    R2Database {
+        bucket,
+        key: database_key(user),
+        cache_bytes: config.cache_bytes,
+        max_bytes: config.max_database_bytes,
+    }
+}
+
+/// What became of a request on the R2 path.
+pub enum Served {
+    Response(Response),
+    /// The R2 object says the user's Durable Object holds the data: nothing was read or written.
+    MovedToObject,
 }
 
 /// What the response tells about the sync: `X-DB-Version` and `X-Sync-Status`.
@@ -48,16 +69,11 @@ struct SyncReport {
 }
 
 /// Serves one API request for `user` from their database in R2.
-pub async fn serve(
-    env: &Env,
-    config: &Config,
-    user: &UserId,
-    request: &ApiRequest,
-    range: Option<&str>,
-) -> Response {
+pub async fn serve(env: &Env, config: &Config, user: &UserId, raw: &RawRequest) -> Served {
     let mut report = SyncReport::default();
-    let mut response = match run(env, config, user, request, range, &mut report).await {
-        Ok(response) => response,
+    let mut response = match run(env, config, user, raw, &mut report).await {
+        Ok(Some(response)) => response,
+        Ok(None) => return Served::MovedToObject,
         Err(err) => http::error(&err),
     };
     let headers = response.headers_mut();
@@ -70,7 +86,7 @@ pub async fn serve(
     if config.report_wasm_memory {
         let _ = headers.set("X-Wasm-Memory-Bytes", &wasm_memory_bytes().to_string());
     }
-    http::labelled(response, DataPath::R2)
+    Served::Response(http::labelled(response, DataPath::R2))
 }
 
 /// The size of the wasm linear memory: it never shrinks, so it is the isolate's high-water mark.
@@ -84,26 +100,26 @@ fn wasm_memory_bytes() -> usize {
     0
 }
 
+/// `Ok(None)`: the fence found the object migrated.
 async fn run(
     env: &Env,
     config: &Config,
     user: &UserId,
-    request: &ApiRequest,
-    range: Option<&str>,
+    raw: &RawRequest,
     report: &mut SyncReport,
-) -> Result<Response, ApiError> {
+) -> Result<Option<Response>, ApiError> {
     let bucket = env.bucket(USER_DATA_BUCKET)?;
-    let database = R2Database {
-        bucket: &bucket,
-        key: database_key(user),
-        cache_bytes: config.cache_bytes,
-        max_bytes: config.max_database_bytes,
-    };
+    let database = database(&bucket, user, config);
+    let request = raw.to_api_request().await?;
+    let range = raw.header("Range");
     // Files already stored by an earlier attempt (names repeat: they come from the request).
     let mut stored: Vec<String> = Vec::new();
 
     for attempt in 1..=MAX_ATTEMPTS {
         let loaded = database.load().await?;
+        if loaded.state != R2State::Active {
+            return Ok(None);
+        }
         let mut db = open(&database.key, &loaded)?;
         database.remember(&loaded);
         // SQLite holds its own copy now; the downloaded bytes live on only in the cache.
@@ -118,9 +134,9 @@ async fn run(
         // object gets one only with their first write).
         apply_migrations(&db)?;
         let writes_before = db.writes();
-        let reply = db.transaction(|| handlers::handle(&db, user, request))?;
+        let reply = db.transaction(|| handlers::handle(&db, user, &request))?;
         if db.writes() == writes_before {
-            return finish(&bucket, user, reply, range).await;
+            return finish(&bucket, user, reply, range).await.map(Some);
         }
 
         let new_uploads: Vec<_> = reply
@@ -137,32 +153,41 @@ async fn run(
         let bytes = db.to_bytes()?;
         let size = bytes.len() as u64;
         let saved = database
-            .save(&loaded, version, bytes)
+            .put(version, R2State::Active, bytes, Some(loaded.unchanged()))
             .await
             .inspect_err(|_| report.status = Some("failed"))?;
         if saved == Saved::Stored {
             report.version = Some(version);
             log_size(config, user, size);
-            return finish(&bucket, user, reply, range).await;
+            return finish(&bucket, user, reply, range).await.map(Some);
         }
 
         report.status = Some("conflict");
-        let current = database.current_version().await?;
+        let current = database.head().await?;
         worker::console_warn!(
-            "R2 write conflict for user {user}: loaded version {}, R2 now has version {current} \
+            "R2 write conflict for user {user}: loaded version {}, R2 now has version {} \
              (attempt {attempt}, strategy {:?})",
             loaded.version,
+            current.version,
             config.conflict_strategy
         );
-        if config.conflict_strategy == ConflictStrategy::LastWriteWins {
-            let version = current.max(loaded.version).next();
+        // A migration's cut-over is a conflict too: the next attempt meets the fence.
+        if config.conflict_strategy == ConflictStrategy::LastWriteWins
+            && current.state == R2State::Active
+        {
+            let version = current.version.max(loaded.version).next();
             version.record_in(&db)?;
             database
-                .overwrite(version, db.to_bytes()?)
+                .put(
+                    version,
+                    R2State::Active,
+                    db.to_bytes()?,
+                    Some(current.unchanged()),
+                )
                 .await
                 .inspect_err(|_| report.status = Some("failed"))?;
             report.version = Some(version);
-            return finish(&bucket, user, reply, range).await;
+            return finish(&bucket, user, reply, range).await.map(Some);
         }
         worker::Delay::from(std::time::Duration::from_millis(jitter_ms(attempt))).await;
     }
@@ -208,7 +233,8 @@ fn log_size(config: &Config, user: &UserId, size: u64) {
     }
 }
 
-fn open(key: &str, loaded: &Snapshot) -> Result<RusqliteDb, ApiError> {
+/// Opens a loaded database, or an empty one for a user without an object.
+pub fn open(key: &str, loaded: &Snapshot) -> Result<RusqliteDb, ApiError> {
     let Some(bytes) = &loaded.bytes else {
         return Ok(RusqliteDb::empty()?);
     };

@@ -2,27 +2,52 @@
 //! over the version that was loaded.
 //!
 //! `load` asks R2 with one conditional GET (`etag_does_not_match` the cached etag): an unchanged
-//! object answers without a body and the cached bytes are used. `save` is a conditional put
-//! (`etag_matches` the loaded etag, or `etag_does_not_match: "*"` when there was no object): if
-//! another request stored a version meanwhile, the put does nothing and `save` says so.
+//! object answers without a body and the cached bytes are used. `put` with a condition from
+//! [`Snapshot::unchanged`] (`etag_matches` the loaded etag, or `etag_does_not_match: "*"` when
+//! there was no object) writes nothing if another request stored a version meanwhile, and says so.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use worker::{Bucket, Conditional, Object};
 
 use crate::error::ApiError;
 use crate::r2::cache::{self, CachedDatabase};
-use crate::r2::version::{DbVersion, METADATA_KEY};
+use crate::r2::version::{object_metadata, DbVersion, R2State};
 
-/// The database as loaded at the start of a request.
+/// The database as loaded (or looked at) in R2.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    /// `None` when the user has no object yet.
+    /// `None` when the user has no object.
     pub etag: Option<String>,
     pub version: DbVersion,
-    /// `None` when the user has no object yet.
+    pub state: R2State,
+    /// `None` when the user has no object, or when only the metadata was read.
     pub bytes: Option<Rc<Vec<u8>>>,
+}
+
+impl Snapshot {
+    fn absent() -> Self {
+        Snapshot {
+            etag: None,
+            version: DbVersion(0),
+            state: R2State::Active,
+            bytes: None,
+        }
+    }
+
+    /// The put condition "R2 still holds this snapshot's object" (or still none).
+    pub fn unchanged(&self) -> Conditional {
+        match &self.etag {
+            Some(etag) => Conditional {
+                etag_matches: Some(etag.clone()),
+                ..Default::default()
+            },
+            None => Conditional {
+                etag_does_not_match: Some("*".into()),
+                ..Default::default()
+            },
+        }
+    }
 }
 
 /// What a conditional upload found.
@@ -47,8 +72,12 @@ fn storage_error(key: &str, err: worker::Error) -> ApiError {
     ApiError::Unavailable(format!("R2 error on {key}: {err}"))
 }
 
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
 impl R2Database<'_> {
-    /// The object's size, version and bytes now, downloading them only if they changed.
+    /// The object's version, state and bytes now, downloading them only if they changed.
     pub async fn load(&self) -> Result<Snapshot, ApiError> {
         let cached = cache::get(&self.key);
         let mut request = self.bucket.get(&self.key);
@@ -64,12 +93,18 @@ impl R2Database<'_> {
             .map_err(|e| storage_error(&self.key, e))?
         else {
             cache::remove(&self.key);
+            return Ok(Snapshot::absent());
+        };
+        let (version, state) = metadata_of(&object, &self.key)?;
+        if state != R2State::Active {
+            // Not ours to read: the fence sends the request to the Durable Object.
             return Ok(Snapshot {
-                etag: None,
-                version: DbVersion(0),
+                etag: Some(object.etag()),
+                version,
+                state,
                 bytes: None,
             });
-        };
+        }
         if object.size() > self.max_bytes {
             return Err(ApiError::TooLarge(format!(
                 "The database is {:.1} MB, more than the {:.1} MB the R2 path can open; \
@@ -79,7 +114,6 @@ impl R2Database<'_> {
             )));
         }
         let etag = object.etag();
-        let version = version_of(&object, &self.key)?;
         let bytes = match (object.body(), cached) {
             (Some(body), _) => Rc::new(
                 body.bytes()
@@ -98,7 +132,55 @@ impl R2Database<'_> {
         Ok(Snapshot {
             etag: Some(etag),
             version,
+            state,
             bytes: Some(bytes),
+        })
+    }
+
+    /// The object with its bytes whatever its state, past the cache and the size ceiling:
+    /// what a migration moves.
+    pub async fn download(&self) -> Result<Snapshot, ApiError> {
+        let object = self
+            .bucket
+            .get(&self.key)
+            .execute()
+            .await
+            .map_err(|e| storage_error(&self.key, e))?;
+        let Some(object) = object else {
+            return Ok(Snapshot::absent());
+        };
+        let (version, state) = metadata_of(&object, &self.key)?;
+        let body = object.body().ok_or_else(|| {
+            ApiError::Unavailable(format!("R2 returned {} without its body", self.key))
+        })?;
+        let bytes = body
+            .bytes()
+            .await
+            .map_err(|e| storage_error(&self.key, e))?;
+        Ok(Snapshot {
+            etag: Some(object.etag()),
+            version,
+            state,
+            bytes: Some(Rc::new(bytes)),
+        })
+    }
+
+    /// What R2 holds now, without the bytes.
+    pub async fn head(&self) -> Result<Snapshot, ApiError> {
+        let object = self
+            .bucket
+            .head(&self.key)
+            .await
+            .map_err(|e| storage_error(&self.key, e))?;
+        let Some(object) = object else {
+            return Ok(Snapshot::absent());
+        };
+        let (version, state) = metadata_of(&object, &self.key)?;
+        Ok(Snapshot {
+            etag: Some(object.etag()),
+            version,
+            state,
+            bytes: None,
         })
     }
 
@@ -117,86 +199,51 @@ impl R2Database<'_> {
         }
     }
 
-    /// Uploads `bytes` as `version`, only over the object `loaded` came from.
-    pub async fn save(
-        &self,
-        loaded: &Snapshot,
-        version: DbVersion,
-        bytes: Vec<u8>,
-    ) -> Result<Saved, ApiError> {
-        let condition = match &loaded.etag {
-            Some(etag) => Conditional {
-                etag_matches: Some(etag.clone()),
-                ..Default::default()
-            },
-            None => Conditional {
-                etag_does_not_match: Some("*".into()),
-                ..Default::default()
-            },
-        };
-        self.put(version, bytes, Some(condition)).await
-    }
-
-    /// Uploads `bytes` as `version` whatever R2 holds (last-write-wins).
-    pub async fn overwrite(&self, version: DbVersion, bytes: Vec<u8>) -> Result<(), ApiError> {
-        self.put(version, bytes, None).await.map(|_| ())
-    }
-
-    async fn put(
+    /// Uploads `bytes` as `version` in `state`; with a `condition`, only if it still holds.
+    pub async fn put(
         &self,
         version: DbVersion,
+        state: R2State,
         bytes: Vec<u8>,
         condition: Option<Conditional>,
     ) -> Result<Saved, ApiError> {
         // Keep a copy for the cache only when it will fit: for large databases every copy
         // counts against the isolate's 128 MB.
-        let cached = (bytes.len() as u64 <= self.cache_bytes).then(|| Rc::new(bytes.clone()));
-        let metadata = HashMap::from([(METADATA_KEY.to_owned(), version.to_string())]);
-        let mut put = self.bucket.put(&self.key, bytes).custom_metadata(metadata);
+        let cached = (state == R2State::Active && bytes.len() as u64 <= self.cache_bytes)
+            .then(|| Rc::new(bytes.clone()));
+        let mut put = self
+            .bucket
+            .put(&self.key, bytes)
+            .custom_metadata(object_metadata(version, state));
         if let Some(condition) = condition {
             put = put.only_if(condition);
         }
-        match put
+        let stored = put
             .execute()
             .await
-            .map_err(|e| storage_error(&self.key, e))?
-        {
-            Some(object) => {
-                match cached {
-                    Some(bytes) => self.remember(&Snapshot {
-                        etag: Some(object.etag()),
-                        version,
-                        bytes: Some(bytes),
-                    }),
-                    None => cache::remove(&self.key),
-                }
-                Ok(Saved::Stored)
-            }
-            None => Ok(Saved::Conflict),
+            .map_err(|e| storage_error(&self.key, e))?;
+        let Some(object) = stored else {
+            return Ok(Saved::Conflict);
+        };
+        match cached {
+            Some(bytes) => self.remember(&Snapshot {
+                etag: Some(object.etag()),
+                version,
+                state,
+                bytes: Some(bytes),
+            }),
+            None => cache::remove(&self.key),
         }
-    }
-
-    /// The version R2 holds now (for conflict logs and last-write-wins).
-    pub async fn current_version(&self) -> Result<DbVersion, ApiError> {
-        match self
-            .bucket
-            .head(&self.key)
-            .await
-            .map_err(|e| storage_error(&self.key, e))?
-        {
-            Some(object) => version_of(&object, &self.key),
-            None => Ok(DbVersion(0)),
-        }
+        Ok(Saved::Stored)
     }
 }
 
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
-fn version_of(object: &Object, key: &str) -> Result<DbVersion, ApiError> {
+fn metadata_of(object: &Object, key: &str) -> Result<(DbVersion, R2State), ApiError> {
     let metadata = object
         .custom_metadata()
         .map_err(|e| storage_error(key, e))?;
-    Ok(DbVersion::from_metadata(&metadata))
+    Ok((
+        DbVersion::from_metadata(&metadata),
+        R2State::from_metadata(&metadata),
+    ))
 }

@@ -1,0 +1,325 @@
+//! `/admin/*`: the operators' API, behind `Authorization: Bearer <ADMIN_TOKEN>`.
+//!
+//! Without an `ADMIN_TOKEN` secret the whole surface answers 404 (it does not exist); a missing
+//! or wrong token is 401. Moving a user is the user's object's work (`/internal/*` on its
+//! Durable Object); this module finds users, imports and exports files, and prunes old copies.
+
+use std::collections::HashMap;
+
+use constant_time_eq::constant_time_eq;
+use serde_json::{json, Value};
+use worker::{Env, Headers, Method, Request, RequestInit, Response, ResponseBuilder};
+
+use crate::config::{Config, FLAGS_KV, USER_DATA_BUCKET, USER_DATA_DO};
+use crate::error::ApiError;
+use crate::http;
+use crate::identity::{UserId, USER_ID_HEADER};
+use crate::migration;
+use crate::r2::rusqlite_db::RusqliteDb;
+use crate::r2::sync::Saved;
+use crate::r2::{self, DbVersion, R2State};
+use crate::router::migrated_flag_key;
+
+/// Answers one admin request; never fails.
+pub async fn handle(req: Request, env: &Env) -> Response {
+    match run(req, env).await {
+        Ok(response) => response,
+        Err(err) => http::error(&err),
+    }
+}
+
+fn admin_token(env: &Env) -> Option<String> {
+    env.secret("ADMIN_TOKEN")
+        .map(|secret| secret.to_string())
+        .or_else(|_| env.var("ADMIN_TOKEN").map(|var| var.to_string()))
+        .ok()
+        .filter(|token| !token.is_empty())
+}
+
+/// 401 unless the request carries the token; compared in constant time.
+fn authorize(req: &Request, token: &str) -> Result<(), ApiError> {
+    let given = req.headers().get("Authorization")?.unwrap_or_default();
+    let given = given.strip_prefix("Bearer ").unwrap_or_default();
+    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized(
+            "Missing or wrong admin token (Authorization: Bearer ...)".into(),
+        ))
+    }
+}
+
+async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
+    let token = admin_token(env).ok_or_else(|| ApiError::NotFound("Not Found".into()))?;
+    authorize(&req, &token)?;
+    let config = Config::from_env(env);
+    let url = req.url()?;
+    let query: HashMap<String, String> = url.query_pairs().into_owned().collect();
+    let path = url.path().trim_end_matches('/').to_owned();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let user = |raw: &str| UserId::parse(raw);
+
+    match (req.method(), segments.as_slice()) {
+        (Method::Get, ["admin", "users"]) => list_users(env, &config, &query).await,
+        (Method::Get, ["admin", "users", u]) => user_status(env, &config, &user(u)?).await,
+        (Method::Put, ["admin", "users", u, "database"]) => {
+            let bytes = req.bytes().await?;
+            import_database(env, &config, &user(u)?, bytes).await
+        }
+        (Method::Get, ["admin", "users", u, "database"]) => {
+            export_database(env, &config, &user(u)?).await
+        }
+        (Method::Post, ["admin", "users", u, "migrate"]) => {
+            call_object(env, &user(u)?, Method::Post, "migrate").await
+        }
+        (Method::Post, ["admin", "users", u, "rollback"]) => {
+            call_object(env, &user(u)?, Method::Post, "rollback").await
+        }
+        (Method::Post, ["admin", "prune"]) => prune(env, &query).await,
+        _ => Err(ApiError::NotFound("Not Found".into())),
+    }
+}
+
+/// Calls `/internal/{action}` on the user's object and passes its answer on.
+async fn call_object(
+    env: &Env,
+    user: &UserId,
+    method: Method,
+    action: &str,
+) -> Result<Response, ApiError> {
+    let stub = env
+        .durable_object(USER_DATA_DO)?
+        .id_from_name(user.as_str())?
+        .get_stub()?;
+    let headers: Headers = [(USER_ID_HEADER, user.as_str())].iter().collect();
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(headers);
+    let request =
+        Request::new_with_init(&format!("https://user-data-store/internal/{action}"), &init)?;
+    Ok(stub.fetch_with_request(request).await?)
+}
+
+async fn flag_set(env: &Env, user: &UserId) -> Result<bool, ApiError> {
+    Ok(env
+        .kv(FLAGS_KV)?
+        .get(&migrated_flag_key(user))
+        .text()
+        .await
+        .map_err(|err| ApiError::Unavailable(format!("KV error: {err}")))?
+        .is_some())
+}
+
+/// What R2 says of a user's database.
+async fn r2_summary(env: &Env, config: &Config, user: &UserId) -> Result<Value, ApiError> {
+    let bucket = env.bucket(USER_DATA_BUCKET)?;
+    let head = bucket.head(r2::database_key(user)).await?;
+    let snapshot = r2::database(&bucket, user, config).head().await?;
+    let (state, migrated_at) = match snapshot.state {
+        R2State::Active => ("active", None),
+        R2State::Migrated { at_ms } => ("migrated", Some(at_ms)),
+    };
+    Ok(json!({
+        "exists": head.is_some(),
+        "version": snapshot.version.0,
+        "size": head.as_ref().map(|object| object.size()),
+        "etag": snapshot.etag,
+        "state": state,
+        "migrated_at": migrated_at,
+    }))
+}
+
+/// `GET /admin/users?cursor=&limit=`: users with a folder in R2, a page at a time.
+async fn list_users(
+    env: &Env,
+    config: &Config,
+    query: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let limit: u32 = match query.get("limit") {
+        Some(text) => text
+            .parse()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::Unprocessable("query field 'limit': 1 to 1000".into()))?,
+        None => 100,
+    };
+    let bucket = env.bucket(USER_DATA_BUCKET)?;
+    let mut list = bucket.list().delimiter("/").limit(limit);
+    if let Some(cursor) = query.get("cursor").filter(|c| !c.is_empty()) {
+        list = list.cursor(cursor.clone());
+    }
+    let page = list.execute().await?;
+    let mut users = Vec::new();
+    for prefix in page.delimited_prefixes() {
+        let Ok(user) = UserId::parse(prefix.trim_end_matches('/')) else {
+            continue;
+        };
+        let mut summary = r2_summary(env, config, &user).await?;
+        summary["user_id"] = json!(user.as_str());
+        summary["flag"] = json!(flag_set(env, &user).await?);
+        users.push(summary);
+    }
+    let cursor = page.cursor().filter(|_| page.truncated());
+    Ok(http::json(
+        200,
+        &json!({ "users": users, "cursor": cursor }),
+    ))
+}
+
+/// `GET /admin/users/{id}`: R2, the KV flag, and the object.
+async fn user_status(env: &Env, config: &Config, user: &UserId) -> Result<Response, ApiError> {
+    let mut object = call_object(env, user, Method::Get, "status").await?;
+    let object: Value = object.json().await?;
+    Ok(http::json(
+        200,
+        &json!({
+            "user_id": user.as_str(),
+            "r2": r2_summary(env, config, user).await?,
+            "flag": flag_set(env, user).await?,
+            "object": object,
+        }),
+    ))
+}
+
+/// `PUT /admin/users/{id}/database`: stores a SQLite file as the user's R2 database, as the
+/// next version. Refused while the user's object holds the data.
+async fn import_database(
+    env: &Env,
+    config: &Config,
+    user: &UserId,
+    bytes: Vec<u8>,
+) -> Result<Response, ApiError> {
+    if !bytes.starts_with(b"SQLite format 3\0") {
+        return Err(ApiError::BadRequest(
+            "The body is not a SQLite database file (no SQLite header)".into(),
+        ));
+    }
+    let db = RusqliteDb::from_bytes(&bytes)
+        .map_err(|err| ApiError::BadRequest(format!("The SQLite file cannot be opened: {err}")))?;
+    migration::check_integrity(&db)
+        .map_err(|err| ApiError::BadRequest(format!("The SQLite file is damaged: {err}")))?;
+    let bucket = env.bucket(USER_DATA_BUCKET)?;
+    let database = r2::database(&bucket, user, config);
+    let current = database.head().await?;
+    if current.state != R2State::Active {
+        return Err(ApiError::Conflict(format!(
+            "User {user} is migrated to their Durable Object; roll back before importing"
+        )));
+    }
+    let version = current.version.next();
+    let size = bytes.len();
+    match database
+        .put(version, R2State::Active, bytes, Some(current.unchanged()))
+        .await?
+    {
+        Saved::Stored => Ok(http::json(
+            200,
+            &json!({"user_id": user.as_str(), "version": version.0, "bytes": size}),
+        )),
+        Saved::Conflict => Err(ApiError::Conflict(
+            "The user's database changed during the import; try again".into(),
+        )),
+    }
+}
+
+/// `GET /admin/users/{id}/database`: the authoritative database, wherever it is.
+async fn export_database(env: &Env, config: &Config, user: &UserId) -> Result<Response, ApiError> {
+    let bucket = env.bucket(USER_DATA_BUCKET)?;
+    let database = r2::database(&bucket, user, config);
+    if database.head().await?.state != R2State::Active {
+        return call_object(env, user, Method::Get, "export").await;
+    }
+    let snapshot = database.download().await?;
+    let bytes = snapshot
+        .bytes
+        .ok_or_else(|| ApiError::NotFound(format!("User {user} has no database")))?;
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/vnd.sqlite3")?;
+    headers.set("X-DB-Version", &snapshot.version.to_string())?;
+    Ok(ResponseBuilder::new()
+        .with_headers(headers)
+        .fixed(bytes.as_ref().clone()))
+}
+
+/// What replaces the R2 copy of a user migrated long ago: small, and still `migrated`, because
+/// the fence must outlive the copy (a missing object would read as an empty user).
+const TOMBSTONE: &[u8] =
+    b"This user's data lives in their Durable Object; the R2 copy was pruned.\n";
+
+/// `POST /admin/prune?older_than_days=30&dry_run=`: deletes backups older than that and turns
+/// the R2 copies of users migrated longer ago into tombstones.
+async fn prune(env: &Env, query: &HashMap<String, String>) -> Result<Response, ApiError> {
+    let days: u64 = query
+        .get("older_than_days")
+        .map(|text| text.parse())
+        .transpose()
+        .map_err(|_| {
+            ApiError::Unprocessable("query field 'older_than_days': a whole number".into())
+        })?
+        .unwrap_or(30);
+    let dry_run = matches!(
+        query.get("dry_run").map(String::as_str),
+        Some("true" | "1" | "yes")
+    );
+    let cutoff = worker::Date::now()
+        .as_millis()
+        .saturating_sub(days * 86_400_000);
+    let bucket = env.bucket(USER_DATA_BUCKET)?;
+
+    let (mut deleted, mut tombstoned) = (Vec::new(), Vec::new());
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut list = bucket.list().include(vec![worker::Include::CustomMetadata]);
+        if let Some(next) = cursor.take() {
+            list = list.cursor(next);
+        }
+        let page = list.execute().await?;
+        for object in page.objects() {
+            let key = object.key();
+            let metadata = object.custom_metadata().unwrap_or_default();
+            if key.contains("/backups/") && object.uploaded().as_millis() < cutoff {
+                if !dry_run {
+                    bucket.delete(key.clone()).await?;
+                }
+                deleted.push(key);
+            } else if key.ends_with("/database.sqlite") && !metadata.contains_key("db-tombstone") {
+                let R2State::Migrated { at_ms } = R2State::from_metadata(&metadata) else {
+                    continue;
+                };
+                if at_ms >= cutoff {
+                    continue;
+                }
+                if !dry_run {
+                    let mut tombstone_metadata = r2::version::object_metadata(
+                        DbVersion::from_metadata(&metadata),
+                        R2State::Migrated { at_ms },
+                    );
+                    tombstone_metadata.insert("db-tombstone".into(), "1".into());
+                    // Only over the copy that was listed: a rollback may be writing it.
+                    bucket
+                        .put(key.clone(), TOMBSTONE.to_vec())
+                        .custom_metadata(tombstone_metadata)
+                        .only_if(worker::Conditional {
+                            etag_matches: Some(object.etag()),
+                            ..Default::default()
+                        })
+                        .execute()
+                        .await?;
+                }
+                tombstoned.push(key);
+            }
+        }
+        match page.cursor().filter(|_| page.truncated()) {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(http::json(
+        200,
+        &json!({
+            "dry_run": dry_run,
+            "older_than_days": days,
+            "deleted_backups": deleted,
+            "tombstoned": tombstoned,
+        }),
+    ))
+}
