@@ -69,11 +69,11 @@ impl DurableObject for UserDataStore {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let response = match self.dispatch(&mut req).await {
+        // Responses are labelled where they are made: one handed to the R2 path says `r2`.
+        Ok(match self.dispatch(&mut req).await {
             Ok(response) => response,
-            Err(err) => http::error(&err),
-        };
-        Ok(http::labelled(response, DataPath::DurableObject))
+            Err(err) => http::labelled(http::error(&err), DataPath::DurableObject),
+        })
     }
 }
 
@@ -212,7 +212,7 @@ impl UserDataStore {
         let _ = response
             .headers_mut()
             .set("X-DB-Version", &version.to_string());
-        Ok(response)
+        Ok(http::labelled(response, DataPath::DurableObject))
     }
 
     /// Runs the handler in a transaction and commits it once every file it names is stored;

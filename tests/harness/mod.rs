@@ -433,6 +433,8 @@ fn persist_dir(state: &Path) -> PathBuf {
 /// A SQLite file with the app's schema, made natively, as the existing app would have stored it.
 pub fn sqlite_file_with(sql: &str) -> Vec<u8> {
     let mut conn = rusqlite::Connection::open_in_memory().expect("an in-memory database");
+    conn.execute_batch("PRAGMA foreign_keys = OFF")
+        .expect("the pragma applies");
     conn.execute_batch(include_str!("../../schema/0001_init.sql"))
         .expect("the schema applies");
     conn.execute_batch(sql).expect("the seed SQL applies");
@@ -486,4 +488,165 @@ pub fn multipart(parts: &[(&str, Part<'_>)]) -> (String, Vec<u8>) {
     }
     body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={BOUNDARY}"), body)
+}
+
+/// The admin token the migration tests start the Worker with.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+impl TestWorker {
+    /// A Worker with the admin API enabled, plus `vars`.
+    pub fn start_with_admin(vars: &[(&str, &str)]) -> Self {
+        let mut all = vec![("ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned())];
+        all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Self::start_with(Options {
+            vars: all,
+            ..Options::default()
+        })
+    }
+
+    /// An admin API request with the token.
+    pub fn admin(&self, method: &str, path: &str, body: Vec<u8>) -> TestResponse {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        self.request(method, path, None, &[("Authorization", &auth)], body)
+    }
+}
+
+/// A database in the shape of the existing app's (schema.md): all 8 tables, JSON in text
+/// columns, NULLs, non-ASCII text, and deleted rows so that `sqlite_sequence` is ahead of the
+/// row counts. `clips` scales it (3000 clips is about 5 MB).
+pub fn realistic_database(clips: usize) -> Vec<u8> {
+    let mut conn = rusqlite::Connection::open_in_memory().expect("an in-memory database");
+    // As in the existing app: foreign keys are declared, never enforced (schema.md §0).
+    conn.execute_batch("PRAGMA foreign_keys = OFF")
+        .expect("the pragma applies");
+    conn.execute_batch(include_str!("../../schema/0001_init.sql"))
+        .expect("the schema applies");
+    let tx = conn.transaction().expect("a transaction");
+    let region = r##"[{"id": "r1", "raw_start_frame": 3, "raw_end_frame": 90, "duration_seconds": 2.9, "keyframes": [{"raw_frame": 3, "raw_x": 512.5, "raw_y": 300.25, "raw_radiusX": 30.0, "raw_radiusY": 50.0, "opacity": 0.15, "color": "#FFFF00", "player_image_path": null}]}]"##;
+    for game in 1..=20 {
+        tx.execute(
+            "INSERT INTO games (name, opponent_name, game_date, game_type, tournament_name, video_size, brilliant_count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            rusqlite::params![
+                format!("Spiel {game} – Fußball ⚽.mp4"),
+                if game % 3 == 0 { None } else { Some(format!("Équipe {game}")) },
+                format!("2025-{:02}-{:02}", game % 12 + 1, game % 28 + 1),
+                ["home", "away", "tournament"][game % 3],
+                if game % 3 == 2 { Some("Coupe d'hiver") } else { None },
+                if game % 2 == 0 { Some(1_000_000 + game as i64) } else { None },
+                game as i64 % 4,
+            ],
+        )
+        .expect("a game");
+    }
+    for clip in 1..=clips {
+        tx.execute(
+            "INSERT INTO raw_clips (filename, rating, tags, name, notes, start_time, end_time, game_id, default_highlight_regions)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            rusqlite::params![
+                format!("{clip:012x}.mp4"),
+                (clip % 5 + 1) as i64,
+                r#"["Goals", "D\u00e9fense"]"#,
+                if clip % 4 == 0 { String::new() } else { format!("Clip {clip} — «beau»") },
+                if clip % 2 == 0 { None } else { Some("notes ".repeat(30)) },
+                clip as f64 * 1.5,
+                clip as f64 * 1.5 + 4.25,
+                (clip % 20 + 1) as i64,
+                region,
+            ],
+        )
+        .expect("a clip");
+        if clip % 10 == 1 {
+            tx.execute(
+                "INSERT INTO projects (name, aspect_ratio, current_mode) VALUES (?1, '9:16', ?2)",
+                rusqlite::params![
+                    format!("Projet {clip}"),
+                    if clip % 20 == 1 {
+                        None
+                    } else {
+                        Some("overlay")
+                    }
+                ],
+            )
+            .expect("a project");
+        }
+        let project = (clip / 10 + 1) as i64;
+        tx.execute(
+            "INSERT INTO working_clips (project_id, raw_clip_id, sort_order, version, crop_data, exported_at)
+             VALUES (?1, ?2, ?3, 1, ?4, ?5)",
+            rusqlite::params![
+                project,
+                clip as i64,
+                (clip % 10) as i64,
+                r#"[{"time": 0.0, "x": 10, "y": 20, "width": 540, "height": 960}]"#,
+                if clip % 3 == 0 { Some("2026-01-02 03:04:05") } else { None },
+            ],
+        )
+        .expect("a working clip");
+    }
+    tx.execute_batch(
+        r#"INSERT INTO working_videos (project_id, filename, version, highlights_data, text_overlays)
+               SELECT id, 'working_' || id || '.mp4', 1, '[{"id": "h", "start_time": 0.5}]', '[]' FROM projects;
+           INSERT INTO final_videos (project_id, filename, version, source_type, rating_counts)
+               SELECT id, 'final_' || id || '.mp4', 1, 'custom_project', NULL FROM projects;
+           INSERT INTO final_videos (project_id, filename, version, source_type, game_id, name, rating_counts)
+               VALUES (0, 'annotated.mp4', 1, 'annotated_game', 3, 'Spiel 3 (Annotated)',
+                       '{"brilliant": 1, "good": 2, "interesting": 0, "mistake": 0, "blunder": 1}');
+           INSERT INTO export_jobs (id, project_id, type, status, input_data, error)
+               SELECT 'export_' || printf('%012x', id), id, 'framing', 'error', '{}', 'Server restarted during processing' FROM projects;
+           INSERT INTO before_after_tracks (final_video_id, raw_clip_id, source_path, start_frame, end_frame, clip_index)
+               SELECT f.id, 1, '/data/raw_clips/x.mp4', 0, 90, 0 FROM final_videos f;
+           DELETE FROM raw_clips WHERE id % 97 = 0;
+           DELETE FROM games WHERE id = 20;
+           DELETE FROM projects WHERE id = (SELECT MAX(id) FROM projects);"#,
+    )
+    .expect("the rest of the tables");
+    tx.commit().expect("commit");
+    let bytes = conn
+        .serialize(rusqlite::MAIN_DB)
+        .expect("the database serialises")
+        .to_vec();
+    drop(conn);
+    bytes
+}
+
+/// Every row of `table` in a SQLite file, in rowid order, values rendered by SQLite's `quote()`.
+pub fn table_rows(file: &[u8], table: &str) -> Vec<String> {
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.deserialize_read_exact(rusqlite::MAIN_DB, file, file.len(), true)
+        .unwrap();
+    let columns: Vec<String> = conn
+        .prepare(&format!("PRAGMA table_info({table})"))
+        .unwrap()
+        .query_map([], |row| row.get::<_, String>(1))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let rendered = columns
+        .iter()
+        .map(|c| format!("quote(\"{c}\")"))
+        .collect::<Vec<_>>()
+        .join(" || '|' || ");
+    let mut statement = conn
+        .prepare(&format!("SELECT {rendered} FROM {table} ORDER BY rowid"))
+        .unwrap();
+    let rows = statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    rows
+}
+
+/// The `sqlite_sequence` entry of `table` in a SQLite file.
+pub fn sequence_of(file: &[u8], table: &str) -> i64 {
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.deserialize_read_exact(rusqlite::MAIN_DB, file, file.len(), true)
+        .unwrap();
+    conn.query_row(
+        "SELECT seq FROM sqlite_sequence WHERE name = ?1",
+        [table],
+        |row| row.get(0),
+    )
+    .unwrap()
 }
