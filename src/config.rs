@@ -45,6 +45,9 @@ pub struct Config {
     /// `FLAG_PROPAGATION_SECONDS`: how long after a move a KV flag may still read the old way
     /// somewhere (default 120); within it, the records decide, not the flag.
     pub flag_propagation_ms: u64,
+    /// `AUTO_MIGRATE_BYTES`: when set, an R2-path upload larger than this sets the user's
+    /// `migrated:` flag, and their next request moves them to their Durable Object.
+    pub auto_migrate_bytes: Option<u64>,
     /// `ROUTER_FLAG_OVERRIDE` (tests only): `ignore` routes as if no flag were set, `always` as
     /// if every flag were, to simulate stale KV at a location.
     pub router_flag_override: Option<bool>,
@@ -72,6 +75,7 @@ impl Config {
             cache_bytes: number("R2_CACHE_BYTES", 8 * MB),
             flag_cache_ttl_seconds: number("FLAG_CACHE_TTL_SECONDS", 60),
             flag_propagation_ms: 1000 * number("FLAG_PROPAGATION_SECONDS", 120),
+            auto_migrate_bytes: var(env, "AUTO_MIGRATE_BYTES").and_then(|v| v.parse().ok()),
             router_flag_override: match var(env, "ROUTER_FLAG_OVERRIDE").as_deref() {
                 Some("ignore") => Some(false),
                 Some("always") => Some(true),

@@ -375,3 +375,64 @@ fn prune_deletes_old_backups_and_leaves_a_tombstone_that_still_fences() {
     );
     assert!(project_names(&worker, "old").contains(&"kept on the object".to_owned()));
 }
+
+#[test]
+fn a_database_grown_past_the_auto_migrate_size_moves_on_its_next_request() {
+    let worker = TestWorker::start_with_admin(&[("AUTO_MIGRATE_BYTES", "400000")]);
+    seed(&worker, "grow", &realistic_database(600));
+    let write = create_project(&worker, "grow", "the write that tips it");
+    assert_eq!(write.header("X-Data-Path"), Some("r2"));
+    let next = worker.get("/api/projects", Some("grow"));
+    assert_eq!(next.header("X-Data-Path"), Some("do"));
+    assert!(project_names(&worker, "grow").contains(&"the write that tips it".to_owned()));
+    assert_eq!(
+        create_project(&worker, "tiny", "small").header("X-Data-Path"),
+        Some("r2")
+    );
+    assert_eq!(
+        worker
+            .get("/api/projects", Some("tiny"))
+            .header("X-Data-Path"),
+        Some("r2")
+    );
+}
+
+#[test]
+fn users_are_listed_with_their_state_a_page_at_a_time() {
+    let worker = TestWorker::start_with_admin(&[]);
+    for user in ["ann", "ben", "cat"] {
+        seed(&worker, user, &realistic_database(5));
+    }
+    admin_ok(&worker, "POST", "/admin/users/ben/migrate");
+    let first = admin_ok(&worker, "GET", "/admin/users?limit=2");
+    assert_eq!(first["users"].as_array().unwrap().len(), 2);
+    let cursor = first["cursor"].as_str().expect("a next page").to_owned();
+    let second = admin_ok(
+        &worker,
+        "GET",
+        &format!("/admin/users?limit=2&cursor={cursor}"),
+    );
+    let mut users: Vec<Value> = first["users"].as_array().unwrap().clone();
+    users.extend(second["users"].as_array().unwrap().iter().cloned());
+    let ben = users
+        .iter()
+        .find(|u| u["user_id"] == "ben")
+        .expect("ben is listed");
+    assert_eq!(
+        (ben["state"].clone(), ben["flag"].clone()),
+        (json!("migrated"), json!(true))
+    );
+    let ann = users
+        .iter()
+        .find(|u| u["user_id"] == "ann")
+        .expect("ann is listed");
+    assert_eq!(
+        (
+            ann["state"].clone(),
+            ann["flag"].clone(),
+            ann["exists"].clone()
+        ),
+        (json!("active"), json!(false), json!(true))
+    );
+    assert_eq!(users.len(), 3);
+}

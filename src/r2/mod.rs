@@ -159,6 +159,9 @@ async fn run(
         if saved == Saved::Stored {
             report.version = Some(version);
             log_size(config, user, size);
+            if config.auto_migrate_bytes.is_some_and(|limit| size > limit) {
+                request_migration(env, user, size).await;
+            }
             return finish(&bucket, user, reply, range).await.map(Some);
         }
 
@@ -230,6 +233,24 @@ fn log_size(config: &Config, user: &UserId, size: u64) {
             "Database size notice: {}KB - approaching 1MB migration threshold (user {user})",
             size / 1024
         );
+    }
+}
+
+/// The existing design's "migrate when the database exceeds 1 MB": sets the flag; the user's
+/// next request reaches their object, which moves the data. A failure only delays that.
+async fn request_migration(env: &Env, user: &UserId, size: u64) {
+    let key = crate::router::migrated_flag_key(user);
+    let result = match env
+        .kv(crate::config::FLAGS_KV)
+        .map(|kv| kv.put(&key, "auto"))
+    {
+        Ok(Ok(put)) => put.execute().await.map_err(|err| err.to_string()),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(err) => Err(err.to_string()),
+    };
+    match result {
+        Ok(()) => worker::console_log!("User {user} ({size} bytes) flagged for migration"),
+        Err(err) => worker::console_warn!("Could not flag user {user} for migration: {err}"),
     }
 }
 
