@@ -75,6 +75,9 @@ async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
         (Method::Post, ["admin", "users", u, "rollback"]) => {
             call_object(env, &user(u)?, Method::Post, "rollback").await
         }
+        (Method::Get, ["admin", "users", u, "verify"]) => {
+            call_object(env, &user(u)?, Method::Get, "verify").await
+        }
         (Method::Post, ["admin", "prune"]) => prune(env, &query).await,
         _ => Err(ApiError::NotFound("Not Found".into())),
     }

@@ -1,45 +1,39 @@
-//! `migrator`: the operators' command-line tool for the Worker's admin API.
+//! `migrator`: the operators' command-line tool for moving users between the R2-SQLite path and
+//! their Durable Objects, through the Worker's admin API.
 //!
-//! It speaks HTTP to a running Worker (`--endpoint`, or `MIGRATOR_ENDPOINT`), locally under
-//! `wrangler dev` or deployed. For now it checks that the Worker answers; migration, rollback and
-//! the other operator commands arrive with the admin API they drive.
+//! `cohort` chooses, `client` asks, `journal` remembers, `progress` reports; this file parses
+//! the command line, wires them together and sets the exit status.
+
+mod batch;
+mod cli;
+mod client;
+mod cohort;
+mod journal;
+mod progress;
+mod size;
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use serde_json::{json, Value};
 
-#[derive(Debug, Parser)]
-#[command(name = "migrator", version, about)]
-struct Cli {
-    /// Base URL of the Worker, e.g. http://127.0.0.1:8787 or https://<worker>.<account>.workers.dev
-    #[arg(
-        long,
-        env = "MIGRATOR_ENDPOINT",
-        global = true,
-        default_value = "http://127.0.0.1:8787"
-    )]
-    endpoint: String,
+use batch::Action;
+use cli::{Batch, Cli, Command};
+use client::{AdminClient, ClientError};
+use progress::Reporter;
+use size::format_size;
 
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Checks that the Worker answers `GET /api/health`.
-    Health,
-}
+/// The size above which a user should move (the Worker's own warning threshold).
+const MIGRATION_THRESHOLD: u64 = 1024 * 1024;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Health => health(&cli.endpoint),
-    };
-    match result {
-        Ok(message) => {
-            println!("{message}");
-            ExitCode::SUCCESS
-        }
+    let client = AdminClient::new(&cli.endpoint, &cli.token);
+    let mut reporter = Reporter::new(cli.json);
+    match run(&cli, &client, &mut reporter) {
+        Ok(code) => code,
         Err(message) => {
             eprintln!("migrator: {message}");
             ExitCode::FAILURE
@@ -47,18 +41,282 @@ fn main() -> ExitCode {
     }
 }
 
-fn health(endpoint: &str) -> Result<String, String> {
+fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitCode, String> {
+    let error = |err: ClientError| err.to_string();
+    match &cli.command {
+        Command::Health => health(&cli.endpoint, reporter),
+        Command::Plan { min_size, limit } => {
+            let mut users: Vec<_> = client
+                .users()
+                .map_err(error)?
+                .into_iter()
+                .filter(|u| u.exists && u.state == "active")
+                .filter(|u| u.size.unwrap_or(0) >= min_size.unwrap_or(0))
+                .collect();
+            users.sort_by(|a, b| b.size.cmp(&a.size).then(a.user_id.cmp(&b.user_id)));
+            users.truncate(limit.unwrap_or(usize::MAX));
+            let total: u64 = users.iter().map(|u| u.size.unwrap_or(0)).sum();
+            let over = users
+                .iter()
+                .filter(|u| u.size.unwrap_or(0) > MIGRATION_THRESHOLD)
+                .count();
+            let rows: Vec<Value> = users
+                .iter()
+                .map(|u| {
+                    json!({"user_id": u.user_id, "size": u.size, "version": u.version,
+                                "over_threshold": u.size.unwrap_or(0) > MIGRATION_THRESHOLD})
+                })
+                .collect();
+            reporter.value(
+                &json!({"users": rows, "count": users.len(), "total_bytes": total, "over_threshold": over}),
+                |_| {
+                    let mut out = format!("{:<24} {:>10} {:>8}\n", "USER", "SIZE", "VERSION");
+                    for u in &users {
+                        let mark = if u.size.unwrap_or(0) > MIGRATION_THRESHOLD { "  > 1 MB: migrate" } else { "" };
+                        out.push_str(&format!("{:<24} {:>10} {:>8}{mark}\n", u.user_id, format_size(u.size.unwrap_or(0)), u.version));
+                    }
+                    out + &format!("{} users on the R2 path, {} in all, {over} over 1 MB", users.len(), format_size(total))
+                },
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate(batch) => run_batch(client, reporter, batch, Action::Migrate),
+        Command::Rollback(batch) => run_batch(client, reporter, batch, Action::Rollback),
+        Command::Status { user: Some(user) } => {
+            let status = client.user(user).map_err(error)?;
+            reporter.value(&status, |s| {
+                serde_json::to_string_pretty(s).unwrap_or_default()
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { user: None } => {
+            let users = client.users().map_err(error)?;
+            let count = |state: &str| {
+                users
+                    .iter()
+                    .filter(|u| u.exists && u.state == state)
+                    .count()
+            };
+            let mismatched = users
+                .iter()
+                .filter(|u| u.exists && (u.state == "migrated") != u.flag)
+                .count();
+            let counts = json!({"on_r2": count("active"), "migrated": count("migrated"),
+                                "flag_disagrees_with_r2": mismatched, "users": users.len()});
+            reporter.value(&counts, |c| {
+                format!(
+                    "on the R2 path: {}\nmigrated:       {}\nflag differs from R2 state (a move in progress or a hand edit): {}",
+                    c["on_r2"], c["migrated"], c["flag_disagrees_with_r2"]
+                )
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { users } => {
+            let mut failures = 0;
+            for user in users {
+                let verdict = match client.verify(user) {
+                    Ok(v) => v,
+                    Err(err) => {
+                        failures += 1;
+                        reporter.value(
+                            &json!({"user": user, "ok": false, "detail": err.to_string()}),
+                            |v| format!("{user:<24} FAILED  {}", v["detail"]),
+                        );
+                        continue;
+                    }
+                };
+                let written = verdict["written_since_migration"].as_bool().unwrap_or(true);
+                let ok = verdict["state"] == "active"
+                    && verdict["quick_check"] == "ok"
+                    && (written || verdict["agrees_with_r2"] == true);
+                failures += u32::from(!ok);
+                let how = if written {
+                    "integrity check (written since migration)"
+                } else {
+                    "agrees with its R2 copy"
+                };
+                reporter.value(&json!({"user": user, "ok": ok, "verdict": verdict}), |_| {
+                    format!("{user:<24} {}  {how}", if ok { "ok    " } else { "FAILED" })
+                });
+            }
+            Ok(if failures == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Export { user, output } => {
+            let (bytes, version) = client.export(user).map_err(error)?;
+            std::fs::write(output, &bytes)
+                .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+            reporter.value(
+                &json!({"user": user, "file": output, "bytes": bytes.len(), "version": version}),
+                |v| {
+                    format!(
+                        "{user}: {} written to {} (version {})",
+                        format_size(bytes.len() as u64),
+                        output.display(),
+                        v["version"].as_str().unwrap_or("?")
+                    )
+                },
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { user, file } => {
+            let bytes =
+                std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            check_sqlite_file(&bytes)
+                .map_err(|e| format!("{} is not a usable SQLite database: {e}", file.display()))?;
+            let stored = client.import(user, bytes).map_err(error)?;
+            reporter.value(&stored, |v| {
+                format!("{user}: stored as version {}", v["version"])
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Prune {
+            older_than,
+            dry_run,
+        } => {
+            let report = client.prune(*older_than, *dry_run).map_err(error)?;
+            reporter.value(&report, |r| {
+                let list = |key: &str| r[key].as_array().map(|a| a.len()).unwrap_or(0);
+                format!(
+                    "{}{} backups deleted, {} R2 copies turned into tombstones",
+                    if *dry_run { "dry run: " } else { "" },
+                    list("deleted_backups"),
+                    list("tombstoned")
+                )
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn health(endpoint: &str, reporter: &Reporter) -> Result<ExitCode, String> {
     let url = format!("{}/api/health", endpoint.trim_end_matches('/'));
     let mut response = ureq::get(&url)
         .call()
         .map_err(|err| format!("cannot reach the Worker at {endpoint}: {err}"))?;
-    let body: serde_json::Value = response
+    let body: Value = response
         .body_mut()
         .read_json()
         .map_err(|err| format!("{url} did not answer JSON: {err}"))?;
-    if body["status"] == "ok" {
-        Ok(format!("{endpoint}: ok"))
-    } else {
-        Err(format!("{url} answered {body}"))
+    if body["status"] != "ok" {
+        return Err(format!("{url} answered {body}"));
     }
+    reporter.value(&json!({"endpoint": endpoint, "status": "ok"}), |_| {
+        format!("{endpoint}: ok")
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A file fit to import: the SQLite header, it opens, and `quick_check` says ok.
+fn check_sqlite_file(bytes: &[u8]) -> Result<(), String> {
+    if !bytes.starts_with(b"SQLite format 3\0") {
+        return Err("no SQLite header".into());
+    }
+    let mut conn = rusqlite::Connection::open_in_memory().map_err(|e| e.to_string())?;
+    conn.deserialize_read_exact(rusqlite::MAIN_DB, bytes, bytes.len(), true)
+        .map_err(|e| e.to_string())?;
+    let verdict: String = conn
+        .query_row("PRAGMA quick_check", [], |row| row.get(0))
+        .map_err(|e| e.to_string())?;
+    if verdict == "ok" {
+        Ok(())
+    } else {
+        Err(format!("quick_check: {verdict}"))
+    }
+}
+
+/// Chooses the users of a batch command and runs it.
+fn run_batch(
+    client: &AdminClient,
+    reporter: &mut Reporter,
+    batch: &Batch,
+    action: Action,
+) -> Result<ExitCode, String> {
+    if batch.users.is_empty() && !batch.all {
+        return Err(format!(
+            "name the users to {}, or pass --all",
+            action.name()
+        ));
+    }
+    let candidates: Vec<String> = if batch.all || batch.min_size.is_some() {
+        let wanted = match action {
+            Action::Migrate => "active",
+            Action::Rollback => "migrated",
+        };
+        client
+            .users()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|u| u.exists && u.state == wanted)
+            .filter(|u| batch.users.is_empty() || batch.users.contains(&u.user_id))
+            .filter(|u| u.size.unwrap_or(0) >= batch.min_size.unwrap_or(0))
+            .map(|u| u.user_id)
+            .collect()
+    } else {
+        batch.users.clone()
+    };
+    let users: Vec<String> = candidates
+        .into_iter()
+        .filter(|user| batch.percent.is_none_or(|p| cohort::in_cohort(user, p)))
+        .collect();
+    if batch.dry_run {
+        for user in &users {
+            reporter.value(&json!({"user": user, "would": action.name()}), |_| {
+                format!("would {} {user}", action.name())
+            });
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    // A second Ctrl-C is not caught: it ends the process at once (the journal is flushed per entry).
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("migrator: stopping after the users in flight (Ctrl-C again to quit now)");
+    });
+    let mut journal = journal::Journal::open(&batch.journal)?;
+    let summary = batch::run(
+        client,
+        action,
+        users,
+        batch.concurrency.into(),
+        &mut journal,
+        reporter,
+        &stop,
+    );
+    let totals = json!({
+        "summary": {
+            "moved": summary.moved, "already": summary.already, "failed": summary.failed,
+            "skipped_from_journal": summary.skipped_from_journal, "bytes": summary.bytes,
+            "seconds": summary.seconds, "interrupted": summary.interrupted,
+        }
+    });
+    reporter.value(&totals, |_| {
+        format!(
+            "{}: {} moved, {} already there, {} failed, {} skipped (journal), {} in {:.1} s{}",
+            action.name(),
+            summary.moved,
+            summary.already,
+            summary.failed,
+            summary.skipped_from_journal,
+            format_size(summary.bytes),
+            summary.seconds,
+            if summary.interrupted {
+                " (interrupted: run again to resume)"
+            } else {
+                ""
+            }
+        )
+    });
+    Ok(if summary.failed > 0 || summary.interrupted {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

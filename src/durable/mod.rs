@@ -109,6 +109,10 @@ impl UserDataStore {
                     .await,
             ),
             (worker::Method::Get, "/internal/status") => self.status(user),
+            (worker::Method::Get, "/internal/verify") => {
+                let verdict = self.moving(user).verify().await?;
+                Ok(http::json(200, &verdict))
+            }
             (worker::Method::Get, "/internal/export") => self.export(user),
             (_, path) if path.starts_with("/internal/") => {
                 Err(ApiError::NotFound("Not Found".into()))

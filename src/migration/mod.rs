@@ -404,6 +404,33 @@ impl Move {
         Ok((export.to_bytes()?, self.version()?))
     }
 
+    /// Whether the object agrees with its R2 copy (meaningful while nothing was written since
+    /// the migration) and passes its integrity check.
+    pub async fn verify(&self) -> Result<serde_json::Value, MigrationError> {
+        let (state, _) = self.object_state()?;
+        let ours = verify::digests(&self.db)?;
+        let integrity = verify::quick_check(&self.db).map_err(|e| e.to_string());
+        let bucket = self.bucket()?;
+        let copy = r2::database(&bucket, &self.user, &self.config)
+            .download()
+            .await?;
+        let r2_digests = copy
+            .bytes
+            .as_ref()
+            .and_then(|bytes| RusqliteDb::from_bytes(bytes).ok())
+            .map(|db| verify::digests(&db))
+            .transpose()?;
+        let version = self.version()?;
+        Ok(serde_json::json!({
+            "state": state,
+            "version": version.0,
+            "r2_version": copy.version.0,
+            "written_since_migration": version != copy.version,
+            "quick_check": integrity.as_ref().map(|()| "ok").unwrap_or_else(|e| e.as_str()),
+            "agrees_with_r2": r2_digests.as_deref().map(|theirs| verify::same_data(theirs, &ours).is_ok()),
+        }))
+    }
+
     /// Rows per data table, for status pages.
     pub fn row_counts(&self) -> Result<Vec<(String, u64)>, MigrationError> {
         Ok(verify::digests(&self.db)?

@@ -25,8 +25,13 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the process group may take to exit after SIGTERM before it gets SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The folder with `wrangler.toml`: this package's, or the workspace root above a member crate
+/// (the migrator's tests use this harness too).
 fn project_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("wrangler.toml").exists())
+        .expect("wrangler.toml above the crate")
 }
 
 fn wrangler_bin() -> PathBuf {

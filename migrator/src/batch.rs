@@ -1,0 +1,134 @@
+//! Runs migrate or rollback over many users: a few at a time, each step journaled before and
+//! after, stopping after the users in flight when asked to (Ctrl-C).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::Instant;
+
+use crate::client::AdminClient;
+use crate::journal::{Entry, Journal};
+use crate::progress::{Reporter, UserResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Migrate,
+    Rollback,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Migrate => "migrate",
+            Action::Rollback => "rollback",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub moved: u64,
+    pub already: u64,
+    pub failed: u64,
+    pub skipped_from_journal: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub interrupted: bool,
+}
+
+/// Moves `users` (those the journal does not already list as done), `concurrency` at a time.
+pub fn run(
+    client: &AdminClient,
+    action: Action,
+    users: Vec<String>,
+    concurrency: usize,
+    journal: &mut Journal,
+    reporter: &mut Reporter,
+    stop: &AtomicBool,
+) -> Summary {
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    let pending: VecDeque<String> = users
+        .into_iter()
+        .filter(|user| {
+            let done = journal.is_done(action.name(), user);
+            summary.skipped_from_journal += u64::from(done);
+            !done
+        })
+        .collect();
+    reporter.start(pending.len() as u64, action.name());
+    let queue = Mutex::new(pending);
+    let journal = Mutex::new(journal);
+    let (results, received) = mpsc::channel::<UserResult>();
+
+    std::thread::scope(|scope| {
+        for _ in 0..concurrency {
+            let (queue, journal, results) = (&queue, &journal, results.clone());
+            scope.spawn(move || loop {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Some(user) = queue.lock().expect("the queue").pop_front() else {
+                    return;
+                };
+                let record = |status: &str, detail: Option<String>| {
+                    let entry = Entry {
+                        action: action.name().to_owned(),
+                        user: user.clone(),
+                        status: status.to_owned(),
+                        detail,
+                    };
+                    if let Err(err) = journal.lock().expect("the journal").record(entry) {
+                        eprintln!("migrator: {err}");
+                    }
+                };
+                record("started", None);
+                let begun = Instant::now();
+                let outcome = match action {
+                    Action::Migrate => client.migrate(&user),
+                    Action::Rollback => client.rollback(&user),
+                };
+                let result = match outcome {
+                    Ok(report) => {
+                        record("done", None);
+                        UserResult {
+                            user: user.clone(),
+                            outcome: report["outcome"].as_str().unwrap_or("done").to_owned(),
+                            bytes: report["bytes"].as_u64().unwrap_or(0),
+                            milliseconds: report["milliseconds"].as_u64().unwrap_or(0),
+                            detail: None,
+                        }
+                    }
+                    Err(err) => {
+                        record("failed", Some(err.to_string()));
+                        UserResult {
+                            user: user.clone(),
+                            outcome: "failed".to_owned(),
+                            bytes: 0,
+                            milliseconds: begun.elapsed().as_millis() as u64,
+                            detail: Some(err.to_string()),
+                        }
+                    }
+                };
+                if results.send(result).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(results);
+        for result in received {
+            match result.outcome.as_str() {
+                "failed" => summary.failed += 1,
+                "already_migrated" | "already_on_r2" => summary.already += 1,
+                _ => summary.moved += 1,
+            }
+            summary.bytes += result.bytes;
+            reporter.user(&result);
+        }
+    });
+    reporter.finish();
+    summary.interrupted =
+        stop.load(Ordering::SeqCst) && !queue.lock().expect("the queue").is_empty();
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary
+}

@@ -1,0 +1,122 @@
+//! The command line, as clap types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::size::parse_size;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "migrator",
+    version,
+    about = "Moves users between the R2-SQLite path and their Durable Objects, through the Worker's admin API"
+)]
+pub struct Cli {
+    /// Base URL of the Worker, e.g. http://127.0.0.1:8787 or https://<worker>.<account>.workers.dev
+    #[arg(
+        long,
+        env = "MIGRATOR_ENDPOINT",
+        global = true,
+        default_value = "http://127.0.0.1:8787"
+    )]
+    pub endpoint: String,
+
+    /// The Worker's ADMIN_TOKEN secret
+    #[arg(
+        long,
+        env = "MIGRATOR_TOKEN",
+        global = true,
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub token: String,
+
+    /// Print JSON (one object per line) instead of tables
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Checks that the Worker answers `GET /api/health`.
+    Health,
+    /// Users still on the R2 path, largest first; those over 1 MB are marked.
+    Plan {
+        /// Only users at least this large (512KB, 1MB, 1.5MiB)
+        #[arg(long, value_parser = parse_size)]
+        min_size: Option<u64>,
+        /// At most this many users
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Moves users to their Durable Objects.
+    Migrate(Batch),
+    /// Moves users back to the R2 path.
+    Rollback(Batch),
+    /// Counts users by state, or shows one user's full status.
+    Status { user: Option<String> },
+    /// Checks that a migrated user's object passes its integrity check and, when nothing was
+    /// written since the migration, agrees with its R2 copy.
+    Verify {
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// Writes a user's authoritative database to a file.
+    Export {
+        user: String,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Checks a SQLite file here, then stores it as the user's R2 database.
+    Import { user: String, file: PathBuf },
+    /// Deletes old backups and turns long-migrated R2 copies into tombstones.
+    Prune {
+        /// Age, in days (`30d` or `30`)
+        #[arg(long, value_parser = parse_days)]
+        older_than: u64,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Which users a batch command takes, and how.
+#[derive(Debug, Args)]
+pub struct Batch {
+    /// These users (else --all)
+    pub users: Vec<String>,
+    /// Every user in the right state
+    #[arg(long, conflicts_with = "users")]
+    pub all: bool,
+    /// Only users at least this large (512KB, 1MB, 1.5MiB)
+    #[arg(long, value_parser = parse_size)]
+    pub min_size: Option<u64>,
+    /// A stable cohort: users whose id hashes below this percentage (1% is inside 10%)
+    #[arg(long, value_parser = parse_percent)]
+    pub percent: Option<f64>,
+    /// Users moved at the same time
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Show who would be moved, move nobody
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The journal that lets an interrupted run resume
+    #[arg(long, default_value = "migrator-journal.jsonl")]
+    pub journal: PathBuf,
+}
+
+fn parse_days(text: &str) -> Result<u64, String> {
+    text.trim_end_matches('d')
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of days (e.g. 30d)"))
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    match text.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("'{text}' is not a percentage from 0 to 100")),
+    }
+}
