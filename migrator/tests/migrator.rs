@@ -123,7 +123,7 @@ fn cohorts_nest_an_interrupted_run_resumes_and_no_data_is_lost() {
     assert!(!migrated_users(&worker).contains(&"user_03".to_owned()));
 
     // Roll everyone back one at a time, interrupt after two, then run again to resume.
-    let mut child = migrator(
+    let child = migrator(
         &worker,
         &[
             "rollback",
