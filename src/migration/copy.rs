@@ -4,7 +4,7 @@
 //!
 //! Statements stay within the Durable Object's limits: at most 100 bound parameters each.
 
-use crate::db::{Db, DbError, SqlValue};
+use crate::db::{Db, DbError, Row, SqlValue};
 
 /// Tables that belong to the storage, not to the user's data: SQLite's own, the Durable Object
 /// platform's (`_cf_`), and the object's record of its migration state.
@@ -119,29 +119,8 @@ fn copy_rows(from: &impl Db, to: &impl Db, table: &Table) -> Result<u64, DbError
     }
     let rows_per_insert = (MAX_PARAMETERS / width).max(1);
     let select_columns = insert_columns.join(", ");
-    let order = if table.has_rowid() {
-        "rowid".to_owned()
-    } else {
-        (1..=names.len())
-            .map(|i| i.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-
     let mut copied = 0u64;
-    let mut offset = 0i64;
-    loop {
-        // Paging by OFFSET over a stable order: the source does not change during the copy.
-        let page = from.query(
-            &format!(
-                "SELECT {select_columns} FROM {} ORDER BY {order} LIMIT ? OFFSET ?",
-                table.quoted()
-            ),
-            &[PAGE_ROWS.into(), offset.into()],
-        )?;
-        if page.is_empty() {
-            return Ok(copied);
-        }
+    for_each_page(from, table, &select_columns, |page| {
         for chunk in page.chunks(rows_per_insert) {
             let placeholders = vec![format!("({})", vec!["?"; width].join(", ")); chunk.len()];
             let params: Vec<SqlValue> =
@@ -156,6 +135,42 @@ fn copy_rows(from: &impl Db, to: &impl Db, table: &Table) -> Result<u64, DbError
             )?;
         }
         copied += page.len() as u64;
+        Ok(())
+    })?;
+    Ok(copied)
+}
+
+/// Reads `select` (a column list or expressions) from every row of `table`, a page at a time,
+/// in a stable order (rowid, else every column), so memory stays bounded for large tables.
+pub fn for_each_page(
+    db: &impl Db,
+    table: &Table,
+    select: &str,
+    mut visit: impl FnMut(&[Row]) -> Result<(), DbError>,
+) -> Result<(), DbError> {
+    let order = if table.has_rowid() {
+        "rowid".to_owned()
+    } else {
+        let (names, _) = columns(db, table)?;
+        (1..=names.len())
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut offset = 0i64;
+    loop {
+        // OFFSET over a stable order: the source does not change while it is read.
+        let page = db.query(
+            &format!(
+                "SELECT {select} FROM {} ORDER BY {order} LIMIT ? OFFSET ?",
+                table.quoted()
+            ),
+            &[PAGE_ROWS.into(), offset.into()],
+        )?;
+        if page.is_empty() {
+            return Ok(());
+        }
+        visit(&page)?;
         offset += PAGE_ROWS;
     }
 }

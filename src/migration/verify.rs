@@ -9,7 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::db::{Db, DbError};
-use crate::migration::copy::{columns, data_tables, quote_ident};
+use crate::migration::copy::{columns, data_tables, for_each_page, quote_ident};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TableDigest {
@@ -18,8 +18,6 @@ pub struct TableDigest {
     /// SHA-256 (first 16 hex digits) of every row's quoted values, in rowid order.
     pub checksum: String,
 }
-
-const PAGE_ROWS: i64 = 1000;
 
 /// The digest of every data table of `db`, by table name.
 pub fn digests(db: &impl Db) -> Result<Vec<TableDigest>, DbError> {
@@ -31,35 +29,16 @@ pub fn digests(db: &impl Db) -> Result<Vec<TableDigest>, DbError> {
             .map(|name| format!("quote({})", quote_ident(name)))
             .collect::<Vec<_>>()
             .join(" || ',' || ");
-        let order = if table.has_rowid() {
-            "rowid".to_owned()
-        } else {
-            (1..=names.len())
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let mut hasher = Sha256::new();
         let mut rows = 0u64;
-        let mut offset = 0i64;
-        loop {
-            let page = db.query(
-                &format!(
-                    "SELECT {rendered} FROM {} ORDER BY {order} LIMIT ? OFFSET ?",
-                    table.quoted()
-                ),
-                &[PAGE_ROWS.into(), offset.into()],
-            )?;
-            if page.is_empty() {
-                break;
-            }
-            for row in &page {
+        for_each_page(db, &table, &rendered, |page| {
+            for row in page {
                 hasher.update(row.get::<String>(0)?.as_bytes());
                 hasher.update(b"\n");
             }
             rows += page.len() as u64;
-            offset += PAGE_ROWS;
-        }
+            Ok(())
+        })?;
         let checksum = hasher
             .finalize()
             .iter()

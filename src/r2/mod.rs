@@ -210,10 +210,11 @@ async fn finish(
     files::respond(bucket, user, reply.response, range).await
 }
 
-/// Waits a little longer after each lost race, randomly, so that racing writers spread out.
+/// Exponential backoff with jitter after each lost race (10 ms, 20 ms, ... up to 640 ms, each
+/// somewhere between half and all of that), so that racing writers spread out.
 fn jitter_ms(attempt: u32) -> u64 {
-    let base = 5 * u64::from(attempt);
-    base + (worker::js_sys::Math::random() * (base as f64 * 3.0)) as u64
+    let cap = 10u64 << attempt.min(6);
+    cap / 2 + (worker::js_sys::Math::random() * (cap / 2) as f64) as u64
 }
 
 fn mb(bytes: u64) -> f64 {

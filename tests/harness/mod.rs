@@ -222,7 +222,7 @@ impl TestWorker {
     }
 
     /// Runs `wrangler <args> --local --persist-to <this worker's state>`.
-    fn wrangler_local(&self, args: &[&str]) {
+    fn wrangler_local(&self, args: &[&str]) -> std::process::Output {
         let mut command = Command::new(wrangler_bin());
         command
             .current_dir(project_root())
@@ -235,7 +235,12 @@ impl TestWorker {
         if let Some(env) = &self.options.env {
             command.args(["--env", env]);
         }
-        let output = command.output().expect("wrangler runs");
+        command.output().expect("wrangler runs")
+    }
+
+    /// Like [`Self::wrangler_local`], and the command must succeed.
+    fn wrangler_local_ok(&self, args: &[&str]) {
+        let output = self.wrangler_local(args);
         assert!(
             output.status.success(),
             "wrangler {args:?} failed:\n{}\n{}",
@@ -246,38 +251,21 @@ impl TestWorker {
 
     /// Writes a key of the `FLAGS` KV namespace.
     pub fn put_kv(&self, key: &str, value: &str) {
-        self.wrangler_local(&["kv", "key", "put", "--binding", "FLAGS", key, value]);
+        self.wrangler_local_ok(&["kv", "key", "put", "--binding", "FLAGS", key, value]);
     }
 
     /// Deletes a key of the `FLAGS` KV namespace.
     pub fn delete_kv(&self, key: &str) {
-        self.wrangler_local(&["kv", "key", "delete", "--binding", "FLAGS", key]);
+        self.wrangler_local_ok(&["kv", "key", "delete", "--binding", "FLAGS", key]);
     }
 
     /// Reads an object of the `USER_DATA` R2 bucket, if it exists.
     pub fn get_r2(&self, key: &str) -> Option<Vec<u8>> {
         let file = self.state.path().join("download.bin");
         let _ = fs::remove_file(&file);
-        let mut command = Command::new(wrangler_bin());
-        command
-            .current_dir(project_root())
-            .args([
-                "r2",
-                "object",
-                "get",
-                &format!("reel-ballers-users/{key}"),
-                "--file",
-            ])
-            .arg(&file)
-            .arg("--local")
-            .arg("--persist-to")
-            .arg(persist_dir(self.state.path()))
-            .env("WRANGLER_SEND_METRICS", "false")
-            .stdin(Stdio::null());
-        if let Some(env) = &self.options.env {
-            command.args(["--env", env]);
-        }
-        let output = command.output().expect("wrangler runs");
+        let target = format!("reel-ballers-users/{key}");
+        let path = file.to_string_lossy().into_owned();
+        let output = self.wrangler_local(&["r2", "object", "get", &target, "--file", &path]);
         output
             .status
             .success()
@@ -291,7 +279,7 @@ impl TestWorker {
         fs::write(&file, bytes).expect("the upload file is written");
         let target = format!("reel-ballers-users/{key}");
         let file = file.to_string_lossy().into_owned();
-        self.wrangler_local(&["r2", "object", "put", &target, "--file", &file]);
+        self.wrangler_local_ok(&["r2", "object", "put", &target, "--file", &file]);
     }
 }
 
@@ -654,4 +642,12 @@ pub fn sequence_of(file: &[u8], table: &str) -> i64 {
         |row| row.get(0),
     )
     .unwrap()
+}
+
+/// A realistic database (see [`realistic_database`]) of about `bytes` bytes.
+pub fn realistic_database_of_size(bytes: usize) -> Vec<u8> {
+    // Measure the bytes per clip once, then scale; the shape is linear in the clip count.
+    let sample = realistic_database(1000).len();
+    let clips = ((bytes as f64 / sample as f64) * 1000.0).max(20.0) as usize;
+    realistic_database(clips)
 }
