@@ -508,6 +508,11 @@ impl TestWorker {
 /// columns, NULLs, non-ASCII text, and deleted rows so that `sqlite_sequence` is ahead of the
 /// row counts. `clips` scales it (3000 clips is about 5 MB).
 pub fn realistic_database(clips: usize) -> Vec<u8> {
+    realistic_database_with(clips, 10)
+}
+
+/// [`realistic_database`] with `clips_per_project` clips in each project.
+pub fn realistic_database_with(clips: usize, clips_per_project: usize) -> Vec<u8> {
     let mut conn = rusqlite::Connection::open_in_memory().expect("an in-memory database");
     // As in the existing app: foreign keys are declared, never enforced (schema.md §0).
     conn.execute_batch("PRAGMA foreign_keys = OFF")
@@ -549,7 +554,7 @@ pub fn realistic_database(clips: usize) -> Vec<u8> {
             ],
         )
         .expect("a clip");
-        if clip % 10 == 1 {
+        if (clip - 1) % clips_per_project == 0 {
             tx.execute(
                 "INSERT INTO projects (name, aspect_ratio, current_mode) VALUES (?1, '9:16', ?2)",
                 rusqlite::params![
@@ -563,14 +568,14 @@ pub fn realistic_database(clips: usize) -> Vec<u8> {
             )
             .expect("a project");
         }
-        let project = (clip / 10 + 1) as i64;
+        let project = ((clip - 1) / clips_per_project + 1) as i64;
         tx.execute(
             "INSERT INTO working_clips (project_id, raw_clip_id, sort_order, version, crop_data, exported_at)
              VALUES (?1, ?2, ?3, 1, ?4, ?5)",
             rusqlite::params![
                 project,
                 clip as i64,
-                (clip % 10) as i64,
+                ((clip - 1) % clips_per_project) as i64,
                 r#"[{"time": 0.0, "x": 10, "y": 20, "width": 540, "height": 960}]"#,
                 if clip % 3 == 0 { Some("2026-01-02 03:04:05") } else { None },
             ],
@@ -644,10 +649,12 @@ pub fn sequence_of(file: &[u8], table: &str) -> i64 {
     .unwrap()
 }
 
-/// A realistic database (see [`realistic_database`]) of about `bytes` bytes.
+/// A realistic database (see [`realistic_database`]) of about `bytes` bytes with 20 projects
+/// whatever its size: a list of projects then returns the same data at every size, and only
+/// the clips and their data grow.
 pub fn realistic_database_of_size(bytes: usize) -> Vec<u8> {
     // Measure the bytes per clip once, then scale; the shape is linear in the clip count.
     let sample = realistic_database(1000).len();
     let clips = ((bytes as f64 / sample as f64) * 1000.0).max(20.0) as usize;
-    realistic_database(clips)
+    realistic_database_with(clips, clips.div_ceil(20))
 }
