@@ -312,8 +312,29 @@ struct WranglerDev {
     log_path: PathBuf,
 }
 
+/// How often to try fresh ports when another process took the ones we picked.
+const PORT_ATTEMPTS: usize = 5;
+
 impl WranglerDev {
+    /// Starts `wrangler dev` and waits until it answers. A free port can be taken by a parallel
+    /// test between our check and wrangler's bind: then it starts again on other ports.
     fn spawn(options: &Options, state: &Path, agent: &ureq::Agent) -> Self {
+        for _ in 1..PORT_ATTEMPTS {
+            let mut process = Self::launch(options, state);
+            match process.wait_until_ready(agent) {
+                Ok(()) => return process,
+                Err(logs) if logs.contains("Address already in use") => continue,
+                Err(logs) => panic!("{logs}"),
+            }
+        }
+        let mut process = Self::launch(options, state);
+        if let Err(logs) = process.wait_until_ready(agent) {
+            panic!("{logs}");
+        }
+        process
+    }
+
+    fn launch(options: &Options, state: &Path) -> Self {
         let port = free_port();
         let log_path = state.join(format!("wrangler-{port}.log"));
         let log = File::create(&log_path).expect("a log file");
@@ -343,13 +364,11 @@ impl WranglerDev {
             command.args(["--var", &format!("{name}:{value}")]);
         }
         let child = command.spawn().expect("wrangler dev starts");
-        let mut process = Self {
+        Self {
             child: Some(child),
             port,
             log_path,
-        };
-        process.wait_until_ready(agent);
-        process
+        }
     }
 
     fn base_url(&self) -> String {
@@ -364,12 +383,16 @@ impl WranglerDev {
         text
     }
 
-    fn wait_until_ready(&mut self, agent: &ureq::Agent) {
+    /// `Err` with what wrangler printed when it exits or does not answer in time.
+    fn wait_until_ready(&mut self, agent: &ureq::Agent) -> Result<(), String> {
         let started = Instant::now();
         while started.elapsed() < READY_TIMEOUT {
             let exited = self.child.as_mut().map(|child| child.try_wait());
             if let Some(Ok(Some(status))) = exited {
-                panic!("wrangler dev exited with {status}:\n{}", self.logs());
+                return Err(format!(
+                    "wrangler dev exited with {status}:\n{}",
+                    self.logs()
+                ));
             }
             let probe = agent
                 .get(format!("{}/api/health", self.base_url()))
@@ -378,14 +401,14 @@ impl WranglerDev {
                 .build()
                 .call();
             if matches!(probe, Ok(response) if response.status() == 200) {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!(
+        Err(format!(
             "wrangler dev did not answer within {READY_TIMEOUT:?}:\n{}",
             self.logs()
-        );
+        ))
     }
 
     /// Stops the whole process group and waits until every process of it is gone. Idempotent.
