@@ -60,8 +60,8 @@ async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
     let user = |raw: &str| UserId::parse(raw);
 
     match (req.method(), segments.as_slice()) {
-        (Method::Get, ["admin", "users"]) => list_users(env, &config, &query).await,
-        (Method::Get, ["admin", "users", u]) => user_status(env, &config, &user(u)?).await,
+        (Method::Get, ["admin", "users"]) => list_users(env, &query).await,
+        (Method::Get, ["admin", "users", u]) => user_status(env, &user(u)?).await,
         (Method::Put, ["admin", "users", u, "database"]) => {
             let bytes = req.bytes().await?;
             import_database(env, &config, &user(u)?, bytes).await
@@ -112,31 +112,32 @@ async fn flag_set(env: &Env, user: &UserId) -> Result<bool, ApiError> {
         .is_some())
 }
 
-/// What R2 says of a user's database.
-async fn r2_summary(env: &Env, config: &Config, user: &UserId) -> Result<Value, ApiError> {
+/// What R2 says of a user's database (one HEAD).
+async fn r2_summary(env: &Env, user: &UserId) -> Result<Value, ApiError> {
     let bucket = env.bucket(USER_DATA_BUCKET)?;
-    let head = bucket.head(r2::database_key(user)).await?;
-    let snapshot = r2::database(&bucket, user, config).head().await?;
-    let (state, migrated_at) = match snapshot.state {
+    let Some(object) = bucket.head(r2::database_key(user)).await? else {
+        return Ok(
+            json!({"exists": false, "version": 0, "size": null, "etag": null,
+                         "state": "active", "migrated_at": null}),
+        );
+    };
+    let metadata = object.custom_metadata()?;
+    let (state, migrated_at) = match R2State::from_metadata(&metadata) {
         R2State::Active => ("active", None),
         R2State::Migrated { at_ms } => ("migrated", Some(at_ms)),
     };
     Ok(json!({
-        "exists": head.is_some(),
-        "version": snapshot.version.0,
-        "size": head.as_ref().map(|object| object.size()),
-        "etag": snapshot.etag,
+        "exists": true,
+        "version": DbVersion::from_metadata(&metadata).0,
+        "size": object.size(),
+        "etag": object.etag(),
         "state": state,
         "migrated_at": migrated_at,
     }))
 }
 
 /// `GET /admin/users?cursor=&limit=`: users with a folder in R2, a page at a time.
-async fn list_users(
-    env: &Env,
-    config: &Config,
-    query: &HashMap<String, String>,
-) -> Result<Response, ApiError> {
+async fn list_users(env: &Env, query: &HashMap<String, String>) -> Result<Response, ApiError> {
     let limit: u32 = match query.get("limit") {
         Some(text) => text
             .parse()
@@ -156,7 +157,7 @@ async fn list_users(
         let Ok(user) = UserId::parse(prefix.trim_end_matches('/')) else {
             continue;
         };
-        let mut summary = r2_summary(env, config, &user).await?;
+        let mut summary = r2_summary(env, &user).await?;
         summary["user_id"] = json!(user.as_str());
         summary["flag"] = json!(flag_set(env, &user).await?);
         users.push(summary);
@@ -169,14 +170,14 @@ async fn list_users(
 }
 
 /// `GET /admin/users/{id}`: R2, the KV flag, and the object.
-async fn user_status(env: &Env, config: &Config, user: &UserId) -> Result<Response, ApiError> {
+async fn user_status(env: &Env, user: &UserId) -> Result<Response, ApiError> {
     let mut object = call_object(env, user, Method::Get, "status").await?;
     let object: Value = object.json().await?;
     Ok(http::json(
         200,
         &json!({
             "user_id": user.as_str(),
-            "r2": r2_summary(env, config, user).await?,
+            "r2": r2_summary(env, user).await?,
             "flag": flag_set(env, user).await?,
             "object": object,
         }),

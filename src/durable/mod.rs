@@ -159,18 +159,20 @@ impl UserDataStore {
         let flag_seen = raw.header(FLAG_SEEN_HEADER) != Some("absent");
         let (state, since_ms) = self.moving(user.clone()).object_state()?;
         let bucket = self.env.bucket(USER_DATA_BUCKET)?;
-        let r2_state = if state == migration::ObjectState::Active {
-            R2State::Migrated { at_ms: 0 }
+        // Asked only of an object that is not active (an extra R2 HEAD on a rare path).
+        let r2_migrated = if state == migration::ObjectState::Active {
+            false
         } else {
-            r2::database(&bucket, user, &config).head().await?.state
+            r2::database(&bucket, user, &config).head().await?.state != R2State::Active
         };
-        match migration::decide(
+        let decision = migration::decide(
             state,
             since_ms,
             flag_seen,
-            r2_state,
+            r2_migrated,
             config.flag_propagation_ms,
-        ) {
+        );
+        match decision {
             Decision::Serve => self.serve(&bucket, user, raw).await,
             Decision::MigrateThenServe => {
                 self.exclusive(user.clone(), |m| async move { m.migrate().await })

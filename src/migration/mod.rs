@@ -119,12 +119,13 @@ pub enum Decision {
 }
 
 /// Decides what an object in `state` (entered `since_ms` ago) does with an API request that
-/// came with (`flag_seen`) or without the KV flag, given what R2 says.
+/// came with (`flag_seen`) or without the KV flag. `r2_migrated` says whether R2 marks the user
+/// migrated; an `active` object's decision does not depend on it.
 pub fn decide(
     state: ObjectState,
     since_ms: u64,
     flag_seen: bool,
-    r2: R2State,
+    r2_migrated: bool,
     grace_ms: u64,
 ) -> Decision {
     let settled = since_ms >= grace_ms;
@@ -133,7 +134,7 @@ pub fn decide(
         ObjectState::Active => Decision::Serve,
         ObjectState::RollingBack => Decision::RollBackThenHandOver,
         // A cut-over happened and the activation did not (a crash): finish it.
-        _ if matches!(r2, R2State::Migrated { .. }) => Decision::MigrateThenServe,
+        _ if r2_migrated => Decision::MigrateThenServe,
         ObjectState::RolledBack if flag_seen && settled => Decision::MigrateThenServe,
         ObjectState::New if flag_seen => Decision::MigrateThenServe,
         _ => Decision::HandOver,
@@ -448,51 +449,34 @@ mod tests {
 
     #[test]
     fn an_active_object_serves_and_rolls_back_only_on_a_settled_absent_flag() {
-        let r2 = R2State::Migrated { at_ms: 1 };
-        assert_eq!(
-            decide(ObjectState::Active, 5, true, r2, GRACE),
-            Decision::Serve
-        );
-        assert_eq!(
-            decide(ObjectState::Active, 5, false, r2, GRACE),
-            Decision::Serve,
-            "KV may be stale"
-        );
-        assert_eq!(
-            decide(ObjectState::Active, GRACE, false, r2, GRACE),
-            Decision::RollBackThenHandOver
-        );
+        for r2_migrated in [true, false] {
+            let decide_active =
+                |since, flag| decide(ObjectState::Active, since, flag, r2_migrated, GRACE);
+            assert_eq!(decide_active(5, true), Decision::Serve);
+            assert_eq!(decide_active(5, false), Decision::Serve, "KV may be stale");
+            assert_eq!(decide_active(GRACE, false), Decision::RollBackThenHandOver);
+        }
     }
 
     #[test]
     fn an_inactive_object_migrates_on_the_flag_or_to_finish_a_cut_over() {
-        let active = R2State::Active;
+        let on_r2 = false;
         assert_eq!(
-            decide(ObjectState::New, u64::MAX, true, active, GRACE),
+            decide(ObjectState::New, u64::MAX, true, on_r2, GRACE),
             Decision::MigrateThenServe
         );
         assert_eq!(
-            decide(ObjectState::New, u64::MAX, false, active, GRACE),
+            decide(ObjectState::New, u64::MAX, false, on_r2, GRACE),
             Decision::HandOver
         );
-        assert_eq!(
-            decide(ObjectState::RolledBack, 5, true, active, GRACE),
-            Decision::HandOver,
-            "KV may be stale"
-        );
-        assert_eq!(
-            decide(ObjectState::RolledBack, GRACE, true, active, GRACE),
-            Decision::MigrateThenServe
-        );
-        let cut_over = R2State::Migrated { at_ms: 1 };
-        assert_eq!(
-            decide(ObjectState::New, u64::MAX, false, cut_over, GRACE),
-            Decision::MigrateThenServe
-        );
-        assert_eq!(
-            decide(ObjectState::RollingBack, 0, true, active, GRACE),
-            Decision::RollBackThenHandOver
-        );
+        let stale = decide(ObjectState::RolledBack, 5, true, on_r2, GRACE);
+        assert_eq!(stale, Decision::HandOver, "KV may be stale");
+        let settled = decide(ObjectState::RolledBack, GRACE, true, on_r2, GRACE);
+        assert_eq!(settled, Decision::MigrateThenServe);
+        let cut_over = decide(ObjectState::New, u64::MAX, false, true, GRACE);
+        assert_eq!(cut_over, Decision::MigrateThenServe);
+        let resume = decide(ObjectState::RollingBack, 0, true, on_r2, GRACE);
+        assert_eq!(resume, Decision::RollBackThenHandOver);
     }
 
     #[test]
