@@ -215,7 +215,7 @@ async fn import_database(
         .put(version, R2State::Active, bytes, Some(current.unchanged()))
         .await?
     {
-        Saved::Stored => Ok(http::json(
+        Saved::Stored { .. } => Ok(http::json(
             200,
             &json!({"user_id": user.as_str(), "version": version.0, "bytes": size}),
         )),

@@ -315,7 +315,7 @@ impl Move {
                 .put(version, cut_over, source.to_bytes()?, condition)
                 .await?
             {
-                Saved::Stored => {
+                Saved::Stored { .. } => {
                     self.set_state(ObjectState::Active)?;
                     self.set_flag(true).await?;
                     return self.report("migrated", bytes, started);

@@ -116,26 +116,27 @@ async fn run(
     let mut stored: Vec<String> = Vec::new();
 
     for attempt in 1..=MAX_ATTEMPTS {
-        let loaded = database.load().await?;
+        let (loaded, db) = database.load().await?;
         if loaded.state != R2State::Active {
             return Ok(None);
         }
-        let mut db = open(&database.key, &loaded)?;
-        database.remember(&loaded);
-        // SQLite holds its own copy now; the downloaded bytes live on only in the cache.
-        let loaded = Snapshot {
-            bytes: None,
-            ..loaded
+        let mut db = match db {
+            Some(db) => db,
+            None => RusqliteDb::empty()?,
         };
         report.version = Some(loaded.version);
 
         // Pending migrations are applied in memory and stored with the request's write, if it
         // writes: a read never uploads, so readers never race writers (and a user with no
         // object gets one only with their first write).
-        apply_migrations(&db)?;
+        let migrated = apply_migrations(&db)? > 0;
         let writes_before = db.writes();
         let reply = db.transaction(|| handlers::handle(&db, user, &request))?;
         if db.writes() == writes_before {
+            // Still exactly R2's object, unless this request migrated it in memory.
+            if let (Some(etag), false) = (&loaded.etag, migrated) {
+                database.keep(etag, db);
+            }
             return finish(&bucket, user, reply, range).await.map(Some);
         }
 
@@ -156,7 +157,8 @@ async fn run(
             .put(version, R2State::Active, bytes, Some(loaded.unchanged()))
             .await
             .inspect_err(|_| report.status = Some("failed"))?;
-        if saved == Saved::Stored {
+        if let Saved::Stored { etag } = saved {
+            database.keep(&etag, db);
             report.version = Some(version);
             log_size(config, user, size);
             if config.auto_migrate_bytes.is_some_and(|limit| size > limit) {
@@ -180,7 +182,7 @@ async fn run(
         {
             let version = current.version.max(loaded.version).next();
             version.record_in(&db)?;
-            database
+            let stored = database
                 .put(
                     version,
                     R2State::Active,
@@ -189,6 +191,9 @@ async fn run(
                 )
                 .await
                 .inspect_err(|_| report.status = Some("failed"))?;
+            if let Saved::Stored { etag } = stored {
+                database.keep(&etag, db);
+            }
             report.version = Some(version);
             return finish(&bucket, user, reply, range).await.map(Some);
         }
@@ -255,15 +260,10 @@ async fn request_migration(env: &Env, user: &UserId, size: u64) {
     }
 }
 
-/// Opens a loaded database, or an empty one for a user without an object.
+/// Opens a downloaded snapshot, or an empty database for a user without an object.
 pub fn open(key: &str, loaded: &Snapshot) -> Result<RusqliteDb, ApiError> {
-    let Some(bytes) = &loaded.bytes else {
-        return Ok(RusqliteDb::empty()?);
-    };
-    RusqliteDb::from_bytes(bytes).map_err(|err| {
-        worker::console_error!("R2 object {key} is not a valid SQLite database: {err}");
-        ApiError::CorruptDatabase(format!(
-            "The user's database in R2 is not a valid SQLite database ({err}); it was left unchanged"
-        ))
-    })
+    match &loaded.bytes {
+        Some(bytes) => sync::open(key, bytes),
+        None => Ok(RusqliteDb::empty()?),
+    }
 }

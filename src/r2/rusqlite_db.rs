@@ -50,6 +50,17 @@ impl RusqliteDb {
         })
     }
 
+    /// The database's size in bytes (pages x page size).
+    pub fn size_bytes(&self) -> u64 {
+        self.conn
+            .query_row(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map_or(0, |size| size as u64)
+    }
+
     /// How many writing statements have run on this connection so far.
     pub fn writes(&self) -> u64 {
         self.writes.get()

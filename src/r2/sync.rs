@@ -11,7 +11,8 @@ use std::rc::Rc;
 use worker::{Bucket, Conditional, Object};
 
 use crate::error::ApiError;
-use crate::r2::cache::{self, CachedDatabase};
+use crate::r2::cache;
+use crate::r2::rusqlite_db::RusqliteDb;
 use crate::r2::version::{object_metadata, DbVersion, R2State};
 
 /// The database as loaded (or looked at) in R2.
@@ -53,7 +54,8 @@ impl Snapshot {
 /// What a conditional upload found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Saved {
-    Stored,
+    /// Stored; the object's new etag.
+    Stored { etag: String },
     /// Another request stored a version after ours was loaded; nothing was written.
     Conflict,
 }
@@ -77,13 +79,15 @@ fn mb(bytes: u64) -> f64 {
 }
 
 impl R2Database<'_> {
-    /// The object's version, state and bytes now, downloading them only if they changed.
-    pub async fn load(&self) -> Result<Snapshot, ApiError> {
-        let cached = cache::get(&self.key);
+    /// The object's version and state now, and the database opened: from the isolate's cache
+    /// when R2 still holds the same object, else downloaded and parsed. No database when the user
+    /// has no object, or when R2 marks the user migrated (the fence: not ours to read).
+    pub async fn load(&self) -> Result<(Snapshot, Option<RusqliteDb>), ApiError> {
+        let cached_etag = cache::etag(&self.key);
         let mut request = self.bucket.get(&self.key);
-        if let Some(cached) = &cached {
+        if let Some(etag) = &cached_etag {
             request = request.only_if(Conditional {
-                etag_does_not_match: Some(cached.etag.clone()),
+                etag_does_not_match: Some(etag.clone()),
                 ..Default::default()
             });
         }
@@ -93,17 +97,18 @@ impl R2Database<'_> {
             .map_err(|e| storage_error(&self.key, e))?
         else {
             cache::remove(&self.key);
-            return Ok(Snapshot::absent());
+            return Ok((Snapshot::absent(), None));
         };
         let (version, state) = metadata_of(&object, &self.key)?;
+        let snapshot = Snapshot {
+            etag: Some(object.etag()),
+            version,
+            state,
+            bytes: None,
+        };
         if state != R2State::Active {
-            // Not ours to read: the fence sends the request to the Durable Object.
-            return Ok(Snapshot {
-                etag: Some(object.etag()),
-                version,
-                state,
-                bytes: None,
-            });
+            cache::remove(&self.key);
+            return Ok((snapshot, None));
         }
         if object.size() > self.max_bytes {
             return Err(ApiError::TooLarge(format!(
@@ -113,28 +118,30 @@ impl R2Database<'_> {
                 mb(self.max_bytes)
             )));
         }
-        let etag = object.etag();
-        let bytes = match (object.body(), cached) {
-            (Some(body), _) => Rc::new(
-                body.bytes()
+        let db = match object.body() {
+            Some(body) => {
+                let bytes = body
+                    .bytes()
                     .await
-                    .map_err(|e| storage_error(&self.key, e))?,
-            ),
-            // Not modified: the precondition failed, so R2 sent no body.
-            (None, Some(cached)) if cached.etag == etag => cached.bytes,
-            (None, _) => {
-                return Err(ApiError::Unavailable(format!(
-                    "R2 returned {} without its body",
-                    self.key
-                )))
+                    .map_err(|e| storage_error(&self.key, e))?;
+                open(&self.key, &bytes)?
             }
+            // Not modified: the precondition failed, so R2 sent no body. Another request of this
+            // isolate may have taken the cached database meanwhile: then download it.
+            None => match cache::take(&self.key, &object.etag()) {
+                Some(db) => db,
+                None => {
+                    let bytes = self.download().await?.bytes.unwrap_or_default();
+                    open(&self.key, &bytes)?
+                }
+            },
         };
-        Ok(Snapshot {
-            etag: Some(etag),
-            version,
-            state,
-            bytes: Some(bytes),
-        })
+        Ok((snapshot, Some(db)))
+    }
+
+    /// Keeps `db`, which is exactly R2's object at `etag`, for the next request in this isolate.
+    pub fn keep(&self, etag: &str, db: RusqliteDb) {
+        cache::put(&self.key, etag.to_owned(), db, self.cache_bytes);
     }
 
     /// The object with its bytes whatever its state, past the cache and the size ceiling:
@@ -184,21 +191,6 @@ impl R2Database<'_> {
         })
     }
 
-    /// Remembers a snapshot's bytes for the next request in this isolate (the cache drops what
-    /// does not fit).
-    pub fn remember(&self, snapshot: &Snapshot) {
-        if let (Some(etag), Some(bytes)) = (&snapshot.etag, &snapshot.bytes) {
-            cache::put(
-                &self.key,
-                CachedDatabase {
-                    etag: etag.clone(),
-                    bytes: bytes.clone(),
-                },
-                self.cache_bytes,
-            );
-        }
-    }
-
     /// Uploads `bytes` as `version` in `state`; with a `condition`, only if it still holds.
     pub async fn put(
         &self,
@@ -207,10 +199,8 @@ impl R2Database<'_> {
         bytes: Vec<u8>,
         condition: Option<Conditional>,
     ) -> Result<Saved, ApiError> {
-        // Keep a copy for the cache only when it will fit: for large databases every copy
-        // counts against the isolate's 128 MB.
-        let cached = (state == R2State::Active && bytes.len() as u64 <= self.cache_bytes)
-            .then(|| Rc::new(bytes.clone()));
+        // The object changes (or someone else's did): whatever the cache holds is stale.
+        cache::remove(&self.key);
         let mut put = self
             .bucket
             .put(&self.key, bytes)
@@ -222,20 +212,24 @@ impl R2Database<'_> {
             .execute()
             .await
             .map_err(|e| storage_error(&self.key, e))?;
-        let Some(object) = stored else {
-            return Ok(Saved::Conflict);
-        };
-        match cached {
-            Some(bytes) => self.remember(&Snapshot {
-                etag: Some(object.etag()),
-                version,
-                state,
-                bytes: Some(bytes),
-            }),
-            None => cache::remove(&self.key),
-        }
-        Ok(Saved::Stored)
+        Ok(match stored {
+            Some(object) => Saved::Stored {
+                etag: object.etag(),
+            },
+            None => Saved::Conflict,
+        })
     }
+}
+
+/// Opens the bytes of a user's database; ones that are not SQLite are a corrupt database,
+/// reported and left as they are.
+pub fn open(key: &str, bytes: &[u8]) -> Result<RusqliteDb, ApiError> {
+    RusqliteDb::from_bytes(bytes).map_err(|err| {
+        worker::console_error!("R2 object {key} is not a valid SQLite database: {err}");
+        ApiError::CorruptDatabase(format!(
+            "The user's database in R2 is not a valid SQLite database ({err}); it was left unchanged"
+        ))
+    })
 }
 
 fn metadata_of(object: &Object, key: &str) -> Result<(DbVersion, R2State), ApiError> {
