@@ -72,7 +72,7 @@ impl Config {
             size_notice_bytes: number("DB_SIZE_NOTICE_BYTES", 512 * KB),
             size_warning_bytes: number("DB_SIZE_WARNING_BYTES", MB),
             max_database_bytes: number("R2_MAX_DATABASE_BYTES", 12 * MB),
-            cache_bytes: number("R2_CACHE_BYTES", 8 * MB),
+            cache_bytes: number("R2_CACHE_BYTES", 16 * MB),
             flag_cache_ttl_seconds: number("FLAG_CACHE_TTL_SECONDS", 60),
             flag_propagation_ms: 1000 * number("FLAG_PROPAGATION_SECONDS", 120),
             auto_migrate_bytes: var(env, "AUTO_MIGRATE_BYTES").and_then(|v| v.parse().ok()),

@@ -72,7 +72,10 @@ fn version_goes_up_by_one_per_writing_request_and_reads_upload_nothing() {
     assert_eq!(version(&create_project(&worker, "vera", "one")), 1);
     let stored = worker.get_r2("vera/database.sqlite").unwrap();
     for _ in 0..3 {
-        assert_eq!(version(&worker.get("/api/projects", Some("vera"))), 1);
+        let read = worker.get("/api/projects", Some("vera"));
+        assert_eq!(version(&read), 1);
+        // The database stored by the write is still R2's object: not downloaded nor parsed again.
+        assert_eq!(read.header("X-DB-Cache"), Some("hit"));
     }
     assert_eq!(
         worker.get_r2("vera/database.sqlite").unwrap(),

@@ -176,11 +176,12 @@ fn machine() -> String {
 fn main() {
     let date = command_output("date", &["-u", "+%Y-%m-%d"]);
     eprintln!("bench: starting the Worker in workerd");
-    // The R2 path's ceiling is raised so that it can be measured on every size; deployed, a
-    // database over 12 MB gets 507 there instead.
+    // The R2 path's ceiling and cache are raised so that it can be measured on every size;
+    // deployed, a database over 12 MB gets 507 there instead.
     let worker = TestWorker::start_with_admin(&[
         ("REPORT_WASM_MEMORY", "1"),
         ("R2_MAX_DATABASE_BYTES", "104857600"),
+        ("R2_CACHE_BYTES", "104857600"),
     ]);
 
     let mut latency = String::from(

@@ -66,6 +66,8 @@ struct SyncReport {
     version: Option<DbVersion>,
     /// `conflict` when another writer got in between, `failed` when storing failed.
     status: Option<&'static str>,
+    /// `X-DB-Cache`: whether the (last) attempt found the opened database in the isolate.
+    cache_hit: Option<bool>,
 }
 
 /// Serves one API request for `user` from their database in R2.
@@ -82,6 +84,9 @@ pub async fn serve(env: &Env, config: &Config, user: &UserId, raw: &RawRequest) 
     }
     if let Some(status) = report.status {
         let _ = headers.set("X-Sync-Status", status);
+    }
+    if let Some(hit) = report.cache_hit {
+        let _ = headers.set("X-DB-Cache", if hit { "hit" } else { "miss" });
     }
     if config.report_wasm_memory {
         let _ = headers.set("X-Wasm-Memory-Bytes", &wasm_memory_bytes().to_string());
@@ -116,10 +121,11 @@ async fn run(
     let mut stored: Vec<String> = Vec::new();
 
     for attempt in 1..=MAX_ATTEMPTS {
-        let (loaded, db) = database.load().await?;
+        let (loaded, db, cache_hit) = database.load().await?;
         if loaded.state != R2State::Active {
             return Ok(None);
         }
+        report.cache_hit = Some(cache_hit);
         let mut db = match db {
             Some(db) => db,
             None => RusqliteDb::empty()?,

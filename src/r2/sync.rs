@@ -82,7 +82,8 @@ impl R2Database<'_> {
     /// The object's version and state now, and the database opened: from the isolate's cache
     /// when R2 still holds the same object, else downloaded and parsed. No database when the user
     /// has no object, or when R2 marks the user migrated (the fence: not ours to read).
-    pub async fn load(&self) -> Result<(Snapshot, Option<RusqliteDb>), ApiError> {
+    /// The `bool` says whether the database came from the cache.
+    pub async fn load(&self) -> Result<(Snapshot, Option<RusqliteDb>, bool), ApiError> {
         let cached_etag = cache::etag(&self.key);
         let mut request = self.bucket.get(&self.key);
         if let Some(etag) = &cached_etag {
@@ -97,7 +98,7 @@ impl R2Database<'_> {
             .map_err(|e| storage_error(&self.key, e))?
         else {
             cache::remove(&self.key);
-            return Ok((Snapshot::absent(), None));
+            return Ok((Snapshot::absent(), None, false));
         };
         let (version, state) = metadata_of(&object, &self.key)?;
         let snapshot = Snapshot {
@@ -108,7 +109,7 @@ impl R2Database<'_> {
         };
         if state != R2State::Active {
             cache::remove(&self.key);
-            return Ok((snapshot, None));
+            return Ok((snapshot, None, false));
         }
         if object.size() > self.max_bytes {
             return Err(ApiError::TooLarge(format!(
@@ -118,25 +119,25 @@ impl R2Database<'_> {
                 mb(self.max_bytes)
             )));
         }
-        let db = match object.body() {
+        let (db, cached) = match object.body() {
             Some(body) => {
                 let bytes = body
                     .bytes()
                     .await
                     .map_err(|e| storage_error(&self.key, e))?;
-                open(&self.key, &bytes)?
+                (open(&self.key, &bytes)?, false)
             }
             // Not modified: the precondition failed, so R2 sent no body. Another request of this
             // isolate may have taken the cached database meanwhile: then download it.
             None => match cache::take(&self.key, &object.etag()) {
-                Some(db) => db,
+                Some(db) => (db, true),
                 None => {
                     let bytes = self.download().await?.bytes.unwrap_or_default();
-                    open(&self.key, &bytes)?
+                    (open(&self.key, &bytes)?, false)
                 }
             },
         };
-        Ok((snapshot, Some(db)))
+        Ok((snapshot, Some(db), cached))
     }
 
     /// Keeps `db`, which is exactly R2's object at `etag`, for the next request in this isolate.
