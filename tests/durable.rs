@@ -3,40 +3,8 @@
 
 mod harness;
 
-use harness::{TestResponse, TestWorker};
-use serde_json::{json, Value};
-
-fn send(worker: &TestWorker, method: &str, path: &str, user: &str, body: Value) -> TestResponse {
-    let bytes = body.to_string().into_bytes();
-    worker.request(
-        method,
-        path,
-        Some(user),
-        &[("Content-Type", "application/json")],
-        bytes,
-    )
-}
-
-fn version(response: &TestResponse) -> u64 {
-    response
-        .header("X-DB-Version")
-        .expect("X-DB-Version")
-        .parse()
-        .unwrap()
-}
-
-fn project_names(worker: &TestWorker, user: &str) -> Vec<String> {
-    let mut names: Vec<String> = worker
-        .get("/api/projects", Some(user))
-        .json()
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|p| p["name"].as_str().unwrap().to_owned())
-        .collect();
-    names.sort();
-    names
-}
+use harness::TestWorker;
+use serde_json::json;
 
 /// A worker with `user` flagged to their Durable Object.
 fn worker_with_object_for(user: &str) -> TestWorker {
@@ -56,26 +24,23 @@ fn a_request_that_fails_after_its_first_write_leaves_nothing_behind() {
         &[("Content-Type", &content_type)],
         body,
     );
-    let first = send(
-        &worker,
+    let first = worker.send_json(
         "POST",
         "/api/clips/raw/save",
         "dora",
         json!({"game_id": 1, "start_time": 0, "end_time": 4, "rating": 5}),
     );
     assert_eq!(first.json()["project_id"], 1);
-    send(
-        &worker,
+    worker.send_json(
         "POST",
         "/api/clips/raw/save",
         "dora",
         json!({"game_id": 1, "start_time": 5, "end_time": 8}),
     );
-    let before = version(&worker.get("/api/projects", Some("dora")));
+    let before = worker.get("/api/projects", Some("dora")).db_version();
 
     // Leaving 5 stars deletes the auto-project (a write), then the new end time collides.
-    let failed = send(
-        &worker,
+    let failed = worker.send_json(
         "PUT",
         "/api/clips/raw/1",
         "dora",
@@ -95,7 +60,7 @@ fn a_request_that_fails_after_its_first_write_leaves_nothing_behind() {
         (json!(5), json!(4.0))
     );
     assert_eq!(
-        version(&worker.get("/api/projects", Some("dora"))),
+        worker.get("/api/projects", Some("dora")).db_version(),
         before,
         "no version for nothing"
     );
@@ -104,17 +69,16 @@ fn a_request_that_fails_after_its_first_write_leaves_nothing_behind() {
 #[test]
 fn the_data_version_counts_writing_requests_only() {
     let worker = worker_with_object_for("otto");
-    let start = version(&worker.get("/api/projects", Some("otto")));
-    let created = send(
-        &worker,
+    let start = worker.get("/api/projects", Some("otto")).db_version();
+    let created = worker.send_json(
         "POST",
         "/api/projects",
         "otto",
         json!({"name": "a", "aspect_ratio": "1:1"}),
     );
-    assert_eq!(version(&created), start + 1);
+    assert_eq!(created.db_version(), start + 1);
     assert_eq!(
-        version(&worker.get("/api/projects", Some("otto"))),
+        worker.get("/api/projects", Some("otto")).db_version(),
         start + 1
     );
     // Five rows in one request: one version.
@@ -125,16 +89,15 @@ fn the_data_version_counts_writing_requests_only() {
         &[],
         vec![],
     );
-    assert_eq!(version(&state), start + 2);
+    assert_eq!(state.db_version(), start + 2);
     let noop = worker.request("PATCH", "/api/projects/1/state", Some("otto"), &[], vec![]);
-    assert_eq!(version(&noop), start + 2);
+    assert_eq!(noop.db_version(), start + 2);
 }
 
 #[test]
 fn the_objects_data_survives_a_restart() {
     let mut worker = worker_with_object_for("remy");
-    send(
-        &worker,
+    worker.send_json(
         "POST",
         "/api/projects",
         "remy",
@@ -143,21 +106,20 @@ fn the_objects_data_survives_a_restart() {
     worker.restart();
     let response = worker.get("/api/projects", Some("remy"));
     assert_eq!(response.header("X-Data-Path"), Some("do"));
-    assert_eq!(project_names(&worker, "remy"), ["durable"]);
+    assert_eq!(worker.project_names("remy"), ["durable"]);
 }
 
 #[test]
 fn concurrent_writers_on_one_object_lose_nothing() {
     let worker = worker_with_object_for("many");
-    let start = version(&worker.get("/api/projects", Some("many")));
+    let start = worker.get("/api/projects", Some("many")).db_version();
     std::thread::scope(|scope| {
         for client in 0..4 {
             let worker = &worker;
             scope.spawn(move || {
                 for i in 0..25 {
                     let name = format!("{client}-{i:02}");
-                    let response = send(
-                        worker,
+                    let response = worker.send_json(
                         "POST",
                         "/api/projects",
                         "many",
@@ -168,9 +130,9 @@ fn concurrent_writers_on_one_object_lose_nothing() {
             });
         }
     });
-    assert_eq!(project_names(&worker, "many").len(), 100);
+    assert_eq!(worker.project_names("many").len(), 100);
     assert_eq!(
-        version(&worker.get("/api/projects", Some("many"))),
+        worker.get("/api/projects", Some("many")).db_version(),
         start + 100
     );
 }
@@ -181,8 +143,7 @@ fn users_never_see_each_others_rows_on_either_path() {
     worker.put_kv("migrated:bob", "1");
     worker.put_kv("migrated:carl", "1");
     for user in ["alice", "bob", "carl"] {
-        send(
-            &worker,
+        worker.send_json(
             "POST",
             "/api/projects",
             user,
@@ -192,7 +153,7 @@ fn users_never_see_each_others_rows_on_either_path() {
     for (user, path) in [("alice", "r2"), ("bob", "do"), ("carl", "do")] {
         let response = worker.get("/api/projects", Some(user));
         assert_eq!(response.header("X-Data-Path"), Some(path));
-        assert_eq!(project_names(&worker, user), [format!("{user}'s")]);
+        assert_eq!(worker.project_names(user), [format!("{user}'s")]);
     }
     // The header name is case-insensitive; two user headers are refused, not merged or guessed.
     let lower = worker.request(

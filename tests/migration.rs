@@ -6,7 +6,7 @@ mod harness;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use harness::{realistic_database, sequence_of, table_rows, TestResponse, TestWorker};
+use harness::{realistic_database, sequence_of, table_rows, TestWorker};
 use serde_json::{json, Value};
 
 /// The app's tables: what must survive every move unchanged.
@@ -54,30 +54,6 @@ fn authoritative_file(worker: &TestWorker, user: &str) -> Vec<u8> {
         Some("application/vnd.sqlite3")
     );
     response.body
-}
-
-fn create_project(worker: &TestWorker, user: &str, name: &str) -> TestResponse {
-    let body = json!({"name": name, "aspect_ratio": "1:1"})
-        .to_string()
-        .into_bytes();
-    worker.request(
-        "POST",
-        "/api/projects",
-        Some(user),
-        &[("Content-Type", "application/json")],
-        body,
-    )
-}
-
-fn project_names(worker: &TestWorker, user: &str) -> Vec<String> {
-    worker
-        .get("/api/projects", Some(user))
-        .json()
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|p| p["name"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[test]
@@ -140,7 +116,7 @@ fn a_realistic_database_migrates_whole_and_rolls_back_with_the_writes_made_meanw
     );
     assert_eq!(status["object"]["state"], "active");
 
-    let written = create_project(&worker, "rich", "made on the object");
+    let written = worker.create_project("rich", "made on the object");
     assert_eq!(written.header("X-Data-Path"), Some("do"));
     let new_id = written.json()["id"].as_i64().unwrap();
     assert!(
@@ -188,7 +164,7 @@ fn a_client_writing_throughout_migration_and_rollback_loses_no_acknowledged_writ
             let mut i = 0;
             while !done.load(Ordering::Relaxed) {
                 let name = format!("w{i:04}");
-                if create_project(&worker, "busy", &name).status == 200 {
+                if worker.create_project("busy", &name).status == 200 {
                     acknowledged.lock().unwrap().push(name);
                 }
                 i += 1;
@@ -207,7 +183,7 @@ fn a_client_writing_throughout_migration_and_rollback_loses_no_acknowledged_writ
         "the writer got through: {}",
         acknowledged.len()
     );
-    let names = project_names(&worker, "busy");
+    let names = worker.project_names("busy");
     let lost: Vec<_> = acknowledged
         .iter()
         .filter(|name| !names.contains(name))
@@ -219,15 +195,15 @@ fn a_client_writing_throughout_migration_and_rollback_loses_no_acknowledged_writ
 fn migrate_write_rollback_write_migrate_again_keeps_every_write() {
     let worker = TestWorker::start_with_admin(&[]);
     seed(&worker, "loop", &realistic_database(50));
-    create_project(&worker, "loop", "1 on r2");
+    worker.create_project("loop", "1 on r2");
     admin_ok(&worker, "POST", "/admin/users/loop/migrate");
-    create_project(&worker, "loop", "2 on the object");
+    worker.create_project("loop", "2 on the object");
     admin_ok(&worker, "POST", "/admin/users/loop/rollback");
-    create_project(&worker, "loop", "3 on r2 again");
+    worker.create_project("loop", "3 on r2 again");
     admin_ok(&worker, "POST", "/admin/users/loop/migrate");
-    let response = create_project(&worker, "loop", "4 on the object again");
+    let response = worker.create_project("loop", "4 on the object again");
     assert_eq!(response.header("X-Data-Path"), Some("do"));
-    let names = project_names(&worker, "loop");
+    let names = worker.project_names("loop");
     for name in [
         "1 on r2",
         "2 on the object",
@@ -246,7 +222,7 @@ fn stale_routing_that_ignores_the_flag_still_reaches_the_object() {
     let worker = TestWorker::start_with_admin(&[("ROUTER_FLAG_OVERRIDE", "ignore")]);
     seed(&worker, "stale", &realistic_database(20));
     admin_ok(&worker, "POST", "/admin/users/stale/migrate");
-    let written = create_project(&worker, "stale", "through the fence");
+    let written = worker.create_project("stale", "through the fence");
     assert_eq!(written.status, 200);
     assert_eq!(
         written.header("X-Data-Path"),
@@ -265,16 +241,16 @@ fn stale_routing_that_still_sees_the_flag_after_a_rollback_reaches_r2() {
     let worker = TestWorker::start_with_admin(&[("ROUTER_FLAG_OVERRIDE", "always")]);
     seed(&worker, "back", &realistic_database(20));
     admin_ok(&worker, "POST", "/admin/users/back/migrate");
-    create_project(&worker, "back", "before rollback");
+    worker.create_project("back", "before rollback");
     admin_ok(&worker, "POST", "/admin/users/back/rollback");
-    let written = create_project(&worker, "back", "after rollback");
+    let written = worker.create_project("back", "after rollback");
     assert_eq!(written.status, 200);
     assert_eq!(
         written.header("X-Data-Path"),
         Some("r2"),
         "a rolled-back object hands over"
     );
-    let names = project_names(&worker, "back");
+    let names = worker.project_names("back");
     assert!(
         names.contains(&"before rollback".to_owned())
             && names.contains(&"after rollback".to_owned())
@@ -286,11 +262,13 @@ fn deleting_the_flag_by_hand_rolls_the_user_back_on_the_next_request() {
     let worker = TestWorker::start_with_admin(&[("FLAG_PROPAGATION_SECONDS", "0")]);
     seed(&worker, "hand", &realistic_database(20));
     admin_ok(&worker, "POST", "/admin/users/hand/migrate");
-    create_project(&worker, "hand", "on the object");
+    worker.create_project("hand", "on the object");
     worker.delete_kv("migrated:hand");
     let response = worker.get("/api/projects", Some("hand"));
     assert_eq!(response.header("X-Data-Path"), Some("r2"));
-    assert!(project_names(&worker, "hand").contains(&"on the object".to_owned()));
+    assert!(worker
+        .project_names("hand")
+        .contains(&"on the object".to_owned()));
     let status = admin_ok(&worker, "GET", "/admin/users/hand");
     assert_eq!(
         (
@@ -333,7 +311,9 @@ fn a_migration_cut_short_by_a_restart_converges_when_run_again() {
         );
     }
     assert_eq!(
-        create_project(&worker, "crash", "after").header("X-Data-Path"),
+        worker
+            .create_project("crash", "after")
+            .header("X-Data-Path"),
         Some("do")
     );
 }
@@ -345,7 +325,7 @@ fn prune_deletes_old_backups_and_leaves_a_tombstone_that_still_fences() {
     admin_ok(&worker, "POST", "/admin/users/old/migrate");
     admin_ok(&worker, "POST", "/admin/users/old/rollback");
     admin_ok(&worker, "POST", "/admin/users/old/migrate");
-    create_project(&worker, "old", "kept on the object");
+    worker.create_project("old", "kept on the object");
 
     let dry = admin_ok(
         &worker,
@@ -368,25 +348,31 @@ fn prune_deletes_old_backups_and_leaves_a_tombstone_that_still_fences() {
     // Even a router that ignores the flag still reaches the object: the tombstone fences.
     let response = worker.get("/api/projects", Some("old"));
     assert_eq!(response.header("X-Data-Path"), Some("do"));
-    assert!(project_names(&worker, "old").contains(&"kept on the object".to_owned()));
+    assert!(worker
+        .project_names("old")
+        .contains(&"kept on the object".to_owned()));
     assert_eq!(
         admin_ok(&worker, "POST", "/admin/users/old/rollback")["outcome"],
         "rolled_back"
     );
-    assert!(project_names(&worker, "old").contains(&"kept on the object".to_owned()));
+    assert!(worker
+        .project_names("old")
+        .contains(&"kept on the object".to_owned()));
 }
 
 #[test]
 fn a_database_grown_past_the_auto_migrate_size_moves_on_its_next_request() {
     let worker = TestWorker::start_with_admin(&[("AUTO_MIGRATE_BYTES", "400000")]);
     seed(&worker, "grow", &realistic_database(600));
-    let write = create_project(&worker, "grow", "the write that tips it");
+    let write = worker.create_project("grow", "the write that tips it");
     assert_eq!(write.header("X-Data-Path"), Some("r2"));
     let next = worker.get("/api/projects", Some("grow"));
     assert_eq!(next.header("X-Data-Path"), Some("do"));
-    assert!(project_names(&worker, "grow").contains(&"the write that tips it".to_owned()));
+    assert!(worker
+        .project_names("grow")
+        .contains(&"the write that tips it".to_owned()));
     assert_eq!(
-        create_project(&worker, "tiny", "small").header("X-Data-Path"),
+        worker.create_project("tiny", "small").header("X-Data-Path"),
         Some("r2")
     );
     assert_eq!(

@@ -3,34 +3,8 @@
 
 mod harness;
 
-use harness::{sqlite_file_with, Options, TestResponse, TestWorker};
+use harness::{sqlite_file_with, Options, TestWorker};
 use serde_json::json;
-
-fn create_project(worker: &TestWorker, user: &str, name: &str) -> TestResponse {
-    let body = json!({"name": name, "aspect_ratio": "16:9"})
-        .to_string()
-        .into_bytes();
-    worker.request(
-        "POST",
-        "/api/projects",
-        Some(user),
-        &[("Content-Type", "application/json")],
-        body,
-    )
-}
-
-fn version(response: &TestResponse) -> u64 {
-    response
-        .header("X-DB-Version")
-        .unwrap_or_else(|| {
-            panic!(
-                "no X-DB-Version on {} {:?}",
-                response.status, response.headers
-            )
-        })
-        .parse()
-        .expect("a decimal version")
-}
 
 /// The version stored inside the database file that R2 holds.
 fn version_inside(worker: &TestWorker, user: &str) -> i64 {
@@ -44,36 +18,23 @@ fn version_inside(worker: &TestWorker, user: &str) -> i64 {
         .unwrap()
 }
 
-fn project_names(worker: &TestWorker, user: &str) -> Vec<String> {
-    let mut names: Vec<String> = worker
-        .get("/api/projects", Some(user))
-        .json()
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|project| project["name"].as_str().unwrap().to_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn version_goes_up_by_one_per_writing_request_and_reads_upload_nothing() {
     let worker = TestWorker::start();
     // No object yet: reads are empty and create nothing.
     let empty = worker.get("/api/projects", Some("vera"));
-    assert_eq!((empty.json(), version(&empty)), (json!([]), 0));
+    assert_eq!((empty.json(), empty.db_version()), (json!([]), 0));
     assert_eq!(
         worker.get_r2("vera/database.sqlite"),
         None,
         "a read must not create the object"
     );
 
-    assert_eq!(version(&create_project(&worker, "vera", "one")), 1);
+    assert_eq!(worker.create_project("vera", "one").db_version(), 1);
     let stored = worker.get_r2("vera/database.sqlite").unwrap();
     for _ in 0..3 {
         let read = worker.get("/api/projects", Some("vera"));
-        assert_eq!(version(&read), 1);
+        assert_eq!(read.db_version(), 1);
         // The database stored by the write is still R2's object: not downloaded nor parsed again.
         assert_eq!(read.header("X-DB-Cache"), Some("hit"));
     }
@@ -82,12 +43,12 @@ fn version_goes_up_by_one_per_writing_request_and_reads_upload_nothing() {
         stored,
         "reads upload nothing"
     );
-    assert_eq!(version(&create_project(&worker, "vera", "two")), 2);
+    assert_eq!(worker.create_project("vera", "two").db_version(), 2);
     assert_eq!(version_inside(&worker, "vera"), 2);
     // A request that fails writes nothing either.
     let bad = worker.request("POST", "/api/projects", Some("vera"), &[], b"{".to_vec());
-    assert_eq!((bad.status, version(&bad)), (422, 2));
-    assert_eq!(version(&worker.get("/api/projects", Some("vera"))), 2);
+    assert_eq!((bad.status, bad.db_version()), (422, 2));
+    assert_eq!(worker.get("/api/projects", Some("vera")).db_version(), 2);
 }
 
 #[test]
@@ -110,7 +71,7 @@ fn one_request_that_writes_five_times_uploads_once() {
         &[("Content-Type", "application/json")],
         body,
     );
-    assert_eq!((response.status, version(&response)), (200, 1));
+    assert_eq!((response.status, response.db_version()), (200, 1));
     assert_eq!(version_inside(&worker, "walt"), 1);
     let project = worker.get("/api/projects/1", Some("walt")).json();
     assert_eq!(project["clips"].as_array().unwrap().len(), 4);
@@ -124,10 +85,10 @@ fn a_legacy_object_without_metadata_is_version_zero_until_written() {
         &sqlite_file_with("INSERT INTO games (name) VALUES ('old');"),
     );
     let read = worker.get("/api/games", Some("lena"));
-    assert_eq!((read.status, version(&read)), (200, 0));
+    assert_eq!((read.status, read.db_version()), (200, 0));
     assert_eq!(read.json()["games"][0]["raw_name"], "old");
-    assert_eq!(version(&create_project(&worker, "lena", "new")), 1);
-    assert_eq!(version(&worker.get("/api/games", Some("lena"))), 1);
+    assert_eq!(worker.create_project("lena", "new").db_version(), 1);
+    assert_eq!(worker.get("/api/games", Some("lena")).db_version(), 1);
 }
 
 #[test]
@@ -137,7 +98,7 @@ fn a_corrupt_object_gets_503_and_stays_byte_for_byte_unchanged() {
     worker.put_r2("cora/database.sqlite", &garbage);
     for response in [
         worker.get("/api/games", Some("cora")),
-        create_project(&worker, "cora", "x"),
+        worker.create_project("cora", "x"),
     ] {
         assert_eq!(response.status, 503);
         assert_eq!(response.json()["code"], "corrupt_database");
@@ -154,7 +115,7 @@ fn concurrent_writers_on_one_user_lose_nothing() {
             let worker = &worker;
             scope.spawn(move || {
                 for i in 0..per_client {
-                    let response = create_project(worker, "tabs", &format!("{client}-{i:02}"));
+                    let response = worker.create_project("tabs", &format!("{client}-{i:02}"));
                     assert_eq!(
                         response.status,
                         200,
@@ -165,14 +126,14 @@ fn concurrent_writers_on_one_user_lose_nothing() {
             });
         }
     });
-    let names = project_names(&worker, "tabs");
+    let names = worker.project_names("tabs");
     assert_eq!(
         names.len(),
         2 * per_client,
         "every acknowledged write is there"
     );
     assert_eq!(
-        version(&worker.get("/api/projects", Some("tabs"))),
+        worker.get("/api/projects", Some("tabs")).db_version(),
         2 * per_client as u64
     );
 }
@@ -189,7 +150,7 @@ fn last_write_wins_logs_the_conflict() {
             let (worker, conflicts) = (&worker, &conflicts);
             scope.spawn(move || {
                 for i in 0..25 {
-                    let response = create_project(worker, "lww", &format!("{client}-{i}"));
+                    let response = worker.create_project("lww", &format!("{client}-{i}"));
                     assert_eq!(response.status, 200);
                     if response.header("X-Sync-Status") == Some("conflict") {
                         conflicts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -213,7 +174,7 @@ fn last_write_wins_logs_the_conflict() {
 #[test]
 fn data_comes_back_from_r2_when_all_other_local_state_is_gone() {
     let mut worker = TestWorker::start();
-    create_project(&worker, "rita", "kept in R2");
+    worker.create_project("rita", "kept in R2");
     worker.put_kv("unrelated", "1");
     worker.restart_after(|persist| {
         // Everything but R2: KV, Durable Objects, caches.
@@ -223,8 +184,8 @@ fn data_comes_back_from_r2_when_all_other_local_state_is_gone() {
             }
         }
     });
-    assert_eq!(project_names(&worker, "rita"), ["kept in R2"]);
-    assert_eq!(version(&worker.get("/api/projects", Some("rita"))), 1);
+    assert_eq!(worker.project_names("rita"), ["kept in R2"]);
+    assert_eq!(worker.get("/api/projects", Some("rita")).db_version(), 1);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::{realistic_database, table_rows, TestWorker, ADMIN_TOKEN};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 fn migrator(worker: &TestWorker, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_migrator"));
@@ -45,20 +45,6 @@ fn migrated_users(worker: &TestWorker) -> Vec<String> {
         .collect();
     users.sort();
     users
-}
-
-fn create_project(worker: &TestWorker, user: &str, name: &str) {
-    let body = json!({"name": name, "aspect_ratio": "1:1"})
-        .to_string()
-        .into_bytes();
-    let response = worker.request(
-        "POST",
-        "/api/projects",
-        Some(user),
-        &[("Content-Type", "application/json")],
-        body,
-    );
-    assert_eq!(response.status, 200);
 }
 
 #[test]
@@ -113,7 +99,12 @@ fn cohorts_nest_an_interrupted_run_resumes_and_no_data_is_lost() {
         previous = now;
         // Writes made between the stages, on whichever path serves each user.
         for user in &users {
-            create_project(&worker, user, &format!("written after {percent}%"));
+            assert_eq!(
+                worker
+                    .create_project(user, &format!("written after {percent}%"))
+                    .status,
+                200
+            );
         }
     }
     assert_eq!(previous, users, "100% is everyone");

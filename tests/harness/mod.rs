@@ -110,6 +110,16 @@ impl TestResponse {
     }
 }
 
+impl TestResponse {
+    /// The `X-DB-Version` the response reflects.
+    pub fn db_version(&self) -> u64 {
+        self.header("X-DB-Version")
+            .unwrap_or_else(|| panic!("no X-DB-Version on {} {:?}", self.status, self.headers))
+            .parse()
+            .expect("a decimal version")
+    }
+}
+
 /// A running Worker with its own local state.
 pub struct TestWorker {
     // Declared before `state`: fields drop in order, and the process must stop before its
@@ -215,6 +225,44 @@ impl TestWorker {
             headers,
             body,
         }
+    }
+
+    /// Sends `body` as JSON for `user`.
+    pub fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        user: &str,
+        body: serde_json::Value,
+    ) -> TestResponse {
+        let headers = [("Content-Type", "application/json")];
+        self.request(
+            method,
+            path,
+            Some(user),
+            &headers,
+            body.to_string().into_bytes(),
+        )
+    }
+
+    /// `POST /api/projects` with this name.
+    pub fn create_project(&self, user: &str, name: &str) -> TestResponse {
+        let body = serde_json::json!({"name": name, "aspect_ratio": "1:1"});
+        self.send_json("POST", "/api/projects", user, body)
+    }
+
+    /// The names of the user's projects, sorted.
+    pub fn project_names(&self, user: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .get("/api/projects", Some(user))
+            .json()
+            .as_array()
+            .expect("a list of projects")
+            .iter()
+            .map(|project| project["name"].as_str().expect("a name").to_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     pub fn get(&self, path: &str, user: Option<&str>) -> TestResponse {
