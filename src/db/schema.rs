@@ -36,13 +36,10 @@ fn apply_pending(db: &impl Db) -> Result<usize, DbError> {
         )"
     ))?;
     let applied = db
-        .query(
+        .query_value::<i64>(
             &format!("SELECT COALESCE(MAX(version), 0) FROM {MIGRATIONS_TABLE}"),
             &[],
         )?
-        .first()
-        .map(|row| row.get::<i64>(0))
-        .transpose()?
         .unwrap_or(0);
 
     let pending: Vec<_> = MIGRATIONS.iter().filter(|(v, _, _)| *v > applied).collect();

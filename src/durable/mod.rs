@@ -28,7 +28,7 @@ use crate::handlers::{self, ApiRequest, Reply, Upload};
 use crate::http::{self, DataPath, RawRequest};
 use crate::identity::{UserId, USER_ID_HEADER};
 use crate::migration::{self, Decision, MigrationError, Move, Report};
-use crate::r2::{self, R2State};
+use crate::r2::{self, DbVersion, R2State};
 
 /// The header the router (or the R2 path's fence) sets on forwarded API requests: whether the
 /// KV flag was seen. Clients cannot set it: the router removes it from what they send.
@@ -231,7 +231,7 @@ impl UserDataStore {
         bucket: &Bucket,
         user: &UserId,
         request: &ApiRequest,
-    ) -> std::result::Result<(Reply, i64), ApiError> {
+    ) -> std::result::Result<(Reply, DbVersion), ApiError> {
         let mut stored: Vec<String> = Vec::new();
         for _ in 0..MAX_UPLOAD_ROUNDS {
             let run = self.db.transaction(|| {
@@ -251,11 +251,7 @@ impl UserDataStore {
                     self.db
                         .execute("UPDATE data_version SET version = version + 1", &[])?;
                 }
-                let version: i64 = self
-                    .db
-                    .query_value("SELECT version FROM data_version", &[])?
-                    .unwrap_or(0);
-                Ok((reply, version))
+                Ok((reply, DbVersion::read_from(&self.db)?))
             });
             match run {
                 Ok(committed) => return Ok(committed),

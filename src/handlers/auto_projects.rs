@@ -38,15 +38,12 @@ pub fn delete_if_unmodified(
     project_id: i64,
 ) -> Result<bool, ApiError> {
     let modified: bool = db
-        .query(
+        .query_value(
             "SELECT EXISTS (SELECT 1 FROM working_videos WHERE project_id = ?1) \
                  OR EXISTS (SELECT 1 FROM final_videos WHERE project_id = ?1) \
                  OR (SELECT COUNT(*) FROM working_clips WHERE project_id = ?1) > 1",
             &[project_id.into()],
         )?
-        .first()
-        .map(|row| row.get(0))
-        .transpose()?
         .unwrap_or(false);
     if modified {
         return Ok(false);

@@ -112,13 +112,10 @@ pub fn list(db: &impl Db, request: &ApiRequest) -> Result<Reply, ApiError> {
 /// D2 `GET /api/downloads/count`: the number of latest rows, whatever their source type.
 pub fn count(db: &impl Db) -> Result<Reply, ApiError> {
     let count: i64 = db
-        .query(
+        .query_value(
             &format!("{LATEST_FINALS} SELECT COUNT(*) FROM latest_finals"),
             &[],
         )?
-        .first()
-        .map(|row| row.get(0))
-        .transpose()?
         .unwrap_or(0);
     Ok(Reply::json(json!({"count": count})))
 }
@@ -193,13 +190,10 @@ pub fn before_after_status(db: &impl Db, final_video_id: i64) -> Result<Reply, A
         )?
         .is_empty();
     let clip_count: i64 = db
-        .query(
+        .query_value(
             "SELECT COUNT(*) FROM before_after_tracks WHERE final_video_id = ?",
             &[final_video_id.into()],
         )?
-        .first()
-        .map(|row| row.get(0))
-        .transpose()?
         .unwrap_or(0);
     let mut body = json!({
         "available": exists && clip_count > 0,

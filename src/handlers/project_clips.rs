@@ -109,13 +109,10 @@ pub fn list(db: &impl Db, project_id: i64) -> Result<Reply, ApiError> {
 /// The next `sort_order` of a project: one past the highest of all its rows, else 0.
 fn next_sort_order(db: &impl Db, project_id: i64) -> Result<i64, ApiError> {
     Ok(db
-        .query(
+        .query_value(
             "SELECT COALESCE(MAX(sort_order) + 1, 0) FROM working_clips WHERE project_id = ?",
             &[project_id.into()],
         )?
-        .first()
-        .map(|row| row.get(0))
-        .transpose()?
         .unwrap_or(0))
 }
 
@@ -142,22 +139,17 @@ pub fn add(db: &impl Db, project_id: i64, request: &ApiRequest) -> Result<Reply,
     let (raw_clip_id, uploaded_filename, filename, version, upload) = match (raw_clip_id, file) {
         (Some(raw_clip_id), _) => {
             let filename: String = db
-                .query(
+                .query_value(
                     "SELECT filename FROM raw_clips WHERE id = ?",
                     &[raw_clip_id.into()],
                 )?
-                .first()
-                .ok_or_else(|| ApiError::NotFound("Raw clip not found".into()))?
-                .get(0)?;
+                .ok_or_else(|| ApiError::NotFound("Raw clip not found".into()))?;
             let version: i64 = db
-                .query(
+                .query_value(
                     "SELECT COALESCE(MAX(version), 0) + 1 FROM working_clips \
                      WHERE project_id = ? AND raw_clip_id = ?",
                     &[project_id.into(), raw_clip_id.into()],
                 )?
-                .first()
-                .map(|row| row.get(0))
-                .transpose()?
                 .unwrap_or(1);
             (Some(raw_clip_id), None, filename, version, None)
         }

@@ -7,7 +7,9 @@ use crate::db::{Db, Row, SqlValue};
 use crate::error::ApiError;
 use crate::handlers::derive::{games_by_project, GameList};
 use crate::handlers::project_clips::{filename_or_unknown, latest_working_clips};
-use crate::handlers::{local_iso_now, ApiRequest, ApiResponse, FileResponse, Reply};
+use crate::handlers::{
+    insert_returning_id, local_iso_now, ApiRequest, ApiResponse, FileResponse, Reply,
+};
 
 const ASPECT_RATIOS: [&str; 4] = ["16:9", "9:16", "4:3", "1:1"];
 const MODES: [&str; 3] = ["annotate", "framing", "overlay"];
@@ -121,14 +123,11 @@ pub struct NewProject {
 
 /// Inserts a project and answers the ProjectResponse of P2 and P4.
 fn insert_project(db: &impl Db, name: &str, aspect_ratio: &str) -> Result<(i64, Value), ApiError> {
-    let id: i64 = db
-        .query(
-            "INSERT INTO projects (name, aspect_ratio) VALUES (?, ?) RETURNING id",
-            &[name.into(), aspect_ratio.into()],
-        )?
-        .first()
-        .ok_or_else(|| ApiError::Internal("INSERT returned no id".into()))?
-        .get(0)?;
+    let id = insert_returning_id(
+        db,
+        "INSERT INTO projects (name, aspect_ratio) VALUES (?, ?) RETURNING id",
+        &[name.into(), aspect_ratio.into()],
+    )?;
     let response = json!({
         "id": id,
         "name": name,
@@ -406,15 +405,11 @@ pub fn discard_uncommitted(db: &impl Db, project_id: i64) -> Result<Reply, ApiEr
 /// P10 `GET /api/projects/{id}/working-video`: the file of `projects.working_video_id`.
 pub fn working_video(db: &impl Db, project_id: i64) -> Result<Reply, ApiError> {
     require_project(db, project_id)?;
-    let filename: Option<String> = db
-        .query(
-            "SELECT wv.filename FROM projects p \
+    let filename: Option<String> = db.query_value(
+        "SELECT wv.filename FROM projects p \
              JOIN working_videos wv ON wv.id = p.working_video_id WHERE p.id = ?",
-            &[project_id.into()],
-        )?
-        .first()
-        .map(|row| row.get(0))
-        .transpose()?;
+        &[project_id.into()],
+    )?;
     let filename = filename.ok_or_else(|| ApiError::NotFound("Working video not found".into()))?;
     Ok(Reply::from(ApiResponse::File(FileResponse {
         key: format!("working_videos/{filename}"),

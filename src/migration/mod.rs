@@ -209,11 +209,7 @@ impl Move {
 
     /// The object's data version.
     pub fn version(&self) -> Result<DbVersion, DbError> {
-        Ok(DbVersion(
-            self.db
-                .query_value::<i64>("SELECT version FROM data_version", &[])?
-                .unwrap_or(0) as u64,
-        ))
+        DbVersion::read_from(&self.db)
     }
 
     fn bucket(&self) -> Result<Bucket, MigrationError> {

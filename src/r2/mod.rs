@@ -228,6 +228,7 @@ fn jitter_ms(attempt: u32) -> u64 {
     cap / 2 + (worker::js_sys::Math::random() * (cap / 2) as f64) as u64
 }
 
+/// Bytes as megabytes (1 MB = 1,048,576 bytes, as the size notices count).
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }

@@ -12,6 +12,7 @@ use worker::{Bucket, Conditional, Object};
 
 use crate::error::ApiError;
 use crate::r2::cache;
+use crate::r2::mb;
 use crate::r2::rusqlite_db::RusqliteDb;
 use crate::r2::version::{object_metadata, DbVersion, R2State};
 
@@ -72,10 +73,6 @@ pub struct R2Database<'a> {
 
 fn storage_error(key: &str, err: worker::Error) -> ApiError {
     ApiError::Unavailable(format!("R2 error on {key}: {err}"))
-}
-
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
 }
 
 impl R2Database<'_> {

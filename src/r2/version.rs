@@ -72,6 +72,12 @@ impl DbVersion {
         DbVersion(self.0 + 1)
     }
 
+    /// The version recorded in the database itself (0 before any).
+    pub fn read_from(db: &impl Db) -> Result<Self, DbError> {
+        let version: Option<i64> = db.query_value("SELECT version FROM data_version", &[])?;
+        Ok(DbVersion(version.unwrap_or(0) as u64))
+    }
+
     /// Writes this version into the database itself, so its bytes differ from every other
     /// version's.
     pub fn record_in(self, db: &impl Db) -> Result<(), DbError> {

@@ -496,17 +496,28 @@ fn persist_dir(state: &Path) -> PathBuf {
 
 /// A SQLite file with the app's schema, made natively, as the existing app would have stored it.
 pub fn sqlite_file_with(sql: &str) -> Vec<u8> {
-    let mut conn = rusqlite::Connection::open_in_memory().expect("an in-memory database");
+    let conn = app_database();
+    conn.execute_batch(sql).expect("the seed SQL applies");
+    into_file(conn)
+}
+
+/// An in-memory database with the existing app's schema and its settings: foreign keys
+/// declared, never enforced (schema.md §0).
+fn app_database() -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open_in_memory().expect("an in-memory database");
     conn.execute_batch("PRAGMA foreign_keys = OFF")
         .expect("the pragma applies");
     conn.execute_batch(include_str!("../../schema/0001_init.sql"))
         .expect("the schema applies");
-    conn.execute_batch(sql).expect("the seed SQL applies");
+    conn
+}
+
+/// The bytes of a SQLite file holding `conn`'s database.
+fn into_file(mut conn: rusqlite::Connection) -> Vec<u8> {
     let bytes = conn
         .serialize(rusqlite::MAIN_DB)
         .expect("the database serialises")
         .to_vec();
-    drop(conn);
     bytes
 }
 
@@ -584,12 +595,7 @@ pub fn realistic_database(clips: usize) -> Vec<u8> {
 
 /// [`realistic_database`] with `clips_per_project` clips in each project.
 pub fn realistic_database_with(clips: usize, clips_per_project: usize) -> Vec<u8> {
-    let mut conn = rusqlite::Connection::open_in_memory().expect("an in-memory database");
-    // As in the existing app: foreign keys are declared, never enforced (schema.md §0).
-    conn.execute_batch("PRAGMA foreign_keys = OFF")
-        .expect("the pragma applies");
-    conn.execute_batch(include_str!("../../schema/0001_init.sql"))
-        .expect("the schema applies");
+    let mut conn = app_database();
     let tx = conn.transaction().expect("a transaction");
     let region = r##"[{"id": "r1", "raw_start_frame": 3, "raw_end_frame": 90, "duration_seconds": 2.9, "keyframes": [{"raw_frame": 3, "raw_x": 512.5, "raw_y": 300.25, "raw_radiusX": 30.0, "raw_radiusY": 50.0, "opacity": 0.15, "color": "#FFFF00", "player_image_path": null}]}]"##;
     for game in 1..=20 {
@@ -671,12 +677,7 @@ pub fn realistic_database_with(clips: usize, clips_per_project: usize) -> Vec<u8
     )
     .expect("the rest of the tables");
     tx.commit().expect("commit");
-    let bytes = conn
-        .serialize(rusqlite::MAIN_DB)
-        .expect("the database serialises")
-        .to_vec();
-    drop(conn);
-    bytes
+    into_file(conn)
 }
 
 /// Every row of `table` in a SQLite file, in rowid order, values rendered by SQLite's `quote()`.
