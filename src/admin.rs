@@ -78,6 +78,13 @@ async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
         (Method::Get, ["admin", "users", u, "verify"]) => {
             call_object(env, &user(u)?, Method::Get, "verify").await
         }
+        (Method::Get, ["admin", "users", u, "preflight"]) => {
+            call_object(env, &user(u)?, Method::Get, "preflight").await
+        }
+        (Method::Post, ["admin", "users", u, "fault"]) if config.fault_injection => {
+            let action = format!("fault?{}", url.query().unwrap_or_default());
+            call_object(env, &user(u)?, Method::Post, &action).await
+        }
         (Method::Post, ["admin", "prune"]) => prune(env, &query).await,
         _ => Err(ApiError::NotFound("Not Found".into())),
     }

@@ -54,6 +54,12 @@ pub struct Config {
     /// `REPORT_WASM_MEMORY`: R2-path responses carry `X-Wasm-Memory-Bytes`, the size of the
     /// wasm linear memory (for measurements and benchmarks, not for production).
     pub report_wasm_memory: bool,
+    /// `MOVE_RETRY_SECONDS`: after a move failed, how long requests do not try it again
+    /// (default 300); an operator's migrate or rollback always tries.
+    pub move_retry_ms: u64,
+    /// `FAULT_INJECTION` (tests only): the admin API can arm a failure or crash at a step of
+    /// the next move (`POST /admin/users/{id}/fault`).
+    pub fault_injection: bool,
 }
 
 impl Config {
@@ -82,6 +88,8 @@ impl Config {
                 _ => None,
             },
             report_wasm_memory: var(env, "REPORT_WASM_MEMORY").is_some(),
+            move_retry_ms: 1000 * number("MOVE_RETRY_SECONDS", 300),
+            fault_injection: var(env, "FAULT_INJECTION").is_some(),
         }
     }
 }

@@ -33,6 +33,12 @@ pub enum ApiError {
     CorruptDatabase(String),
     /// 507: the user's database is too large for the R2 path's memory.
     TooLarge(String),
+    /// 409 with `"code": "not_migratable"`: a move was refused by its preflight; nothing
+    /// changed. `problems` lists each kind of value or table the destination cannot hold.
+    NotMigratable {
+        detail: String,
+        problems: serde_json::Value,
+    },
 }
 
 impl ApiError {
@@ -42,7 +48,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => 401,
             ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) => 404,
-            ApiError::Conflict(_) => 409,
+            ApiError::Conflict(_) | ApiError::NotMigratable { .. } => 409,
             ApiError::Unprocessable(_) => 422,
             ApiError::Internal(_) => 500,
             ApiError::NotImplemented(_) => 501,
@@ -63,7 +69,8 @@ impl ApiError {
             | ApiError::NotImplemented(detail)
             | ApiError::Unavailable(detail)
             | ApiError::CorruptDatabase(detail)
-            | ApiError::TooLarge(detail) => detail,
+            | ApiError::TooLarge(detail)
+            | ApiError::NotMigratable { detail, .. } => detail,
         }
     }
 
@@ -72,6 +79,9 @@ impl ApiError {
         match self {
             ApiError::CorruptDatabase(detail) => {
                 serde_json::json!({ "detail": detail, "code": "corrupt_database" })
+            }
+            ApiError::NotMigratable { detail, problems } => {
+                serde_json::json!({ "detail": detail, "code": "not_migratable", "problems": problems })
             }
             _ => serde_json::json!({ "detail": self.detail() }),
         }
@@ -113,6 +123,20 @@ impl From<crate::migration::MigrationError> for ApiError {
                 ApiError::Internal(format!("Migration verification failed: {detail}"))
             }
             MigrationError::Busy(detail) => ApiError::Conflict(detail),
+            MigrationError::NotMigratable(action, problems) => ApiError::NotMigratable {
+                detail: format!(
+                    "The user cannot {}: {}; nothing was changed",
+                    match action {
+                        crate::migration::Action::Migrate => "move to their Durable Object",
+                        crate::migration::Action::Rollback => "move back to R2",
+                    },
+                    crate::migration::preflight::summary(&problems)
+                ),
+                problems: serde_json::to_value(&problems).unwrap_or_default(),
+            },
+            err @ (MigrationError::Injected(_) | MigrationError::Crash(_)) => {
+                ApiError::Unavailable(format!("The move failed: {err}"))
+            }
         }
     }
 }

@@ -27,7 +27,7 @@ use crate::files;
 use crate::handlers::{self, ApiRequest, Reply, Upload};
 use crate::http::{self, DataPath, RawRequest};
 use crate::identity::{UserId, USER_ID_HEADER};
-use crate::migration::{self, Decision, MigrationError, Move, Report};
+use crate::migration::{self, Action, Decision, MigrationError, Move, Report};
 use crate::r2::{self, DbVersion, R2State};
 
 /// The header the router (or the R2 path's fence) sets on forwarded API requests: whether the
@@ -102,11 +102,11 @@ impl UserDataStore {
         match (raw.method.clone(), raw.url.path()) {
             (worker::Method::Post, "/internal/migrate") => report_response(
                 self.exclusive(user, |m| async move { m.migrate().await })
-                    .await,
+                    .await?,
             ),
             (worker::Method::Post, "/internal/rollback") => report_response(
                 self.exclusive(user, |m| async move { m.rollback().await })
-                    .await,
+                    .await?,
             ),
             (worker::Method::Get, "/internal/status") => self.status(user),
             (worker::Method::Get, "/internal/verify") => {
@@ -114,6 +114,11 @@ impl UserDataStore {
                 Ok(http::json(200, &verdict))
             }
             (worker::Method::Get, "/internal/export") => self.export(user),
+            (worker::Method::Get, "/internal/preflight") => {
+                let report = self.moving(user).preflight().await?;
+                Ok(http::json(200, &json!(report)))
+            }
+            (worker::Method::Post, "/internal/fault") => self.arm_fault(user, &raw),
             (_, path) if path.starts_with("/internal/") => {
                 Err(ApiError::NotFound("Not Found".into()))
             }
@@ -122,31 +127,65 @@ impl UserDataStore {
     }
 
     fn moving(&self, user: UserId) -> Move {
-        Move {
-            db: SqlDb::new(self.state.storage()),
-            env: self.env.clone(),
-            config: Config::from_env(&self.env),
+        Move::new(
+            SqlDb::new(self.state.storage()),
+            self.env.clone(),
+            Config::from_env(&self.env),
             user,
+        )
+    }
+
+    /// `POST /internal/fault?action=&step=&crash=`: arms a fault for the tests of failed moves.
+    /// Exists only when the var `FAULT_INJECTION` is set (never in production).
+    fn arm_fault(&self, user: UserId, raw: &RawRequest) -> std::result::Result<Response, ApiError> {
+        if !Config::from_env(&self.env).fault_injection {
+            return Err(ApiError::NotFound("Not Found".into()));
         }
+        let query: std::collections::HashMap<String, String> =
+            raw.url.query_pairs().into_owned().collect();
+        let action = match query.get("action").map(String::as_str) {
+            Some("migrate") => Action::Migrate,
+            Some("rollback") => Action::Rollback,
+            _ => {
+                return Err(ApiError::Unprocessable(
+                    "query field 'action': migrate or rollback".into(),
+                ))
+            }
+        };
+        let step = query.get("step").map(String::as_str).unwrap_or_default();
+        let crash = query.get("crash").is_some_and(|v| v == "true");
+        self.moving(user).arm_fault(action, step, crash)?;
+        Ok(http::json(200, &json!({"armed": true})))
     }
 
     /// Runs a migrate or rollback with every other event of this object held back.
-    async fn exclusive<F, Fut>(
+    /// The outer `Err` is the runtime's (or an injected crash); the inner one the move's own.
+    async fn exclusive<T, F, Fut>(
         &self,
         user: UserId,
         step: F,
-    ) -> std::result::Result<Report, ApiError>
+    ) -> std::result::Result<std::result::Result<T, MigrationError>, ApiError>
     where
+        T: 'static,
         F: FnOnce(Move) -> Fut,
-        Fut: std::future::Future<Output = std::result::Result<Report, MigrationError>> + 'static,
+        Fut: std::future::Future<Output = std::result::Result<T, MigrationError>> + 'static,
     {
         let future = step(self.moving(user));
-        // Errors travel as values: an `Err` out of block_concurrency_while resets the object.
+        // Errors travel as values: an `Err` out of block_concurrency_while resets the object,
+        // which only an injected crash wants.
         let outcome = self
             .state
-            .block_concurrency_while(async move { Ok(future.await) })
-            .await?;
-        outcome.map_err(ApiError::from)
+            .block_concurrency_while(async move {
+                match future.await {
+                    Err(MigrationError::Crash(step)) => Err(worker::Error::RustError(format!(
+                        "crash injected at {step:?}"
+                    ))),
+                    outcome => Ok(outcome),
+                }
+            })
+            .await
+            .map_err(|err| ApiError::Internal(format!("The move crashed: {err}")))?;
+        Ok(outcome)
     }
 
     /// An API request: serve it, or move the user first, or hand it to the R2 path.
@@ -157,7 +196,15 @@ impl UserDataStore {
     ) -> std::result::Result<Response, ApiError> {
         let config = Config::from_env(&self.env);
         let flag_seen = raw.header(FLAG_SEEN_HEADER) != Some("absent");
-        let (state, since_ms) = self.moving(user.clone()).object_state()?;
+        let moving = self.moving(user.clone());
+        if moving.object_state()?.0 == migration::ObjectState::RollingBack {
+            // A crash cut a rollback short: settle who is authoritative first.
+            self.exclusive(user.clone(), |m| async move {
+                m.resolve_interrupted_rollback().await
+            })
+            .await??;
+        }
+        let (state, since_ms) = moving.object_state()?;
         let bucket = self.env.bucket(USER_DATA_BUCKET)?;
         // Asked only of an object that is not active (an extra R2 HEAD on a rare path).
         let r2_migrated = if state == migration::ObjectState::Active {
@@ -171,18 +218,30 @@ impl UserDataStore {
             flag_seen,
             r2_migrated,
             config.flag_propagation_ms,
+            moving.recently_failed()?,
         );
+        // A move that fails (recorded and logged by the move) leaves the side that is still
+        // authoritative to serve the request: R2 after a failed migrate, this object after a
+        // failed rollback.
         match decision {
             Decision::Serve => self.serve(&bucket, user, raw).await,
             Decision::MigrateThenServe => {
-                self.exclusive(user.clone(), |m| async move { m.migrate().await })
-                    .await?;
-                self.serve(&bucket, user, raw).await
+                match self
+                    .exclusive(user.clone(), |m| async move { m.migrate().await })
+                    .await?
+                {
+                    Ok(_) => self.serve(&bucket, user, raw).await,
+                    Err(_) => self.hand_over(&config, user, raw).await,
+                }
             }
             Decision::RollBackThenHandOver => {
-                self.exclusive(user.clone(), |m| async move { m.rollback().await })
-                    .await?;
-                self.hand_over(&config, user, raw).await
+                match self
+                    .exclusive(user.clone(), |m| async move { m.rollback().await })
+                    .await?
+                {
+                    Ok(_) => self.hand_over(&config, user, raw).await,
+                    Err(_) => self.serve(&bucket, user, raw).await,
+                }
             }
             Decision::HandOver => self.hand_over(&config, user, raw).await,
         }
@@ -283,6 +342,7 @@ impl UserDataStore {
                 "version": moving.version()?.0,
                 "size": self.db.database_size(),
                 "tables": tables,
+                "last_failure": moving.last_failure()?,
             }),
         ))
     }
@@ -298,7 +358,7 @@ impl UserDataStore {
 }
 
 fn report_response(
-    report: std::result::Result<Report, ApiError>,
+    report: std::result::Result<Report, MigrationError>,
 ) -> std::result::Result<Response, ApiError> {
     let report = report?;
     Ok(http::json(200, &json!(report)))

@@ -1,12 +1,23 @@
-//! `impl Db` over a Durable Object's SQLite storage (`SqlStorage`).
+//! `impl Db` over a Durable Object's SQLite storage (`ctx.storage.sql`).
+//!
+//! Values cross into JavaScript and back here, and nowhere else; this module does the
+//! conversion itself rather than through workers-rs's `SqlStorageValue`, which turns a JS `-0`
+//! into integer 0: every number keeps its exact bits. JavaScript has one number type, so a
+//! REAL that holds a whole number comes back as an integer; callers that need the storage
+//! class ask SQLite for it (`typeof`).
 //!
 //! Platform limits that shape callers: at most 100 bound parameters and 100 KB per statement;
 //! integers travel as JS numbers, so values beyond 2^53 are refused rather than rounded.
 
 use wasm_bindgen::prelude::*;
-use worker::{SqlStorage, SqlStorageValue, Storage};
+use worker::js_sys::{self, Array, Uint8Array};
+use worker::worker_sys::SqlStorage as JsSqlStorage;
+use worker::Storage;
 
 use crate::db::{Db, DbError, Row, SqlValue};
+
+/// JavaScript's largest exact integer.
+const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
 #[wasm_bindgen]
 extern "C" {
@@ -23,13 +34,17 @@ extern "C" {
 
 pub struct SqlDb {
     storage: Storage,
-    sql: SqlStorage,
+    sql: JsSqlStorage,
 }
 
 impl SqlDb {
     pub fn new(storage: Storage) -> Self {
         let sql = storage.sql();
-        Self { storage, sql }
+        let sql: &JsValue = sql.as_ref();
+        Self {
+            sql: sql.clone().unchecked_into(),
+            storage,
+        }
     }
 
     /// The app's foreign keys are declared but never enforced (schema.md §0): dangling ids and
@@ -47,57 +62,47 @@ impl SqlDb {
 
     /// Size of the object's database in bytes.
     pub fn database_size(&self) -> usize {
-        self.sql.database_size()
+        self.sql.database_size() as usize
     }
 
-    fn bind(params: &[SqlValue]) -> Result<Vec<SqlStorageValue>, DbError> {
-        params
+    /// Runs `sql` and calls `row` with each result row's values.
+    fn run(
+        &self,
+        sql: &str,
+        params: &[SqlValue],
+        mut row: impl FnMut(Vec<SqlValue>),
+    ) -> Result<(), DbError> {
+        let bindings = params
             .iter()
-            .map(|value| match value {
-                SqlValue::Null => Ok(SqlStorageValue::Null),
-                SqlValue::Integer(i) => SqlStorageValue::try_from_i64(*i).map_err(to_db_error),
-                SqlValue::Real(f) => Ok(SqlStorageValue::Float(*f)),
-                SqlValue::Text(s) => Ok(SqlStorageValue::String(s.clone())),
-                SqlValue::Blob(b) => Ok(SqlStorageValue::Blob(b.clone())),
-            })
-            .collect()
+            .map(to_js)
+            .collect::<Result<Array, DbError>>()?;
+        let cursor = self.sql.exec(sql, bindings).map_err(js_error)?;
+        for values in cursor.raw() {
+            let values: Array = values.map_err(js_error)?.unchecked_into();
+            row(values.iter().map(from_js).collect::<Result<_, _>>()?);
+        }
+        Ok(())
     }
 }
 
 impl Db for SqlDb {
     fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<usize, DbError> {
         let before = self.total_changes()?;
-        let cursor = self
-            .sql
-            .exec(sql, Self::bind(params)?)
-            .map_err(to_db_error)?;
-        for row in cursor.raw() {
-            row.map_err(to_db_error)?;
-        }
+        self.run(sql, params, |_| {})?;
         // Not `rows_written`, which counts index entries too: the rows the statement changed,
         // as SQLite (and so the R2 path) counts them.
         Ok((self.total_changes()? - before) as usize)
     }
 
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, DbError> {
-        let cursor = self
-            .sql
-            .exec(sql, Self::bind(params)?)
-            .map_err(to_db_error)?;
-        cursor
-            .raw()
-            .map(|row| row.map(|values| Row(values.into_iter().map(from_storage).collect())))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(to_db_error)
+        let mut rows = Vec::new();
+        self.run(sql, params, |values| rows.push(Row(values)))?;
+        Ok(rows)
     }
 
     fn execute_script(&self, sql: &str) -> Result<(), DbError> {
         // exec runs every statement of a parameterless script.
-        let cursor = self.sql.exec(sql, None).map_err(to_db_error)?;
-        for row in cursor.raw() {
-            row.map_err(to_db_error)?;
-        }
-        Ok(())
+        self.run(sql, &[], |_| {})
     }
 
     fn transaction<T, E: From<DbError>>(
@@ -136,17 +141,56 @@ impl Db for SqlDb {
     }
 }
 
-fn to_db_error(err: worker::Error) -> DbError {
-    DbError(err.to_string())
+fn js_error(err: JsValue) -> DbError {
+    let message = err
+        .dyn_ref::<js_sys::Error>()
+        .map(|err| String::from(err.message()))
+        .or_else(|| err.as_string())
+        .unwrap_or_else(|| format!("{err:?}"));
+    DbError(message)
 }
 
-fn from_storage(value: SqlStorageValue) -> SqlValue {
-    match value {
-        SqlStorageValue::Null => SqlValue::Null,
-        SqlStorageValue::Boolean(b) => SqlValue::Integer(i64::from(b)),
-        SqlStorageValue::Integer(i) => SqlValue::Integer(i),
-        SqlStorageValue::Float(f) => SqlValue::Real(f),
-        SqlStorageValue::String(s) => SqlValue::Text(s),
-        SqlStorageValue::Blob(b) => SqlValue::Blob(b),
+fn to_js(value: &SqlValue) -> Result<JsValue, DbError> {
+    Ok(match value {
+        SqlValue::Null => JsValue::NULL,
+        SqlValue::Integer(i) if i.unsigned_abs() > MAX_SAFE_INTEGER as u64 => {
+            return Err(DbError(format!(
+                "the integer {i} is outside ±(2^53 - 1), which the object cannot bind exactly"
+            )))
+        }
+        SqlValue::Integer(i) => JsValue::from_f64(*i as f64),
+        SqlValue::Real(f) => JsValue::from_f64(*f),
+        SqlValue::Text(s) => JsValue::from_str(s),
+        SqlValue::Blob(bytes) => Uint8Array::from(bytes.as_slice()).into(),
+    })
+}
+
+fn from_js(value: JsValue) -> Result<SqlValue, DbError> {
+    if value.is_null() || value.is_undefined() {
+        return Ok(SqlValue::Null);
     }
+    if let Some(number) = value.as_f64() {
+        // Whole numbers in the exact range are integers, except -0, which only a REAL holds.
+        let whole = number.fract() == 0.0 && number.abs() <= MAX_SAFE_INTEGER as f64;
+        return Ok(if whole && !(number == 0.0 && number.is_sign_negative()) {
+            SqlValue::Integer(number as i64)
+        } else {
+            SqlValue::Real(number)
+        });
+    }
+    if let Some(text) = value.as_string() {
+        return Ok(SqlValue::Text(text));
+    }
+    if let Some(flag) = value.as_bool() {
+        return Ok(SqlValue::Integer(i64::from(flag)));
+    }
+    if let Some(buffer) = value.dyn_ref::<js_sys::ArrayBuffer>() {
+        return Ok(SqlValue::Blob(Uint8Array::new(buffer).to_vec()));
+    }
+    if let Some(view) = value.dyn_ref::<Uint8Array>() {
+        return Ok(SqlValue::Blob(view.to_vec()));
+    }
+    Err(DbError(format!(
+        "an unexpected value from SQL storage: {value:?}"
+    )))
 }

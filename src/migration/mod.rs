@@ -29,8 +29,10 @@
 //! that changed less than `FLAG_PROPAGATION_SECONDS` ago may still be stale at some locations,
 //! so within that window the records, not the flag, decide.
 
-mod copy;
-mod verify;
+pub mod catalog;
+pub mod copy;
+pub mod preflight;
+pub mod verify;
 
 use serde::Serialize;
 use worker::{Bucket, Env};
@@ -44,10 +46,16 @@ use crate::r2::rusqlite_db::RusqliteDb;
 use crate::r2::sync::{Saved, Snapshot};
 use crate::r2::{self, DbVersion, R2State};
 use crate::router::migrated_flag_key;
+use catalog::OBJECT_TABLES;
+pub use preflight::Problem;
 pub use verify::TableDigest;
 
 /// The object's record of its migration state (never copied with the user's data).
-pub const STATE_TABLE: &str = "store_state";
+pub const STATE_TABLE: &str = OBJECT_TABLES[0];
+/// The object's record of its last failed move.
+const FAILURE_TABLE: &str = OBJECT_TABLES[1];
+/// A fault armed by a test, consumed when it fires (only with `FAULT_INJECTION` set).
+const FAULT_TABLE: &str = OBJECT_TABLES[2];
 
 /// How often a migration starts again because a write landed on R2 meanwhile.
 const MAX_MIGRATE_ATTEMPTS: u32 = 5;
@@ -60,10 +68,70 @@ pub enum ObjectState {
     New,
     /// Holds the user's data and serves it.
     Active,
-    /// Exporting to R2; serves nothing until that is done.
+    /// Exporting to R2. Seen at the start of a request only after a crash mid-rollback, and
+    /// then resolved at once ([`Move::resolve_interrupted_rollback`]).
     RollingBack,
     /// R2 is authoritative again; what the object holds is stale.
     RolledBack,
+}
+
+/// The two moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Migrate,
+    Rollback,
+}
+
+/// The steps of a move, in order; a failure is recorded with the step it happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Reading the source and checking that the destination can hold it.
+    Preflight,
+    /// Copying the rows (import into the object, or export to a file).
+    Copy,
+    /// Comparing the digests of both copies.
+    Verify,
+    /// Keeping the R2 copy a rollback is about to replace.
+    Backup,
+    /// The conditional R2 put that hands authority to the other side.
+    CutOver,
+    /// Marking the object active (migrate) or rolled back (rollback).
+    Activate,
+    /// Setting or deleting the KV flag.
+    Flag,
+    /// A rollback cut short by a crash, found by the next request.
+    Interrupted,
+}
+
+impl Step {
+    fn parse(name: &str) -> Option<Step> {
+        [
+            Step::Preflight,
+            Step::Copy,
+            Step::Verify,
+            Step::Backup,
+            Step::CutOver,
+            Step::Activate,
+            Step::Flag,
+        ]
+        .into_iter()
+        .find(|step| step.as_str() == name)
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Step::Preflight => "preflight",
+            Step::Copy => "copy",
+            Step::Verify => "verify",
+            Step::Backup => "backup",
+            Step::CutOver => "cut_over",
+            Step::Activate => "activate",
+            Step::Flag => "flag",
+            Step::Interrupted => "interrupted",
+        }
+    }
 }
 
 /// Why moving a user failed.
@@ -73,10 +141,34 @@ pub enum MigrationError {
     Api(ApiError),
     /// A statement failed.
     Db(DbError),
-    /// The copy does not hold the same data; it was wiped.
+    /// The copy does not hold the same data; it was discarded.
     Verification(String),
     /// Writes kept landing on R2 during the migration.
     Busy(String),
+    /// The preflight found what the destination cannot hold; nothing was changed.
+    NotMigratable(Action, Vec<Problem>),
+    /// A fault a test armed at this step.
+    Injected(Step),
+    /// A crash a test armed at this step: the object is reset as by a real crash, with no
+    /// clean-up.
+    Crash(Step),
+}
+
+impl std::fmt::Display for MigrationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MigrationError::Api(err) => write!(f, "{}", err.detail()),
+            MigrationError::Db(err) => write!(f, "database error: {err}"),
+            MigrationError::Verification(detail) | MigrationError::Busy(detail) => {
+                f.write_str(detail)
+            }
+            MigrationError::NotMigratable(_, problems) => {
+                f.write_str(&preflight::summary(problems))
+            }
+            MigrationError::Injected(step) => write!(f, "fault injected at {}", step.as_str()),
+            MigrationError::Crash(step) => write!(f, "crash injected at {}", step.as_str()),
+        }
+    }
 }
 
 impl From<ApiError> for MigrationError {
@@ -109,6 +201,24 @@ pub struct Report {
     pub milliseconds: u64,
 }
 
+/// The object's record of its last failed move, for operators.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub action: Action,
+    pub step: String,
+    pub reason: String,
+    pub at_ms: u64,
+}
+
+/// What a preflight found, for `GET /admin/users/{id}/preflight`.
+#[derive(Debug, Serialize)]
+pub struct PreflightReport {
+    /// The move the object would make next.
+    pub action: Action,
+    pub movable: bool,
+    pub problems: Vec<Problem>,
+}
+
 /// What an object does with an API request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -120,23 +230,31 @@ pub enum Decision {
 
 /// Decides what an object in `state` (entered `since_ms` ago) does with an API request that
 /// came with (`flag_seen`) or without the KV flag. `r2_migrated` says whether R2 marks the user
-/// migrated; an `active` object's decision does not depend on it.
+/// migrated; an `active` object's decision does not depend on it. `recently_failed` is the
+/// move that failed within the retry delay, if one did: it is not tried again on a request
+/// (an operator can), so a failing move costs one request, not every request.
 pub fn decide(
     state: ObjectState,
     since_ms: u64,
     flag_seen: bool,
     r2_migrated: bool,
     grace_ms: u64,
+    recently_failed: Option<Action>,
 ) -> Decision {
     let settled = since_ms >= grace_ms;
+    let may = |action| recently_failed != Some(action);
     match state {
-        ObjectState::Active if !flag_seen && settled => Decision::RollBackThenHandOver,
+        ObjectState::Active if !flag_seen && settled && may(Action::Rollback) => {
+            Decision::RollBackThenHandOver
+        }
         ObjectState::Active => Decision::Serve,
-        ObjectState::RollingBack => Decision::RollBackThenHandOver,
-        // A cut-over happened and the activation did not (a crash): finish it.
+        // A cut-over happened and the activation did not (a crash): finish it. R2 will not
+        // serve the user, so there is no other side to fall back to.
         _ if r2_migrated => Decision::MigrateThenServe,
-        ObjectState::RolledBack if flag_seen && settled => Decision::MigrateThenServe,
-        ObjectState::New if flag_seen => Decision::MigrateThenServe,
+        ObjectState::RolledBack if flag_seen && settled && may(Action::Migrate) => {
+            Decision::MigrateThenServe
+        }
+        ObjectState::New if flag_seen && may(Action::Migrate) => Decision::MigrateThenServe,
         _ => Decision::HandOver,
     }
 }
@@ -145,13 +263,25 @@ fn now_ms() -> u64 {
     worker::Date::now().as_millis()
 }
 
-/// Creates the object's state record if it has none.
+/// Creates the object's own tables if it has none.
 pub fn prepare_object(db: &impl Db) -> Result<(), DbError> {
     db.execute_script(&format!(
         "CREATE TABLE IF NOT EXISTS {STATE_TABLE} (
             id INTEGER PRIMARY KEY CHECK (id = 1),
             state TEXT NOT NULL,
             changed_at INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS {FAILURE_TABLE} (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            action TEXT NOT NULL,
+            step TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS {FAULT_TABLE} (
+            action TEXT NOT NULL,
+            step TEXT NOT NULL,
+            crash INTEGER NOT NULL
         )"
     ))
 }
@@ -168,9 +298,21 @@ pub struct Move {
     pub env: Env,
     pub config: Config,
     pub user: UserId,
+    /// The step the move is in, for the failure record.
+    step: std::cell::Cell<Step>,
 }
 
 impl Move {
+    pub fn new(db: SqlDb, env: Env, config: Config, user: UserId) -> Self {
+        Self {
+            db,
+            env,
+            config,
+            user,
+            step: std::cell::Cell::new(Step::Preflight),
+        }
+    }
+
     /// The object's state and how many milliseconds ago it was entered.
     pub fn object_state(&self) -> Result<(ObjectState, u64), DbError> {
         let row = self.db.query_row(
@@ -205,6 +347,112 @@ impl Move {
             &[name.into(), (now_ms() as i64).into()],
         )?;
         Ok(())
+    }
+
+    /// The last failed move, if any.
+    pub fn last_failure(&self) -> Result<Option<Failure>, DbError> {
+        let row = self.db.query_row(
+            &format!("SELECT action, step, reason, at_ms FROM {FAILURE_TABLE} WHERE id = 1"),
+            &[],
+        )?;
+        row.map(|row| {
+            Ok(Failure {
+                action: if row.get::<String>(0)? == "rollback" {
+                    Action::Rollback
+                } else {
+                    Action::Migrate
+                },
+                step: row.get(1)?,
+                reason: row.get(2)?,
+                at_ms: row.get::<i64>(3)? as u64,
+            })
+        })
+        .transpose()
+    }
+
+    /// The move that failed within the retry delay, if one did.
+    pub fn recently_failed(&self) -> Result<Option<Action>, DbError> {
+        let retry_ms = self.config.move_retry_ms;
+        Ok(self
+            .last_failure()?
+            .filter(|failure| now_ms().saturating_sub(failure.at_ms) < retry_ms)
+            .map(|failure| failure.action))
+    }
+
+    /// Records a failed move and logs it with the user's id. Recording is best effort: the
+    /// failure itself is what the caller reports.
+    fn record_failure(&self, action: Action, step: Step, err: &MigrationError) {
+        let reason = err.to_string();
+        worker::console_error!(
+            "{}",
+            serde_json::json!({
+                "event": "move_failed",
+                "user": self.user.as_str(),
+                "action": action,
+                "step": step.as_str(),
+                "reason": reason,
+            })
+        );
+        let action = match action {
+            Action::Migrate => "migrate",
+            Action::Rollback => "rollback",
+        };
+        let recorded = self.db.execute(
+            &format!(
+                "INSERT INTO {FAILURE_TABLE} (id, action, step, reason, at_ms) VALUES (1, ?, ?, ?, ?) \
+                 ON CONFLICT (id) DO UPDATE SET action = excluded.action, step = excluded.step, \
+                 reason = excluded.reason, at_ms = excluded.at_ms"
+            ),
+            &[
+                action.into(),
+                step.as_str().into(),
+                reason.into(),
+                (now_ms() as i64).into(),
+            ],
+        );
+        if let Err(err) = recorded {
+            worker::console_error!("Could not record the failed move of {}: {err}", self.user);
+        }
+    }
+
+    fn clear_failure(&self) -> Result<(), DbError> {
+        self.db
+            .execute(&format!("DELETE FROM {FAILURE_TABLE}"), &[])?;
+        Ok(())
+    }
+
+    /// Arms a fault: the next move of `action` that reaches `step` fails there (or crashes).
+    pub fn arm_fault(&self, action: Action, step: &str, crash: bool) -> Result<(), ApiError> {
+        let step = Step::parse(step).ok_or_else(|| {
+            ApiError::Unprocessable(format!("query field 'step': unknown step '{step}'"))
+        })?;
+        let action = match action {
+            Action::Migrate => "migrate",
+            Action::Rollback => "rollback",
+        };
+        self.db.execute(
+            &format!("INSERT INTO {FAULT_TABLE} (action, step, crash) VALUES (?, ?, ?)"),
+            &[action.into(), step.as_str().into(), crash.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Enters `step`; fails there if a test armed a fault for it.
+    fn enter(&self, action: Action, step: Step) -> Result<(), MigrationError> {
+        self.step.set(step);
+        let action = match action {
+            Action::Migrate => "migrate",
+            Action::Rollback => "rollback",
+        };
+        let armed: Option<bool> = self.db.query_value(
+            &format!("DELETE FROM {FAULT_TABLE} WHERE action = ? AND step = ? RETURNING crash"),
+            &[action.into(), step.as_str().into()],
+        )?;
+        match armed {
+            None => Ok(()),
+            Some(true) => Err(MigrationError::Crash(step)),
+            Some(false) => Err(MigrationError::Injected(step)),
+        }
     }
 
     /// The object's data version.
@@ -248,56 +496,99 @@ impl Move {
 
     /// Drops the object's copy of the data and recreates the empty schema.
     fn wipe(&self) -> Result<(), MigrationError> {
-        self.db.transaction(|| {
-            for table in copy::data_tables(&self.db)? {
-                self.db
-                    .execute_script(&format!("DROP TABLE IF EXISTS {}", table.quoted()))?;
-            }
-            Ok::<_, DbError>(())
-        })?;
+        self.db.transaction(|| copy::clear(&self.db))?;
         apply_migrations(&self.db)?;
         Ok(())
     }
 
-    /// Replaces the object's data with `source`'s and checks that it holds the same.
+    /// Replaces the object's data with `source`'s and checks that it holds the same; a copy
+    /// that differs is wiped.
     fn import(&self, source: &RusqliteDb) -> Result<(), MigrationError> {
         let expected = verify::digests(source)?;
-        self.db
-            .transaction(|| copy::copy_database(source, &self.db))?;
-        let imported = verify::digests(&self.db)?;
-        let checked = verify::same_data(&expected, &imported)
-            .and_then(|()| verify::quick_check(&self.db).map_err(|e| e.to_string()));
-        if let Err(difference) = checked {
+        self.enter(Action::Migrate, Step::Copy)?;
+        let copied = self
+            .db
+            .transaction(|| copy::copy_database(source, &self.db));
+        if let Err(err) = copied {
             self.wipe()?;
-            return Err(MigrationError::Verification(format!(
-                "the imported copy differs from R2's, so it was wiped: {difference}"
-            )));
+            return Err(err.into());
+        }
+        let checked = self.enter(Action::Migrate, Step::Verify).and_then(|()| {
+            let imported = verify::digests(&self.db)?;
+            verify::same_data(&expected, &imported)
+                .and_then(|()| verify::quick_check(&self.db).map_err(|e| e.to_string()))
+                .map_err(|difference| {
+                    MigrationError::Verification(format!(
+                        "the imported copy differs from R2's, so it was wiped: {difference}"
+                    ))
+                })
+        });
+        if let Err(err) = checked {
+            if !matches!(err, MigrationError::Crash(_)) {
+                self.wipe()?;
+            }
+            return Err(err);
         }
         Ok(())
     }
 
-    /// Moves the user's data from R2 into the object (idempotent).
+    /// Runs a move; a failure is recorded, logged, and leaves the user served by the side that
+    /// is still authoritative (`restore` puts that right), except after an injected crash,
+    /// which must leave things exactly as a crash would.
+    fn conclude(
+        &self,
+        action: Action,
+        result: Result<Report, MigrationError>,
+    ) -> Result<Report, MigrationError> {
+        match result {
+            Ok(report) => {
+                if let Err(err) = self.clear_failure() {
+                    worker::console_error!(
+                        "Could not clear the failure record of {}: {err}",
+                        self.user
+                    );
+                }
+                Ok(report)
+            }
+            Err(err @ MigrationError::Crash(_)) => Err(err),
+            Err(err) => {
+                self.record_failure(action, self.step.get(), &err);
+                Err(err)
+            }
+        }
+    }
+
+    /// Moves the user's data from R2 into the object (idempotent). On failure before the
+    /// cut-over, R2 stays authoritative and the object inactive, so requests are handed to R2.
     pub async fn migrate(&self) -> Result<Report, MigrationError> {
         let started = now_ms();
+        self.resolve_interrupted_rollback().await?;
+        let result = self.migrate_steps(started).await;
+        self.conclude(Action::Migrate, result)
+    }
+
+    async fn migrate_steps(&self, started: u64) -> Result<Report, MigrationError> {
         let (state, _) = self.object_state()?;
-        if state == ObjectState::RollingBack {
-            self.rollback().await?;
-        }
-        let bucket = self.bucket()?;
-        let database = r2::database(&bucket, &self.user, &self.config);
         if state == ObjectState::Active {
+            self.enter(Action::Migrate, Step::Flag)?;
             self.set_flag(true).await?;
             return self.report("already_migrated", 0, started);
         }
+        let bucket = self.bucket()?;
+        let database = r2::database(&bucket, &self.user, &self.config);
         for _ in 0..MAX_MIGRATE_ATTEMPTS {
+            self.enter(Action::Migrate, Step::Preflight)?;
             let loaded = database.download().await?;
             let bytes = loaded.bytes.as_ref().map_or(0, |b| b.len() as u64);
             let mut source = r2::open(&database.key, &loaded)?;
+            let problems = preflight::into_object(&source)?;
+            if !problems.is_empty() {
+                return Err(MigrationError::NotMigratable(Action::Migrate, problems));
+            }
             if let R2State::Migrated { .. } = loaded.state {
                 // The cut-over happened but the activation did not: R2's file is all the data.
                 self.import(&source)?;
-                self.set_state(ObjectState::Active)?;
-                self.set_flag(true).await?;
+                self.activate().await?;
                 return self.report("migrated", bytes, started);
             }
             apply_migrations(&source)?;
@@ -305,23 +596,38 @@ impl Move {
             version.record_in(&source)?;
             self.import(&source)?;
 
+            self.enter(Action::Migrate, Step::CutOver)?;
             let cut_over = R2State::Migrated { at_ms: now_ms() };
-            let condition = Some(loaded.unchanged());
-            match database
-                .put(version, cut_over, source.to_bytes()?, condition)
-                .await?
-            {
-                Saved::Stored { .. } => {
-                    self.set_state(ObjectState::Active)?;
-                    self.set_flag(true).await?;
+            let put = database
+                .put(
+                    version,
+                    cut_over,
+                    source.to_bytes()?,
+                    Some(loaded.unchanged()),
+                )
+                .await;
+            match put {
+                Ok(Saved::Stored { .. }) => {
+                    self.activate().await?;
                     return self.report("migrated", bytes, started);
                 }
-                Saved::Conflict => {
+                Ok(Saved::Conflict) => {
                     worker::console_log!(
                         "Migration of {}: a write landed on R2 meanwhile; starting again",
                         self.user
                     );
                     self.wipe()?;
+                }
+                Err(err) => {
+                    // The put may have landed although its answer was lost: R2 then says
+                    // migrated at our version, and the object must take over.
+                    let now = database.head().await?;
+                    if now.version == version && now.state != R2State::Active {
+                        self.activate().await?;
+                        return self.report("migrated", bytes, started);
+                    }
+                    self.wipe()?;
+                    return Err(err.into());
                 }
             }
         }
@@ -330,42 +636,122 @@ impl Move {
         )))
     }
 
-    /// Moves the user's data from the object back to R2 (idempotent).
+    /// After the cut-over: the object serves, then the flag is set (a failure there is
+    /// reported; the user is served by the object either way, and `migrate` again sets it).
+    async fn activate(&self) -> Result<(), MigrationError> {
+        self.enter(Action::Migrate, Step::Activate)?;
+        self.set_state(ObjectState::Active)?;
+        self.enter(Action::Migrate, Step::Flag)?;
+        self.set_flag(true).await
+    }
+
+    /// A `rolling_back` object at the start of a request or call was cut short by a crash.
+    /// Whether its put reached R2 decides who is authoritative: if R2 is `active` again it
+    /// did, and the object is done; otherwise the object is, and serves again.
+    pub async fn resolve_interrupted_rollback(&self) -> Result<(), MigrationError> {
+        if self.object_state()?.0 != ObjectState::RollingBack {
+            return Ok(());
+        }
+        let bucket = self.bucket()?;
+        let current = r2::database(&bucket, &self.user, &self.config)
+            .head()
+            .await?;
+        let landed = current.state == R2State::Active && current.etag.is_some();
+        self.set_state(if landed {
+            ObjectState::RolledBack
+        } else {
+            ObjectState::Active
+        })?;
+        let err = MigrationError::Verification(format!(
+            "a rollback was cut short; {}",
+            if landed {
+                "its export had reached R2, so R2 serves"
+            } else {
+                "R2 was not written, so the object serves again"
+            }
+        ));
+        self.record_failure(Action::Rollback, Step::Interrupted, &err);
+        Ok(())
+    }
+
+    /// Moves the user's data from the object back to R2 (idempotent). On failure before the
+    /// R2 put, the object is `active` again and serves.
     pub async fn rollback(&self) -> Result<Report, MigrationError> {
         let started = now_ms();
+        self.resolve_interrupted_rollback().await?;
+        let result = self.rollback_steps(started).await;
+        self.conclude(Action::Rollback, result)
+    }
+
+    async fn rollback_steps(&self, started: u64) -> Result<Report, MigrationError> {
         let (state, _) = self.object_state()?;
-        if matches!(state, ObjectState::New | ObjectState::RolledBack) {
-            self.set_flag(false).await?;
-            return self.report("already_on_r2", 0, started);
+        let mut bytes = 0;
+        if state == ObjectState::Active {
+            bytes = match self.hand_back().await {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    // R2 was not written: the object is still authoritative, and serves again.
+                    if !matches!(err, MigrationError::Crash(_)) {
+                        self.set_state(ObjectState::Active)?;
+                    }
+                    return Err(err);
+                }
+            };
+            // The point of no return: R2 is authoritative from here on. (Should this fail, the
+            // object stays `rolling_back`, and the next request finds R2 active.)
+            self.set_state(ObjectState::RolledBack)?;
         }
+        self.enter(Action::Rollback, Step::Flag)?;
+        self.set_flag(false).await?;
+        let outcome = if state == ObjectState::Active {
+            "rolled_back"
+        } else {
+            "already_on_r2"
+        };
+        self.report(outcome, bytes, started)
+    }
+
+    /// Exports the object to R2 and hands authority over; returns the bytes stored. Until the
+    /// put lands, R2 holds the frozen copy marked `migrated` and the object is authoritative;
+    /// an `Err` means it did not land.
+    async fn hand_back(&self) -> Result<u64, MigrationError> {
         // From here on the object serves nothing; a crash leaves it here and the next request
-        // or call resumes.
+        // resolves it.
         self.set_state(ObjectState::RollingBack)?;
         let bucket = self.bucket()?;
         let database = r2::database(&bucket, &self.user, &self.config);
+        self.enter(Action::Rollback, Step::Preflight)?;
         let current = database.head().await?;
-
-        let mut bytes = 0;
-        // After a crash that followed the put, R2 already holds the export: nothing to write.
-        let already_exported = current.state == R2State::Active && current.etag.is_some();
-        if !already_exported {
-            let version = current.version.max(self.version()?).next();
-            version.record_in(&self.db)?;
-            let (export, _) = self.export()?;
-            bytes = export.len() as u64;
-            self.back_up(&bucket, &current).await?;
-            let stored = database
-                .put(version, R2State::Active, export, Some(current.unchanged()))
-                .await?;
-            if stored == Saved::Conflict {
+        let version = current.version.max(self.version()?).next();
+        self.enter(Action::Rollback, Step::Copy)?;
+        let (export, _) = self.export_at(Some(version))?;
+        let problems = preflight::into_r2_file(export.len() as u64, self.config.max_database_bytes);
+        if !problems.is_empty() {
+            return Err(MigrationError::NotMigratable(Action::Rollback, problems));
+        }
+        let bytes = export.len() as u64;
+        self.enter(Action::Rollback, Step::Backup)?;
+        self.back_up(&bucket, &current).await?;
+        self.enter(Action::Rollback, Step::CutOver)?;
+        match database
+            .put(version, R2State::Active, export, Some(current.unchanged()))
+            .await
+        {
+            Ok(Saved::Stored { .. }) => {}
+            Ok(Saved::Conflict) => {
                 return Err(MigrationError::Busy(
                     "R2 changed during the rollback; try again".into(),
-                ));
+                ))
+            }
+            Err(err) => {
+                // The put may have landed although its answer was lost.
+                let now = database.head().await?;
+                if !(now.version == version && now.state == R2State::Active) {
+                    return Err(err.into());
+                }
             }
         }
-        self.set_state(ObjectState::RolledBack)?;
-        self.set_flag(false).await?;
-        self.report("rolled_back", bytes, started)
+        Ok(bytes)
     }
 
     /// Keeps the R2 copy a rollback is about to overwrite.
@@ -389,8 +775,18 @@ impl Move {
 
     /// The object's data as a SQLite file, with its version, verified against the object.
     pub fn export(&self) -> Result<(Vec<u8>, DbVersion), MigrationError> {
+        self.export_at(None)
+    }
+
+    /// [`Self::export`], with the file's `data_version` set to `version` when given (the
+    /// object itself is not written: a failed rollback leaves it as it was).
+    fn export_at(
+        &self,
+        version: Option<DbVersion>,
+    ) -> Result<(Vec<u8>, DbVersion), MigrationError> {
         let mut export = RusqliteDb::empty()?;
         export.transaction(|| copy::copy_database(&self.db, &export))?;
+        self.enter(Action::Rollback, Step::Verify)?;
         let checked = verify::same_data(&verify::digests(&self.db)?, &verify::digests(&export)?)
             .and_then(|()| verify::quick_check(&export).map_err(|e| e.to_string()));
         if let Err(difference) = checked {
@@ -398,7 +794,37 @@ impl Move {
                 "the export differs from the object's data: {difference}"
             )));
         }
-        Ok((export.to_bytes()?, self.version()?))
+        let version = match version {
+            Some(version) => {
+                version.record_in(&export)?;
+                version
+            }
+            None => self.version()?,
+        };
+        Ok((export.to_bytes()?, version))
+    }
+
+    /// What stands in the way of the object's next move, without moving.
+    pub async fn preflight(&self) -> Result<PreflightReport, MigrationError> {
+        self.resolve_interrupted_rollback().await?;
+        let (state, _) = self.object_state()?;
+        let (action, problems) = if state == ObjectState::Active {
+            let (export, _) = self.export()?;
+            let problems =
+                preflight::into_r2_file(export.len() as u64, self.config.max_database_bytes);
+            (Action::Rollback, problems)
+        } else {
+            let bucket = self.bucket()?;
+            let database = r2::database(&bucket, &self.user, &self.config);
+            let loaded = database.download().await?;
+            let source = r2::open(&database.key, &loaded)?;
+            (Action::Migrate, preflight::into_object(&source)?)
+        };
+        Ok(PreflightReport {
+            action,
+            movable: problems.is_empty(),
+            problems,
+        })
     }
 
     /// Whether the object agrees with its R2 copy (meaningful while nothing was written since
@@ -428,12 +854,17 @@ impl Move {
         }))
     }
 
-    /// Rows per data table, for status pages.
+    /// Rows per user table, for status pages.
     pub fn row_counts(&self) -> Result<Vec<(String, u64)>, MigrationError> {
-        Ok(verify::digests(&self.db)?
-            .into_iter()
-            .map(|digest| (digest.name, digest.rows))
-            .collect())
+        let catalog = catalog::Catalog::read(&self.db)?;
+        let mut counts = Vec::new();
+        for table in catalog.row_tables() {
+            let rows: Option<i64> = self
+                .db
+                .query_value(&format!("SELECT COUNT(*) FROM {}", table.quoted()), &[])?;
+            counts.push((table.name.clone(), rows.unwrap_or(0) as u64));
+        }
+        Ok(counts)
     }
 }
 
@@ -443,11 +874,15 @@ mod tests {
 
     const GRACE: u64 = 120_000;
 
+    fn decide_now(state: ObjectState, since: u64, flag: bool, r2_migrated: bool) -> Decision {
+        decide(state, since, flag, r2_migrated, GRACE, None)
+    }
+
     #[test]
     fn an_active_object_serves_and_rolls_back_only_on_a_settled_absent_flag() {
         for r2_migrated in [true, false] {
             let decide_active =
-                |since, flag| decide(ObjectState::Active, since, flag, r2_migrated, GRACE);
+                |since, flag| decide_now(ObjectState::Active, since, flag, r2_migrated);
             assert_eq!(decide_active(5, true), Decision::Serve);
             assert_eq!(decide_active(5, false), Decision::Serve, "KV may be stale");
             assert_eq!(decide_active(GRACE, false), Decision::RollBackThenHandOver);
@@ -458,27 +893,84 @@ mod tests {
     fn an_inactive_object_migrates_on_the_flag_or_to_finish_a_cut_over() {
         let on_r2 = false;
         assert_eq!(
-            decide(ObjectState::New, u64::MAX, true, on_r2, GRACE),
+            decide_now(ObjectState::New, u64::MAX, true, on_r2),
             Decision::MigrateThenServe
         );
         assert_eq!(
-            decide(ObjectState::New, u64::MAX, false, on_r2, GRACE),
+            decide_now(ObjectState::New, u64::MAX, false, on_r2),
             Decision::HandOver
         );
-        let stale = decide(ObjectState::RolledBack, 5, true, on_r2, GRACE);
+        let stale = decide_now(ObjectState::RolledBack, 5, true, on_r2);
         assert_eq!(stale, Decision::HandOver, "KV may be stale");
-        let settled = decide(ObjectState::RolledBack, GRACE, true, on_r2, GRACE);
+        let settled = decide_now(ObjectState::RolledBack, GRACE, true, on_r2);
         assert_eq!(settled, Decision::MigrateThenServe);
-        let cut_over = decide(ObjectState::New, u64::MAX, false, true, GRACE);
+        let cut_over = decide_now(ObjectState::New, u64::MAX, false, true);
         assert_eq!(cut_over, Decision::MigrateThenServe);
-        let resume = decide(ObjectState::RollingBack, 0, true, on_r2, GRACE);
-        assert_eq!(resume, Decision::RollBackThenHandOver);
+    }
+
+    #[test]
+    fn a_move_that_failed_recently_is_not_retried_by_requests_but_the_user_is_served() {
+        let failed = |action| Some(action);
+        let migrate_failed = decide(
+            ObjectState::New,
+            u64::MAX,
+            true,
+            false,
+            GRACE,
+            failed(Action::Migrate),
+        );
+        assert_eq!(migrate_failed, Decision::HandOver, "R2 keeps serving");
+        let rollback_failed = decide(
+            ObjectState::Active,
+            GRACE,
+            false,
+            true,
+            GRACE,
+            failed(Action::Rollback),
+        );
+        assert_eq!(rollback_failed, Decision::Serve, "the object keeps serving");
+        // A cut-over already happened: the object is the only side that can serve.
+        let finish = decide(
+            ObjectState::New,
+            u64::MAX,
+            false,
+            true,
+            GRACE,
+            failed(Action::Migrate),
+        );
+        assert_eq!(finish, Decision::MigrateThenServe);
+        // The other move is not held back by this one's failure.
+        let other = decide(
+            ObjectState::New,
+            u64::MAX,
+            true,
+            false,
+            GRACE,
+            failed(Action::Rollback),
+        );
+        assert_eq!(other, Decision::MigrateThenServe);
+    }
+
+    fn app_database() -> RusqliteDb {
+        let db = RusqliteDb::empty().unwrap();
+        apply_migrations(&db).unwrap();
+        db
+    }
+
+    fn copied(source: &RusqliteDb) -> RusqliteDb {
+        let target = app_database();
+        target
+            .execute("INSERT INTO games (name) VALUES ('stale')", &[])
+            .unwrap();
+        target
+            .transaction(|| copy::copy_database(source, &target))
+            .unwrap();
+        target
     }
 
     #[test]
     fn a_copy_keeps_every_table_row_and_sequence_and_verifies_equal() {
-        let source = RusqliteDb::empty().unwrap();
-        apply_migrations(&source).unwrap();
+        let source = app_database();
         source
             .execute_script(
                 "INSERT INTO games (name, video_size) VALUES ('héllo ⚽', 3), ('b', NULL), ('c', 1);
@@ -489,23 +981,11 @@ mod tests {
                  INSERT INTO custom_notes VALUES ('n', 4.0, x'00ff');",
             )
             .unwrap();
-        let target = RusqliteDb::empty().unwrap();
-        apply_migrations(&target).unwrap();
-        target
-            .execute("INSERT INTO games (name) VALUES ('stale')", &[])
-            .unwrap();
-        target
-            .transaction(|| copy::copy_database(&source, &target))
-            .unwrap();
-
+        let target = copied(&source);
         assert_eq!(
             verify::digests(&source).unwrap(),
             verify::digests(&target).unwrap()
         );
-        assert!(verify::digests(&target)
-            .unwrap()
-            .iter()
-            .any(|d| d.name == "custom_notes" && d.rows == 1));
         let next: i64 = target
             .query_value("INSERT INTO games (name) VALUES ('new') RETURNING id", &[])
             .unwrap()
@@ -515,17 +995,116 @@ mod tests {
     }
 
     #[test]
-    fn digests_tell_different_data_apart() {
-        let a = RusqliteDb::empty().unwrap();
-        apply_migrations(&a).unwrap();
-        let b = RusqliteDb::empty().unwrap();
-        apply_migrations(&b).unwrap();
-        a.execute("INSERT INTO games (name) VALUES ('x')", &[])
+    fn odd_tables_copy_with_their_values_classes_and_schema() {
+        let source = RusqliteDb::empty().unwrap();
+        source
+            .execute_script(
+                r#"CREATE TABLE "order" ("select" PRIMARY KEY, "quote""d" NOT NULL, n) WITHOUT ROWID;
+                   INSERT INTO "order" VALUES (5, 1, 5.0), ('5', x'', -0.0), (x'05', '', 0.1 + 0.2);
+                   CREATE TABLE pair (a TEXT COLLATE NOCASE, b INTEGER, c, PRIMARY KEY (a, b DESC)) WITHOUT ROWID;
+                   INSERT INTO pair VALUES ('x', 2, 1e308), ('Y', 1, 5e-324), ('y', 2, NULL);
+                   CREATE TABLE shadow (rowid TEXT, _rowid_ TEXT, v);
+                   INSERT INTO shadow (oid, rowid, _rowid_, v) VALUES (40, 'r', 'u', 9e15);
+                   CREATE TABLE audit (what);
+                   CREATE TRIGGER logged AFTER INSERT ON "order" BEGIN INSERT INTO audit VALUES (new."select"); END;
+                   CREATE VIEW v AS SELECT "select" FROM "order";
+                   CREATE INDEX partial ON "order" (n) WHERE n IS NOT NULL;
+                   CREATE INDEX expression ON pair (lower(a));"#,
+            )
             .unwrap();
-        b.execute("INSERT INTO games (name) VALUES ('y')", &[])
+        let target = copied(&source);
+        assert_eq!(
+            verify::digests(&source).unwrap(),
+            verify::digests(&target).unwrap()
+        );
+        let audit: i64 = target
+            .query_value("SELECT COUNT(*) FROM audit", &[])
+            .unwrap()
             .unwrap();
-        let difference =
-            verify::same_data(&verify::digests(&a).unwrap(), &verify::digests(&b).unwrap());
-        assert!(difference.unwrap_err().contains("games"));
+        assert_eq!(audit, 0, "no trigger fired during the copy");
+        let classes: Vec<String> = target
+            .query("SELECT typeof(n) FROM \"order\" ORDER BY \"select\"", &[])
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0).unwrap())
+            .collect();
+        assert_eq!(classes, ["real", "real", "real"]);
+        let shadowed: i64 = target
+            .query_value("SELECT oid FROM shadow", &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(shadowed, 40, "a hidden rowid survives");
+        let negative_zero: f64 = target
+            .query_value("SELECT n FROM \"order\" WHERE \"select\" = '5'", &[])
+            .unwrap()
+            .unwrap();
+        assert!(negative_zero == 0.0 && negative_zero.is_sign_negative());
+    }
+
+    #[test]
+    fn digests_tell_apart_values_that_render_alike() {
+        let digest_of = |value: &str| {
+            let db = RusqliteDb::empty().unwrap();
+            db.execute_script(&format!(
+                "CREATE TABLE t (v); INSERT INTO t VALUES ({value})"
+            ))
+            .unwrap();
+            verify::digests(&db).unwrap()
+        };
+        let values = [
+            "5",
+            "5.0",
+            "'5'",
+            "x'35'",
+            "0.0",
+            "-0.0",
+            "0.30000000000000004",
+            "0.3",
+            "NULL",
+            "''",
+            "x''",
+        ];
+        for (i, a) in values.iter().enumerate() {
+            for b in &values[i + 1..] {
+                assert_ne!(digest_of(a), digest_of(b), "{a} vs {b}");
+            }
+        }
+        assert_eq!(digest_of("0.1 + 0.2"), digest_of("0.30000000000000004"));
+    }
+
+    #[test]
+    fn preflight_names_what_the_object_cannot_hold_and_where() {
+        let db = RusqliteDb::empty().unwrap();
+        db.execute_script(
+            "CREATE TABLE t (a, b);
+             INSERT INTO t (rowid, a, b) VALUES (1, 1, 2), (7, 9007199254740992, 2), (8, -9223372036854775808, 2);
+             INSERT INTO t (rowid, a, b) VALUES (9, CAST(x'ff00' AS TEXT), zeroblob(2000001));
+             CREATE TABLE _cf_mine (x);",
+        )
+        .unwrap();
+        let problems = preflight::into_object(&db).unwrap();
+        let integers = problems
+            .iter()
+            .find(|p| p.reason.contains("integer"))
+            .expect("the big integers");
+        assert_eq!(
+            (integers.column.as_deref(), integers.rowid, integers.count),
+            (Some("a"), Some(7), 2)
+        );
+        assert!(problems
+            .iter()
+            .any(|p| p.reason.contains("UTF-8") && p.rowid == Some(9)));
+        assert!(problems
+            .iter()
+            .any(|p| p.reason.contains("value over") && p.column.as_deref() == Some("b")));
+        assert!(problems.iter().any(|p| p.reason.contains("_cf_mine")));
+
+        let fine = app_database();
+        fine.execute(
+            "INSERT INTO games (name) VALUES (?)",
+            &[(0.1 + 0.2).to_string().into()],
+        )
+        .unwrap();
+        assert_eq!(preflight::into_object(&fine).unwrap(), Vec::new());
     }
 }

@@ -1,56 +1,134 @@
-//! The one place that decides "same data": per table, the row count and a checksum of every
-//! value, plus SQLite's `quick_check`. Computed by the same code on both copies.
+//! The one place that decides "same data": a digest of every user table, computed in Rust from
+//! typed values (integers as 64 bits, reals by their exact bits, texts and blobs as bytes, NULL),
+//! in key order, plus the user's schema and AUTOINCREMENT counters, and SQLite's `quick_check`.
 //!
-//! Values are rendered by SQLite's own `quote()` before hashing, so that an engine's way of
-//! handing values to us (a Durable Object returns a whole REAL as an integer) cannot make equal
-//! data look different, nor different data look equal.
+//! Nothing is rendered by SQLite: two SQLite versions print 0.1 + 0.2 differently (the object's
+//! and the bundled one did), but they store the same bits, and the bits are what is hashed.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::db::{Db, DbError};
-use crate::migration::copy::{columns, data_tables, for_each_page, quote_ident};
+use crate::migration::catalog::{for_each_page, Catalog, Cell};
+use crate::migration::copy::sequences;
+
+/// The pseudo-tables a digest adds to the user's tables.
+const SCHEMA: &str = "(schema)";
+const SEQUENCES: &str = "(sqlite_sequence)";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TableDigest {
     pub name: String,
     pub rows: u64,
-    /// SHA-256 (first 16 hex digits) of every row's quoted values, in rowid order.
+    /// SHA-256 (first 32 hex digits) of every row's typed values, in key order.
     pub checksum: String,
 }
 
-/// The digest of every data table of `db`, by table name.
-pub fn digests(db: &impl Db) -> Result<Vec<TableDigest>, DbError> {
-    let mut out = Vec::new();
-    for table in data_tables(db)? {
-        let (names, _) = columns(db, &table)?;
-        let rendered = names
-            .iter()
-            .map(|name| format!("quote({})", quote_ident(name)))
-            .collect::<Vec<_>>()
-            .join(" || ',' || ");
-        let mut hasher = Sha256::new();
-        let mut rows = 0u64;
-        for_each_page(db, &table, &rendered, |page| {
-            for row in page {
-                hasher.update(row.get::<String>(0)?.as_bytes());
-                hasher.update(b"\n");
+/// Feeds typed values into a hash, each tagged with its class and length, so that no two
+/// different rows encode alike (integer 5, real 5.0 and text '5' differ; so do 0.0 and -0.0).
+struct RowHasher {
+    hasher: Sha256,
+    rows: u64,
+}
+
+impl RowHasher {
+    fn new() -> Self {
+        Self {
+            hasher: Sha256::new(),
+            rows: 0,
+        }
+    }
+
+    fn cell(&mut self, cell: &Cell) {
+        match cell {
+            Cell::Null => self.hasher.update([0]),
+            Cell::Integer(i) => {
+                self.hasher.update([1]);
+                self.hasher.update(i.to_be_bytes());
             }
-            rows += page.len() as u64;
+            Cell::Real(f) => {
+                self.hasher.update([2]);
+                self.hasher.update(f.to_bits().to_be_bytes());
+            }
+            Cell::Text(bytes) => self.bytes(3, bytes),
+            Cell::Blob(bytes) => self.bytes(4, bytes),
+        }
+    }
+
+    fn bytes(&mut self, tag: u8, bytes: &[u8]) {
+        self.hasher.update([tag]);
+        self.hasher.update((bytes.len() as u64).to_be_bytes());
+        self.hasher.update(bytes);
+    }
+
+    fn end_row(&mut self) {
+        self.hasher.update([0xff]);
+        self.rows += 1;
+    }
+
+    fn finish(self, name: impl Into<String>) -> TableDigest {
+        TableDigest {
+            name: name.into(),
+            rows: self.rows,
+            checksum: self
+                .hasher
+                .finalize()
+                .iter()
+                .take(16)
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        }
+    }
+}
+
+/// The digest of every user table of `db` (by name), of its schema and of its counters.
+pub fn digests(db: &impl Db) -> Result<Vec<TableDigest>, DbError> {
+    let catalog = Catalog::read(db)?;
+    let mut out = Vec::new();
+    for table in catalog.row_tables() {
+        let mut hasher = RowHasher::new();
+        for_each_page(db, table, |page| {
+            for row in page {
+                if let Some(rowid) = row.rowid {
+                    hasher.cell(&Cell::Integer(rowid));
+                }
+                row.cells.iter().for_each(|cell| hasher.cell(cell));
+                hasher.end_row();
+            }
             Ok(())
         })?;
-        let checksum = hasher
-            .finalize()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        out.push(TableDigest {
-            name: table.name,
-            rows,
-            checksum,
-        });
+        out.push(hasher.finish(&table.name));
     }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let mut schema = RowHasher::new();
+    let mut entries: Vec<[String; 3]> = catalog
+        .tables
+        .iter()
+        .map(|t| ["table".to_owned(), t.name.clone(), t.sql.clone()])
+        .chain(
+            catalog
+                .others
+                .iter()
+                .map(|o| [o.kind.clone(), o.name.clone(), o.sql.clone()]),
+        )
+        .collect();
+    entries.sort();
+    for entry in &entries {
+        entry
+            .iter()
+            .for_each(|text| schema.cell(&Cell::Text(text.clone().into_bytes())));
+        schema.end_row();
+    }
+    out.push(schema.finish(SCHEMA));
+
+    let mut counters = RowHasher::new();
+    for (name, seq) in sequences(db)? {
+        counters.cell(&Cell::Text(name.into_bytes()));
+        counters.cell(&Cell::Integer(seq));
+        counters.end_row();
+    }
+    out.push(counters.finish(SEQUENCES));
     Ok(out)
 }
 

@@ -1,0 +1,221 @@
+//! Before any move, a read-only pass that finds everything the destination cannot hold, so that
+//! a move that would fail half way is refused before it starts, with a reason an operator can
+//! act on, and the user stays where they are.
+//!
+//! Into the object ([`into_object`]): the platform's limits (integers beyond JavaScript's safe
+//! range, values and rows over 2 MB, statements over 100 bound values or 100 KB, names it
+//! reserves), what this copy cannot address (virtual tables, rowids shadowed by columns), text
+//! that is not UTF-8, and damage. Into an R2 file ([`into_r2_file`]): what the R2 path cannot
+//! open (a file over its size ceiling).
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::db::{Db, DbError};
+use crate::migration::catalog::{for_each_page, Catalog, Cell, RowKey, Table};
+use crate::migration::copy::MAX_PARAMETERS;
+use crate::migration::verify::quick_check;
+
+/// The object keeps integers as JavaScript numbers: beyond ±(2^53 − 1) they are not exact.
+pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+/// The object refuses a string, blob or row larger than this.
+pub const MAX_VALUE_BYTES: usize = 2_000_000;
+/// The object refuses statements longer than this (a `CREATE` copied verbatim is one).
+const MAX_STATEMENT_BYTES: usize = 100_000;
+
+/// One kind of thing the destination cannot hold, where it first occurs, and how often.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    pub reason: String,
+    pub table: Option<String>,
+    pub column: Option<String>,
+    /// The first offending row's rowid (rowid tables).
+    pub rowid: Option<i64>,
+    /// The first offending row as words: `rowid 17` or `key ('a', 2)`.
+    pub row: Option<String>,
+    pub count: u64,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.reason)?;
+        match (&self.table, &self.column) {
+            (Some(table), Some(column)) => write!(f, " in {table}.{column}")?,
+            (Some(table), None) => write!(f, " in table {table}")?,
+            _ => {}
+        }
+        if let Some(row) = &self.row {
+            write!(f, " ({row}")?;
+            if self.count > 1 {
+                write!(f, ", and {} more", self.count - 1)?;
+            }
+            write!(f, ")")?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects problems, one entry per (reason, table, column), keeping the first row seen.
+#[derive(Default)]
+struct Findings(Vec<Problem>);
+
+impl Findings {
+    fn add(
+        &mut self,
+        reason: &str,
+        table: Option<&Table>,
+        column: Option<&str>,
+        row: Option<(Option<i64>, String)>,
+    ) {
+        let table_name = table.map(|t| t.name.clone());
+        let column = column.map(str::to_owned);
+        if let Some(problem) = self
+            .0
+            .iter_mut()
+            .find(|p| p.reason == reason && p.table == table_name && p.column == column)
+        {
+            problem.count += 1;
+            return;
+        }
+        let (rowid, row) = match row {
+            Some((rowid, words)) => (rowid, Some(words)),
+            None => (None, None),
+        };
+        self.0.push(Problem {
+            reason: reason.to_owned(),
+            table: table_name,
+            column,
+            rowid,
+            row,
+            count: 1,
+        });
+    }
+}
+
+/// What in a database (an R2 file about to move) the object cannot hold; empty when it can move.
+pub fn into_object(db: &impl Db) -> Result<Vec<Problem>, DbError> {
+    let mut found = Findings::default();
+    if let Err(damage) = quick_check(db) {
+        found.add(&format!("the file is damaged ({damage})"), None, None, None);
+        return Ok(found.0);
+    }
+    let encoding: Option<String> = db.query_value("PRAGMA encoding", &[])?;
+    if encoding.as_deref() != Some("UTF-8") {
+        let encoding = encoding.unwrap_or_default();
+        found.add(
+            &format!("text encoding {encoding}, not UTF-8"),
+            None,
+            None,
+            None,
+        );
+    }
+    let catalog = Catalog::read(db)?;
+    for name in &catalog.runtime_tables {
+        if !name.to_ascii_lowercase().starts_with("sqlite_") {
+            let reason = format!("table {name} has a name the platform or the object reserves");
+            found.add(&reason, None, None, None);
+        }
+    }
+    let statements = catalog
+        .tables
+        .iter()
+        .map(|t| (&t.name, &t.sql))
+        .chain(catalog.others.iter().map(|o| (&o.name, &o.sql)));
+    for (name, sql) in statements {
+        if sql.len() > MAX_STATEMENT_BYTES {
+            let reason = format!("the definition of {name} is over {MAX_STATEMENT_BYTES} bytes");
+            found.add(&reason, None, None, None);
+        }
+    }
+    for table in &catalog.tables {
+        if table.is_virtual() {
+            found.add(
+                "a virtual table, whose rows this copy cannot address",
+                Some(table),
+                None,
+                None,
+            );
+            continue;
+        }
+        if table.key == RowKey::Unreachable {
+            found.add(
+                "columns named rowid, _rowid_ and oid hide the rowid",
+                Some(table),
+                None,
+                None,
+            );
+            continue;
+        }
+        // One row is one INSERT: its values, and the hidden rowid, must fit the bound values.
+        if table.columns.len() + 1 > MAX_PARAMETERS {
+            let reason = format!(
+                "{} columns; at most {} can be copied",
+                table.columns.len(),
+                MAX_PARAMETERS - 1
+            );
+            found.add(&reason, Some(table), None, None);
+            continue;
+        }
+        scan_values(db, table, &mut found)?;
+    }
+    Ok(found.0)
+}
+
+fn scan_values(db: &impl Db, table: &Table, found: &mut Findings) -> Result<(), DbError> {
+    for_each_page(db, table, |page| {
+        for row in page {
+            let at = || Some((row.rowid, table.describe_row(row)));
+            if row.rowid.is_some_and(|id| id.abs() > MAX_SAFE_INTEGER) {
+                found.add("a rowid outside ±(2^53 − 1)", Some(table), None, at());
+            }
+            for (cell, column) in row.cells.iter().zip(&table.columns) {
+                let column = Some(column.as_str());
+                match cell {
+                    Cell::Integer(i) if i.checked_abs().is_none_or(|i| i > MAX_SAFE_INTEGER) => {
+                        found.add("an integer outside ±(2^53 − 1)", Some(table), column, at());
+                    }
+                    Cell::Text(bytes) if std::str::from_utf8(bytes).is_err() => {
+                        found.add("text that is not valid UTF-8", Some(table), column, at());
+                    }
+                    _ => {}
+                }
+                if cell.size() > MAX_VALUE_BYTES {
+                    let reason = format!("a value over {MAX_VALUE_BYTES} bytes");
+                    found.add(&reason, Some(table), column, at());
+                }
+            }
+            if row.size() > MAX_VALUE_BYTES && row.cells.iter().all(|c| c.size() <= MAX_VALUE_BYTES)
+            {
+                let reason = format!("a row over {MAX_VALUE_BYTES} bytes");
+                found.add(&reason, Some(table), None, at());
+            }
+        }
+        Ok(())
+    })
+}
+
+/// What keeps an export of `size` bytes from being served by the R2 path, which opens files up
+/// to `max_bytes`; empty when it can move.
+pub fn into_r2_file(size: u64, max_bytes: u64) -> Vec<Problem> {
+    let mut found = Findings::default();
+    if size > max_bytes {
+        let mb = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+        let reason = format!(
+            "the database is {:.1} MB as a file, more than the {:.1} MB the R2 path opens",
+            mb(size),
+            mb(max_bytes)
+        );
+        found.add(&reason, None, None, None);
+    }
+    found.0
+}
+
+/// One sentence for a refused move: the first problem, and how many more kinds there are.
+pub fn summary(problems: &[Problem]) -> String {
+    match problems {
+        [] => "nothing stands in the way".into(),
+        [only] => only.to_string(),
+        [first, rest @ ..] => format!("{first}; and {} more kinds of problem", rest.len()),
+    }
+}
