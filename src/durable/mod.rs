@@ -38,6 +38,10 @@ pub const FLAG_SEEN_HEADER: &str = "X-Migrated-Flag";
 /// request changed the data it depends on while the files were being stored).
 const MAX_UPLOAD_ROUNDS: usize = 3;
 
+/// How often one request decides where it is served and moves the user (a failed migrate whose
+/// cut-over happened is finished in the next round, then served in the one after).
+const MAX_DECISION_ROUNDS: usize = 3;
+
 #[durable_object(fetch)]
 pub struct UserDataStore {
     state: State,
@@ -171,15 +175,20 @@ impl UserDataStore {
         Fut: std::future::Future<Output = std::result::Result<T, MigrationError>> + 'static,
     {
         let future = step(self.moving(user));
+        let storage = self.state.storage();
         // Errors travel as values: an `Err` out of block_concurrency_while resets the object,
-        // which only an injected crash wants.
+        // which only an injected crash wants. The writes before it are flushed first, as they
+        // would be before a crash between two steps (and the fault stays consumed).
         let outcome = self
             .state
             .block_concurrency_while(async move {
                 match future.await {
-                    Err(MigrationError::Crash(step)) => Err(worker::Error::RustError(format!(
-                        "crash injected at {step:?}"
-                    ))),
+                    Err(MigrationError::Crash(step)) => {
+                        storage.sync().await?;
+                        Err(worker::Error::RustError(format!(
+                            "crash injected at {step:?}"
+                        )))
+                    }
                     outcome => Ok(outcome),
                 }
             })
@@ -197,54 +206,52 @@ impl UserDataStore {
         let config = Config::from_env(&self.env);
         let flag_seen = raw.header(FLAG_SEEN_HEADER) != Some("absent");
         let moving = self.moving(user.clone());
-        if moving.object_state()?.0 == migration::ObjectState::RollingBack {
-            // A crash cut a rollback short: settle who is authoritative first.
-            self.exclusive(user.clone(), |m| async move {
-                m.resolve_interrupted_rollback().await
-            })
-            .await??;
-        }
-        let (state, since_ms) = moving.object_state()?;
         let bucket = self.env.bucket(USER_DATA_BUCKET)?;
-        // Asked only of an object that is not active (an extra R2 HEAD on a rare path).
-        let r2_migrated = if state == migration::ObjectState::Active {
-            false
-        } else {
-            r2::database(&bucket, user, &config).head().await?.state != R2State::Active
-        };
-        let decision = migration::decide(
-            state,
-            since_ms,
-            flag_seen,
-            r2_migrated,
-            config.flag_propagation_ms,
-            moving.recently_failed()?,
-        );
-        // A move that fails (recorded and logged by the move) leaves the side that is still
-        // authoritative to serve the request: R2 after a failed migrate, this object after a
-        // failed rollback.
-        match decision {
-            Decision::Serve => self.serve(&bucket, user, raw).await,
-            Decision::MigrateThenServe => {
-                match self
-                    .exclusive(user.clone(), |m| async move { m.migrate().await })
-                    .await?
-                {
-                    Ok(_) => self.serve(&bucket, user, raw).await,
-                    Err(_) => self.hand_over(&config, user, raw).await,
+        // Decide, move if that is the decision, and decide again on the new state: whether the
+        // move succeeded or failed (recorded and logged by the move), the request then goes to
+        // the side that is authoritative. A failed move is not retried by the next round
+        // (`recently_failed`), except to finish a cut-over, so this ends within a few rounds.
+        for _round in 0..MAX_DECISION_ROUNDS {
+            if moving.object_state()?.0 == migration::ObjectState::RollingBack {
+                // A crash cut a rollback short: settle who is authoritative first.
+                self.exclusive(user.clone(), |m| async move {
+                    m.resolve_interrupted_rollback().await
+                })
+                .await??;
+            }
+            let (state, since_ms) = moving.object_state()?;
+            // Asked only of an object that is not active (an extra R2 HEAD on a rare path).
+            let r2_migrated = if state == migration::ObjectState::Active {
+                false
+            } else {
+                r2::database(&bucket, user, &config).head().await?.state != R2State::Active
+            };
+            let decision = migration::decide(
+                state,
+                since_ms,
+                flag_seen,
+                r2_migrated,
+                config.flag_propagation_ms,
+                moving.recently_failed()?,
+            );
+            match decision {
+                Decision::Serve => return self.serve(&bucket, user, raw).await,
+                Decision::HandOver => return self.hand_over(&config, user, raw).await,
+                Decision::MigrateThenServe => {
+                    let _ = self
+                        .exclusive(user.clone(), |m| async move { m.migrate().await })
+                        .await?;
+                }
+                Decision::RollBackThenHandOver => {
+                    let _ = self
+                        .exclusive(user.clone(), |m| async move { m.rollback().await })
+                        .await?;
                 }
             }
-            Decision::RollBackThenHandOver => {
-                match self
-                    .exclusive(user.clone(), |m| async move { m.rollback().await })
-                    .await?
-                {
-                    Ok(_) => self.hand_over(&config, user, raw).await,
-                    Err(_) => self.serve(&bucket, user, raw).await,
-                }
-            }
-            Decision::HandOver => self.hand_over(&config, user, raw).await,
         }
+        Err(ApiError::Unavailable(
+            "The user's data is being moved; try again".into(),
+        ))
     }
 
     /// Lets the R2 path serve a request this object must not.

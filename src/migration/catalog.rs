@@ -330,10 +330,12 @@ pub fn for_each_page(
                 .map(|&i| quote_ident(&table.columns[i]))
                 .collect(),
         ),
-        RowKey::Unreachable => return Err(DbError(format!(
+        RowKey::Unreachable => {
+            return Err(DbError(format!(
             "table {} shadows rowid, _rowid_ and oid with columns: its rows cannot be addressed",
             table.name
-        ))),
+        )))
+        }
     };
     let mut select: Vec<String> = key_select.into_iter().collect();
     for column in &table.columns {

@@ -697,8 +697,9 @@ impl Move {
                     return Err(err);
                 }
             };
-            // The point of no return: R2 is authoritative from here on. (Should this fail, the
-            // object stays `rolling_back`, and the next request finds R2 active.)
+            // Past the point of no return: R2 is authoritative from here on. Should anything
+            // fail now, the object stays `rolling_back`, and the next request finds R2 active.
+            self.enter(Action::Rollback, Step::Activate)?;
             self.set_state(ObjectState::RolledBack)?;
         }
         self.enter(Action::Rollback, Step::Flag)?;
