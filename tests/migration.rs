@@ -422,3 +422,58 @@ fn users_are_listed_with_their_state_a_page_at_a_time() {
     );
     assert_eq!(users.len(), 3);
 }
+
+#[test]
+fn a_file_the_object_cannot_hold_is_refused_with_a_reason_and_its_user_keeps_working() {
+    let worker = TestWorker::start_with_admin(&[]);
+    // A rating of 2^63 − 1, which the existing app stored; the object's numbers are JavaScript's.
+    let file = harness::sqlite_file_with(
+        "INSERT INTO games (id, name) VALUES (1, 'g');
+         INSERT INTO raw_clips (id, filename, rating, end_time, game_id) VALUES
+             (3, '', 3, 1.5, 1), (8, '', 9223372036854775807, 2.5, 1), (9, '', -9007199254740992, 3.5, 1);",
+    );
+    seed(&worker, "big", &file);
+
+    let refused = worker.admin("POST", "/admin/users/big/migrate", Vec::new());
+    assert_eq!(refused.status, 409);
+    let body = refused.json();
+    assert_eq!(body["code"], "not_migratable");
+    let problem = &body["problems"][0];
+    assert_eq!(
+        (
+            problem["table"].clone(),
+            problem["column"].clone(),
+            problem["rowid"].clone(),
+            problem["count"].clone()
+        ),
+        (json!("raw_clips"), json!("rating"), json!(8), json!(2)),
+        "{body}"
+    );
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("raw_clips.rating") && detail.contains("rowid 8"),
+        "{detail}"
+    );
+    let preflight = admin_ok(&worker, "GET", "/admin/users/big/preflight");
+    assert_eq!(
+        (preflight["action"].clone(), preflight["movable"].clone()),
+        (json!("migrate"), json!(false))
+    );
+
+    // Flagged by hand anyway: the object cannot take the user, so R2 keeps serving them.
+    worker.put_kv("migrated:big", "1");
+    let read = worker.get("/api/games", Some("big"));
+    assert_eq!((read.status, read.header("X-Data-Path")), (200, Some("r2")));
+    let write = worker.create_project("big", "still writable");
+    assert_eq!(
+        (write.status, write.header("X-Data-Path")),
+        (200, Some("r2"))
+    );
+    let status = admin_ok(&worker, "GET", "/admin/users/big");
+    assert_eq!(status["r2"]["state"], "active");
+    assert_eq!(status["object"]["last_failure"]["step"], "preflight");
+    assert_eq!(
+        table_rows(&authoritative_file(&worker, "big"), "raw_clips"),
+        table_rows(&file, "raw_clips")
+    );
+}

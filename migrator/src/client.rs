@@ -154,6 +154,11 @@ impl AdminClient {
         self.json("POST", &format!("/admin/users/{user}/rollback"))
     }
 
+    /// What stands in the way of the user's next move (`movable`, `problems`), without moving.
+    pub fn preflight(&self, user: &str) -> Result<Value, ClientError> {
+        self.json("GET", &format!("/admin/users/{user}/preflight"))
+    }
+
     pub fn verify(&self, user: &str) -> Result<Value, ClientError> {
         self.json("GET", &format!("/admin/users/{user}/verify"))
     }

@@ -60,22 +60,54 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
                 .iter()
                 .filter(|u| u.size.unwrap_or(0) > MIGRATION_THRESHOLD)
                 .count();
+            // Each planned user's preflight: who cannot move, and why, before anyone tries.
+            let checks: Vec<Result<Value, String>> = users
+                .iter()
+                .map(|u| client.preflight(&u.user_id).map_err(error))
+                .collect();
+            let blocked = |check: &Result<Value, String>| -> Option<String> {
+                match check {
+                    Ok(report) if report["movable"] == json!(true) => None,
+                    Ok(report) => Some(
+                        report["problems"]
+                            .as_array()
+                            .and_then(|problems| problems.first())
+                            .map(problem_sentence)
+                            .unwrap_or_else(|| "cannot move".into()),
+                    ),
+                    Err(err) => Some(format!("preflight failed: {err}")),
+                }
+            };
+            let cannot_move = checks.iter().filter(|c| blocked(c).is_some()).count();
             let rows: Vec<Value> = users
                 .iter()
-                .map(|u| {
+                .zip(&checks)
+                .map(|(u, check)| {
                     json!({"user_id": u.user_id, "size": u.size, "version": u.version,
-                                "over_threshold": u.size.unwrap_or(0) > MIGRATION_THRESHOLD})
+                           "over_threshold": u.size.unwrap_or(0) > MIGRATION_THRESHOLD,
+                           "movable": blocked(check).is_none(),
+                           "problems": check.as_ref().ok().map(|r| r["problems"].clone()),
+                           "reason": blocked(check)})
                 })
                 .collect();
             reporter.value(
-                &json!({"users": rows, "count": users.len(), "total_bytes": total, "over_threshold": over}),
+                &json!({"users": rows, "count": users.len(), "total_bytes": total,
+                        "over_threshold": over, "cannot_move": cannot_move}),
                 |_| {
                     let mut out = format!("{:<24} {:>10} {:>8}\n", "USER", "SIZE", "VERSION");
-                    for u in &users {
-                        let mark = if u.size.unwrap_or(0) > MIGRATION_THRESHOLD { "  > 1 MB: migrate" } else { "" };
+                    for (u, check) in users.iter().zip(&checks) {
+                        let mark = match blocked(check) {
+                            Some(reason) => format!("  cannot move: {reason}"),
+                            None if u.size.unwrap_or(0) > MIGRATION_THRESHOLD => "  > 1 MB: migrate".into(),
+                            None => String::new(),
+                        };
                         out.push_str(&format!("{:<24} {:>10} {:>8}{mark}\n", u.user_id, format_size(u.size.unwrap_or(0)), u.version));
                     }
-                    out + &format!("{} users on the R2 path, {} in all, {over} over 1 MB", users.len(), format_size(total))
+                    out + &format!(
+                        "{} users on the R2 path, {} in all, {over} over 1 MB, {cannot_move} cannot move",
+                        users.len(),
+                        format_size(total)
+                    )
                 },
             );
             Ok(ExitCode::SUCCESS)
@@ -319,4 +351,26 @@ fn run_batch(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A preflight problem as one line: `an integer outside ±(2^53 − 1) in t.c (rowid 7, and 1 more)`.
+fn problem_sentence(problem: &Value) -> String {
+    let mut sentence = problem["reason"]
+        .as_str()
+        .unwrap_or("cannot move")
+        .to_owned();
+    match (problem["table"].as_str(), problem["column"].as_str()) {
+        (Some(table), Some(column)) => sentence.push_str(&format!(" in {table}.{column}")),
+        (Some(table), None) => sentence.push_str(&format!(" in table {table}")),
+        _ => {}
+    }
+    if let Some(row) = problem["row"].as_str() {
+        let more = problem["count"].as_u64().unwrap_or(1).saturating_sub(1);
+        if more > 0 {
+            sentence.push_str(&format!(" ({row}, and {more} more)"));
+        } else {
+            sentence.push_str(&format!(" ({row})"));
+        }
+    }
+    sentence
 }
