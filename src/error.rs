@@ -20,7 +20,9 @@ pub enum ApiError {
     NotFound(String),
     /// 409: the write conflicts with data that exists (a unique key), or with a concurrent write.
     Conflict(String),
-    /// 422: a field is missing or has the wrong type.
+    /// 413: the request, or a part of it, is over one of the API's input caps.
+    ContentTooLarge(String),
+    /// 422: a field is missing, has the wrong type, or is out of range.
     Unprocessable(String),
     /// 500: a bug or an unexpected failure inside the Worker.
     Internal(String),
@@ -49,6 +51,7 @@ impl ApiError {
             ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) => 404,
             ApiError::Conflict(_) | ApiError::NotMigratable { .. } => 409,
+            ApiError::ContentTooLarge(_) => 413,
             ApiError::Unprocessable(_) => 422,
             ApiError::Internal(_) => 500,
             ApiError::NotImplemented(_) => 501,
@@ -64,6 +67,7 @@ impl ApiError {
             | ApiError::Forbidden(detail)
             | ApiError::NotFound(detail)
             | ApiError::Conflict(detail)
+            | ApiError::ContentTooLarge(detail)
             | ApiError::Unprocessable(detail)
             | ApiError::Internal(detail)
             | ApiError::NotImplemented(detail)

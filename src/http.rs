@@ -7,7 +7,7 @@ use worker::worker_sys::web_sys;
 use worker::{Headers, Request, Response, ResponseBuilder};
 
 use crate::error::ApiError;
-use crate::handlers::{ApiRequest, Body, FormValue, Method, UploadedFile};
+use crate::handlers::{check_request_body_size, ApiRequest, Body, FormValue, Method, UploadedFile};
 
 /// Which storage served a request; sent as `X-Data-Path` on every response from a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,13 +37,20 @@ pub struct RawRequest {
 }
 
 impl RawRequest {
+    /// Reads the request whole; a body over the API's cap is refused, by its declared length
+    /// before it is read when it declares one.
     pub async fn read(req: &mut Request) -> Result<Self, ApiError> {
         let url = req
             .url()
             .map_err(|err| ApiError::BadRequest(format!("Invalid URL: {err}")))?;
+        let declared = req.headers().get("Content-Length").ok().flatten();
+        if let Some(length) = declared.and_then(|length| length.trim().parse().ok()) {
+            check_request_body_size(length)?;
+        }
         let body = req.bytes().await.map_err(|err| {
             ApiError::BadRequest(format!("Could not read the request body: {err}"))
         })?;
+        check_request_body_size(body.len() as u64)?;
         Ok(Self {
             method: req.method(),
             url,
@@ -115,7 +122,7 @@ async fn parse_body(content_type: Option<&str>, bytes: Vec<u8>) -> Result<Body, 
         ct.starts_with("multipart/form-data") || ct.starts_with("application/x-www-form-urlencoded")
     });
     match (is_form, content_type) {
-        (true, Some(content_type)) => parse_form(content_type, bytes).await.map(Body::Form),
+        (true, Some(content_type)) => Body::form(parse_form(content_type, bytes).await?),
         _ if bytes.is_empty() => Ok(Body::Empty),
         _ => Ok(Body::Bytes(bytes)),
     }

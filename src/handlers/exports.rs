@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::db::{Db, Row};
 use crate::error::ApiError;
 use crate::handlers::projects::require_project;
-use crate::handlers::request::{extension_of, Names, Upload};
+use crate::handlers::request::{check_json, extension_of, Names, Upload};
 use crate::handlers::{ApiRequest, Reply};
 
 const JOB_COLUMNS: &str = "j.id, j.project_id, j.type, j.status, j.error, j.output_video_id, \
@@ -105,12 +105,15 @@ pub fn create(db: &impl Db, input: NewJob, request: &ApiRequest) -> Result<Reply
     })))
 }
 
-/// Parses a JSON form field, or 400 `<what>: <error>`.
+/// Parses a JSON form field, or 400 `<what>: <error>`; within the limits of a JSON body.
 fn json_field(request: &ApiRequest, field: &str, what: &str) -> Result<Option<Value>, ApiError> {
     request
         .form_text(field)
         .map(|text| {
-            serde_json::from_str(text).map_err(|err| ApiError::BadRequest(format!("{what}: {err}")))
+            let value = serde_json::from_str(text)
+                .map_err(|err| ApiError::BadRequest(format!("{what}: {err}")))?;
+            check_json(&value, field)?;
+            Ok(value)
         })
         .transpose()
 }
@@ -490,6 +493,26 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.detail(), "No keyframes provided");
+        // JSON in a form field has the limits of a JSON body.
+        let too_many = json!(vec![0; 10_001]).to_string();
+        let err = send(vec![
+            video(),
+            text("project_id", "1"),
+            text("keyframes_json", &too_many),
+        ])
+        .unwrap_err();
+        assert_eq!(err.status(), 413);
+        assert!(err.detail().starts_with("body field 'keyframes_json': "));
+        let err = send(vec![
+            video(),
+            text("project_id", "1"),
+            text("keyframes_json", "[{\"frame\": 9007199254740992}]"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.status(), 422);
+        assert!(err
+            .detail()
+            .starts_with("body field 'keyframes_json[0].frame': "));
         assert_eq!(
             send(vec![
                 video(),

@@ -1,11 +1,36 @@
 //! What a handler gets and gives: [`ApiRequest`] in, [`Reply`] out, plus the parsing of path,
-//! query, JSON and form input into typed values. Malformed input is a 422 with a detail that
-//! names the field; it never reaches SQL.
+//! query, JSON and form input into typed values, and the API's input limits. Malformed input is
+//! a 422 and input over a cap a 413, each with a detail that names the field; neither reaches SQL.
+
+use std::fmt::Write as _;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::ApiError;
+
+// The input limits, the same on both storage paths (README, "Input limits"). They are chosen
+// well inside what a user's Durable Object holds (no single value or row over 2 MB, integers
+// only as exact JavaScript numbers) and what a Worker can buffer (128 MB): whatever the R2 path
+// accepts, the object accepts too, and no single request keeps a user's object busy for seconds.
+
+/// The largest integer magnitude accepted anywhere (JSON, forms, query strings, path ids):
+/// 2^53 − 1, JavaScript's `Number.MAX_SAFE_INTEGER`. The object's SQLite hands integers to the
+/// Worker as JS numbers, so a larger one could be stored on the R2 path but not in the object.
+pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+/// A JSON body. A row collects at most four large text fields, each from a separate request:
+/// 4 × 384 KiB stays below the object's 2 MB per row.
+pub const MAX_JSON_BODY_BYTES: usize = 384 * 1024;
+/// A text field of a form, for the same reason as a JSON body.
+pub const MAX_FORM_TEXT_BYTES: usize = 384 * 1024;
+/// An uploaded file: the Worker holds it, in a few copies, in its 128 MB while storing it in R2.
+pub const MAX_UPLOAD_BYTES: usize = 32 * 1024 * 1024;
+/// Items of any JSON array (tags, ids to reorder, annotations, keyframes): an item can cost a
+/// statement, and a request must stay short.
+pub const MAX_JSON_ARRAY_ITEMS: usize = 10_000;
+/// A whole request body: one upload and the form's other fields. A larger one is refused before
+/// it is read into memory.
+pub const MAX_REQUEST_BODY_BYTES: usize = MAX_UPLOAD_BYTES + 1024 * 1024;
 
 /// The HTTP methods the API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +65,44 @@ pub enum Body {
     Empty,
     /// Any non-form body; JSON routes parse it.
     Bytes(Vec<u8>),
-    /// `multipart/form-data` or `application/x-www-form-urlencoded`.
+    /// `multipart/form-data` or `application/x-www-form-urlencoded`; made by [`Body::form`].
     Form(Vec<(String, FormValue)>),
+}
+
+impl Body {
+    /// A parsed form, refused when a text field or a file is over its cap.
+    pub fn form(fields: Vec<(String, FormValue)>) -> Result<Self, ApiError> {
+        for (name, value) in &fields {
+            let (size, cap, what) = match value {
+                FormValue::Text(text) => (text.len(), MAX_FORM_TEXT_BYTES, "a form text field"),
+                FormValue::File(file) => (file.bytes.len(), MAX_UPLOAD_BYTES, "an uploaded file"),
+            };
+            if size > cap {
+                return Err(too_large(
+                    &field("body", name),
+                    format!(
+                        "{size} bytes, more than the {} {what} may have",
+                        amount(cap)
+                    ),
+                ));
+            }
+        }
+        Ok(Body::Form(fields))
+    }
+}
+
+/// Refuses a request body over [`MAX_REQUEST_BODY_BYTES`] (its declared or its read length).
+pub fn check_request_body_size(bytes: u64) -> Result<(), ApiError> {
+    if bytes > MAX_REQUEST_BODY_BYTES as u64 {
+        return Err(too_large(
+            "request body",
+            format!(
+                "{bytes} bytes, more than the {} a request may have",
+                amount(MAX_REQUEST_BODY_BYTES)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -130,15 +191,163 @@ impl From<ApiResponse> for Reply {
     }
 }
 
+/// How a detail names where the input was: `body`, or `body field 'clips[3].x'`.
+fn field(location: &str, name: &str) -> String {
+    if name.is_empty() {
+        location.to_owned()
+    } else {
+        format!("{location} field '{name}'")
+    }
+}
+
 fn unprocessable(location: &str, name: &str, problem: impl std::fmt::Display) -> ApiError {
-    ApiError::Unprocessable(format!("{location} field '{name}': {problem}"))
+    ApiError::Unprocessable(format!("{}: {problem}", field(location, name)))
+}
+
+fn too_large(what: &str, problem: String) -> ApiError {
+    ApiError::ContentTooLarge(format!("{what}: {problem}"))
+}
+
+/// A cap in the unit it was chosen in: `384 KiB`, `32 MiB`.
+fn amount(bytes: usize) -> String {
+    match bytes {
+        b if b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
+fn out_of_range(number: impl std::fmt::Display) -> String {
+    format!("{number} is outside the integers the API accepts (±{MAX_SAFE_INTEGER})")
+}
+
+/// How text reads as a number: as an integer when it is written as one that fits 64 bits (as a
+/// JSON parser reads it), else as a float.
+enum TextNumber {
+    Integer(i64),
+    BeyondI64,
+    Float(f64),
+    NonFinite,
+    NotANumber,
+}
+
+impl TextNumber {
+    fn read(text: &str) -> Self {
+        if let Ok(integer) = text.parse() {
+            return TextNumber::Integer(integer);
+        }
+        if text.parse::<u64>().is_ok() {
+            return TextNumber::BeyondI64;
+        }
+        // Rust reads `nan`, `inf`, `infinity` and `1e309` (as infinity): none can be stored.
+        match text.parse::<f64>() {
+            Ok(float) if float.is_finite() => TextNumber::Float(float),
+            Ok(_) => TextNumber::NonFinite,
+            Err(_) => TextNumber::NotANumber,
+        }
+    }
+}
+
+/// A number type read from text (a path id, a query parameter, a form field) by the rules JSON
+/// bodies follow: an integer within ±[`MAX_SAFE_INTEGER`], a float finite.
+pub trait Number: Sized {
+    /// The value, or why `text` is refused.
+    fn from_text(text: &str) -> Result<Self, String>;
+}
+
+fn safe_integer(integer: i64) -> Result<i64, String> {
+    if (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&integer) {
+        Ok(integer)
+    } else {
+        Err(out_of_range(integer))
+    }
+}
+
+impl Number for i64 {
+    fn from_text(text: &str) -> Result<Self, String> {
+        match TextNumber::read(text) {
+            TextNumber::Integer(integer) => safe_integer(integer),
+            TextNumber::BeyondI64 => Err(out_of_range(text)),
+            // `-9223372036854775809`, `1e20`: whole, only too large for 64 bits.
+            TextNumber::Float(float)
+                if float.fract() == 0.0 && float.abs() > MAX_SAFE_INTEGER as f64 =>
+            {
+                Err(out_of_range(text))
+            }
+            _ => Err(format!("'{text}' is not an integer")),
+        }
+    }
+}
+
+impl Number for f64 {
+    fn from_text(text: &str) -> Result<Self, String> {
+        match TextNumber::read(text) {
+            // Written as an integer, the integer rule holds: as in a JSON body.
+            TextNumber::Integer(integer) => safe_integer(integer).map(|integer| integer as f64),
+            TextNumber::BeyondI64 => Err(out_of_range(text)),
+            TextNumber::Float(float) => Ok(float),
+            TextNumber::NonFinite => Err(format!("'{text}' is not a finite number")),
+            TextNumber::NotANumber => Err(format!("'{text}' is not a number")),
+        }
+    }
 }
 
 /// A path segment that must be an integer id.
 pub fn path_id(segment: &str, name: &str) -> Result<i64, ApiError> {
-    segment
-        .parse()
-        .map_err(|_| unprocessable("path", name, format!("'{segment}' is not an integer")))
+    i64::from_text(segment).map_err(|problem| unprocessable("path", name, problem))
+}
+
+/// Checks parsed JSON against the limits: every integer within ±[`MAX_SAFE_INTEGER`] (422), every
+/// array at most [`MAX_JSON_ARRAY_ITEMS`] items (413). `name` is where `value` sits in the body
+/// (`""` for the body itself, or a form field's name); details name the offending item's path.
+/// A number written as an integer too large for 64 bits is a float to JSON parsers (and to
+/// JavaScript), and is checked as one.
+pub fn check_json(value: &Value, name: &str) -> Result<(), ApiError> {
+    check_json_at(value, &mut name.to_owned())
+}
+
+fn check_json_at(value: &Value, path: &mut String) -> Result<(), ApiError> {
+    let depth = path.len();
+    match value {
+        Value::Number(number) => {
+            let allowed = match number.as_i64() {
+                Some(integer) => safe_integer(integer).is_ok(),
+                // A float (always finite in serde_json), or an integer beyond i64.
+                None => number.is_f64(),
+            };
+            if !allowed {
+                return Err(unprocessable("body", path, out_of_range(number)));
+            }
+        }
+        Value::Array(items) => {
+            if items.len() > MAX_JSON_ARRAY_ITEMS {
+                return Err(too_large(
+                    &field("body", path),
+                    format!(
+                        "{} items, more than the {MAX_JSON_ARRAY_ITEMS} a JSON array may have",
+                        items.len()
+                    ),
+                ));
+            }
+            for (index, item) in items.iter().enumerate() {
+                let _ = write!(path, "[{index}]");
+                check_json_at(item, path)?;
+                path.truncate(depth);
+            }
+        }
+        Value::Object(members) => {
+            for (key, member) in members {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                check_json_at(member, path)?;
+                path.truncate(depth);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::String(_) => {}
+    }
+    Ok(())
 }
 
 /// Query booleans as the existing app accepts them.
@@ -151,7 +360,8 @@ fn parse_bool(text: &str) -> Option<bool> {
 }
 
 impl ApiRequest {
-    /// The JSON body as `T`.
+    /// The JSON body as `T`, within the limits: parsed exactly (every number to the nearest
+    /// f64), checked once by [`check_json`], then read as `T`.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         let bytes = match &self.body {
             Body::Bytes(bytes) => bytes.as_slice(),
@@ -162,8 +372,21 @@ impl ApiRequest {
                 ))
             }
         };
-        serde_json::from_slice(bytes)
-            .map_err(|err| ApiError::Unprocessable(format!("body: invalid JSON: {err}")))
+        if bytes.len() > MAX_JSON_BODY_BYTES {
+            return Err(too_large(
+                "body",
+                format!(
+                    "{} bytes of JSON, more than the {} a JSON body may have",
+                    bytes.len(),
+                    amount(MAX_JSON_BODY_BYTES)
+                ),
+            ));
+        }
+        // Numbers beyond f64 (`1e400`) are a parse error here, never infinity.
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|err| ApiError::Unprocessable(format!("body: invalid JSON: {err}")))?;
+        check_json(&value, "")?;
+        T::deserialize(value).map_err(|err| ApiError::Unprocessable(format!("body: {err}")))
     }
 
     pub fn query_param(&self, name: &str) -> Option<&str> {
@@ -184,9 +407,7 @@ impl ApiRequest {
     pub fn query_int(&self, name: &str) -> Result<Option<i64>, ApiError> {
         self.query_param(name)
             .map(|text| {
-                text.parse().map_err(|_| {
-                    unprocessable("query", name, format!("'{text}' is not an integer"))
-                })
+                i64::from_text(text).map_err(|problem| unprocessable("query", name, problem))
             })
             .transpose()
     }
@@ -228,12 +449,10 @@ impl ApiRequest {
     }
 
     /// A numeric form field (forms carry numbers as text).
-    pub fn form_number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, ApiError> {
+    pub fn form_number<T: Number>(&self, name: &str) -> Result<Option<T>, ApiError> {
         self.form_text(name)
             .map(|text| {
-                text.trim()
-                    .parse()
-                    .map_err(|_| unprocessable("body", name, format!("'{text}' is not a number")))
+                T::from_text(text.trim()).map_err(|problem| unprocessable("body", name, problem))
             })
             .transpose()
     }
@@ -282,6 +501,309 @@ pub fn extension_of(filename: &str, default: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handlers::tests::request;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const TWO_POW_53: i64 = 1 << 53;
+
+    fn with_body(body: Body) -> ApiRequest {
+        request(Method::Post, "/", body)
+    }
+
+    fn json_text(text: &str) -> ApiRequest {
+        with_body(Body::Bytes(text.as_bytes().to_vec()))
+    }
+
+    fn form_text(name: &str, value: &str) -> ApiRequest {
+        with_body(Body::form(vec![(name.into(), FormValue::Text(value.into()))]).unwrap())
+    }
+
+    /// What every entrance does with the integer written as `text`: a path id, a query
+    /// parameter, an integer and a float form field, a JSON field: `Ok` with the value, or the
+    /// status and detail.
+    fn through_every_entrance(text: &str) -> Vec<Result<f64, (u16, String)>> {
+        let refused = |err: ApiError| (err.status(), err.detail().to_owned());
+        let query = request(Method::Get, &format!("/?n={text}"), Body::Empty);
+        let form = form_text("n", text);
+        vec![
+            path_id(text, "n").map(|i| i as f64).map_err(refused),
+            query
+                .query_int("n")
+                .map(|i| i.unwrap() as f64)
+                .map_err(refused),
+            form.form_number::<i64>("n")
+                .map(|i| i.unwrap() as f64)
+                .map_err(refused),
+            form.form_number::<f64>("n")
+                .map(Option::unwrap)
+                .map_err(refused),
+            json_text(&format!(r#"{{"n": {text}}}"#))
+                .json::<Value>()
+                .map(|value| value["n"].as_f64().unwrap())
+                .map_err(refused),
+        ]
+    }
+
+    fn accepted_everywhere(integer: i64) {
+        for outcome in through_every_entrance(&integer.to_string()) {
+            assert_eq!(outcome, Ok(integer as f64), "{integer}");
+        }
+    }
+
+    fn refused_everywhere(text: &str) {
+        for outcome in through_every_entrance(text) {
+            let (status, detail) = outcome.expect_err(text);
+            assert_eq!(status, 422, "{text}: {detail}");
+            assert!(detail.contains("field 'n'"), "names the field: {detail}");
+        }
+    }
+
+    #[test]
+    fn integers_up_to_2_pow_53_minus_1_are_accepted_on_every_entrance() {
+        for integer in [TWO_POW_53 - 1, -(TWO_POW_53 - 1), 0, -1, 42] {
+            accepted_everywhere(integer);
+        }
+    }
+
+    #[test]
+    fn an_integer_beyond_2_pow_53_is_refused_on_every_entrance() {
+        for text in [
+            TWO_POW_53.to_string(),
+            (-TWO_POW_53).to_string(),
+            i64::MAX.to_string(),
+            i64::MIN.to_string(),
+            // beyond i64, as an unsigned 64-bit integer
+            (i64::MAX as u64 + 1).to_string(),
+            u64::MAX.to_string(),
+        ] {
+            refused_everywhere(&text);
+        }
+        let detail = path_id(&i64::MAX.to_string(), "project_id").unwrap_err();
+        assert_eq!(
+            detail.detail(),
+            "path field 'project_id': 9223372036854775807 is outside the integers the API \
+             accepts (±9007199254740991)"
+        );
+    }
+
+    #[test]
+    fn an_integer_field_given_a_whole_float_too_large_says_so() {
+        let refused = path_id("-9223372036854775809", "id").unwrap_err();
+        assert!(
+            refused.detail().contains("outside the integers"),
+            "{refused}"
+        );
+        assert!(path_id("5.0", "id")
+            .unwrap_err()
+            .detail()
+            .contains("not an integer"));
+    }
+
+    #[test]
+    fn a_nested_json_integer_is_refused_with_its_path() {
+        let body = json!({"name": "x", "clips": [{}, {}, {}, {"x": TWO_POW_53}]});
+        let err = json_text(&body.to_string()).json::<Value>().unwrap_err();
+        assert_eq!(err.status(), 422);
+        assert!(
+            err.detail().starts_with("body field 'clips[3].x': "),
+            "{err}"
+        );
+
+        let err = json_text(&format!("[1, 2, {}]", i64::MAX))
+            .json::<Vec<i64>>()
+            .unwrap_err();
+        assert!(err.detail().starts_with("body field '[2]': "), "{err}");
+    }
+
+    #[test]
+    fn non_finite_form_numbers_are_refused() {
+        for text in [
+            "nan",
+            "NaN",
+            "inf",
+            "-inf",
+            "infinity",
+            "-Infinity",
+            "1e309",
+            "-1e309",
+        ] {
+            let err = form_text("video_duration", text)
+                .form_number::<f64>("video_duration")
+                .unwrap_err();
+            assert_eq!(err.status(), 422, "{text}");
+            assert!(err.detail().contains("field 'video_duration'"), "{err}");
+        }
+        let largest = form_text("d", "1.7976931348623157e308").form_number::<f64>("d");
+        assert_eq!(largest.unwrap(), Some(f64::MAX));
+    }
+
+    #[test]
+    fn a_json_number_beyond_f64_is_refused_not_infinity() {
+        for text in [r#"{"x": 1e400}"#, r#"{"x": -1e400}"#] {
+            #[derive(Debug, serde::Deserialize)]
+            struct Probe {
+                #[allow(dead_code)]
+                x: f64,
+            }
+            let err = json_text(text).json::<Probe>().unwrap_err();
+            assert_eq!(err.status(), 422, "{text}");
+        }
+    }
+
+    /// The float a JSON body `{"x": <text>}` hands a handler.
+    fn parsed_float(text: &str) -> f64 {
+        #[derive(serde::Deserialize)]
+        struct Probe {
+            x: f64,
+        }
+        json_text(&format!(r#"{{"x": {text}}}"#))
+            .json::<Probe>()
+            .unwrap()
+            .x
+    }
+
+    #[test]
+    fn json_numbers_are_parsed_exactly_and_printed_back_the_same() {
+        for text in [
+            "10718476.925999999",
+            "0.30000000000000004",
+            "83.41666666666667",
+            "0.3333333333333333",
+            "5e-324",
+            "1.7976931348623157e308",
+        ] {
+            let parsed = parsed_float(text);
+            // Rust's own parser rounds correctly: the nearest f64 to the text.
+            assert_eq!(
+                parsed.to_bits(),
+                text.parse::<f64>().unwrap().to_bits(),
+                "{text}"
+            );
+            // Responses print the shortest text that reads back as the same f64.
+            let printed = json!(parsed).to_string();
+            assert_eq!(printed.parse::<f64>().unwrap().to_bits(), parsed.to_bits());
+        }
+        assert_eq!(
+            parsed_float("10718476.925999999").to_string(),
+            "10718476.925999999"
+        );
+        assert_ne!(parsed_float("10718476.925999999"), 10718476.926);
+        assert_eq!(parsed_float("0.30000000000000004"), 0.1 + 0.2);
+        assert_eq!(parsed_float("0.3333333333333333"), 1.0 / 3.0);
+    }
+
+    /// A JSON body of exactly `bytes` bytes.
+    fn json_body_of(bytes: usize) -> ApiRequest {
+        let frame = r#"{"name": ""}"#.len();
+        json_text(&format!(r#"{{"name": "{}"}}"#, "a".repeat(bytes - frame)))
+    }
+
+    #[test]
+    fn a_json_body_may_have_384_kib_and_no_more() {
+        assert!(json_body_of(MAX_JSON_BODY_BYTES).json::<Value>().is_ok());
+        let err = json_body_of(MAX_JSON_BODY_BYTES + 1)
+            .json::<Value>()
+            .unwrap_err();
+        assert_eq!(err.status(), 413);
+        assert!(err.detail().contains("384 KiB"), "{err}");
+    }
+
+    #[test]
+    fn a_json_array_may_have_10000_items_and_no_more_at_any_depth() {
+        let items = |n: usize| vec![1; n];
+        assert!(json_text(&json!(items(MAX_JSON_ARRAY_ITEMS)).to_string())
+            .json::<Vec<i64>>()
+            .is_ok());
+        let err = json_text(&json!(items(MAX_JSON_ARRAY_ITEMS + 1)).to_string())
+            .json::<Vec<i64>>()
+            .unwrap_err();
+        assert_eq!(
+            (err.status(), err.detail()),
+            (
+                413,
+                "body: 10001 items, more than the 10000 a JSON array may have"
+            )
+        );
+        let nested = json!({"annotations": [{"tags": items(MAX_JSON_ARRAY_ITEMS + 1)}]});
+        let err = json_text(&nested.to_string()).json::<Value>().unwrap_err();
+        assert_eq!(err.status(), 413);
+        assert!(
+            err.detail()
+                .starts_with("body field 'annotations[0].tags': "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_form_text_may_have_384_kib_and_a_file_32_mib() {
+        let text = |n: usize| vec![("notes".into(), FormValue::Text("a".repeat(n)))];
+        let file = |n: usize| {
+            let bytes = vec![0; n];
+            vec![(
+                "video".into(),
+                FormValue::File(UploadedFile {
+                    filename: "v.mp4".into(),
+                    content_type: "video/mp4".into(),
+                    bytes,
+                }),
+            )]
+        };
+        assert!(Body::form(text(MAX_FORM_TEXT_BYTES)).is_ok());
+        let err = Body::form(text(MAX_FORM_TEXT_BYTES + 1)).unwrap_err();
+        assert_eq!(err.status(), 413);
+        assert!(
+            err.detail().starts_with("body field 'notes': ") && err.detail().contains("384 KiB"),
+            "{err}"
+        );
+        assert!(Body::form(file(MAX_UPLOAD_BYTES)).is_ok());
+        let err = Body::form(file(MAX_UPLOAD_BYTES + 1)).unwrap_err();
+        assert_eq!(err.status(), 413);
+        assert!(
+            err.detail().starts_with("body field 'video': ") && err.detail().contains("32 MiB"),
+            "{err}"
+        );
+        assert!(check_request_body_size(MAX_REQUEST_BODY_BYTES as u64).is_ok());
+        assert_eq!(
+            check_request_body_size(MAX_REQUEST_BODY_BYTES as u64 + 1)
+                .unwrap_err()
+                .status(),
+            413
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_integer_outside_the_safe_range_is_refused(
+            integer in prop_oneof![i64::MIN..-MAX_SAFE_INTEGER, (MAX_SAFE_INTEGER + 1)..=i64::MAX]
+        ) {
+            refused_everywhere(&integer.to_string());
+        }
+
+        #[test]
+        fn any_integer_inside_the_safe_range_is_accepted(
+            integer in -MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER
+        ) {
+            accepted_everywhere(integer);
+        }
+
+        #[test]
+        fn any_unsigned_integer_beyond_i64_is_refused(integer in (i64::MAX as u64 + 1)..=u64::MAX) {
+            refused_everywhere(&integer.to_string());
+        }
+
+        #[test]
+        fn any_finite_float_reaches_the_handler_bit_exact(
+            float in any::<f64>().prop_filter("finite", |f| f.is_finite())
+        ) {
+            // As serde_json and JavaScript print it (shortest), and in full exponent form.
+            for text in [json!(float).to_string(), format!("{float:e}")] {
+                prop_assert_eq!(parsed_float(&text).to_bits(), float.to_bits(), "{}", text);
+            }
+            let form = form_text("x", &format!("{float:?}")).form_number::<f64>("x");
+            prop_assert_eq!(form.unwrap().map(f64::to_bits), Some(float.to_bits()));
+        }
+    }
 
     #[test]
     fn names_are_deterministic_per_entropy_and_distinct_in_sequence() {

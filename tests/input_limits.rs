@@ -1,0 +1,310 @@
+//! The API's input limits in workerd: the same bad input gets the same status and body from the
+//! R2 path and from the user's Durable Object, input at a cap is accepted by both, and numbers
+//! come back from both exactly as they were sent.
+
+mod harness;
+
+use harness::{multipart, Part, TestResponse, TestWorker};
+use serde_json::json;
+
+const R2_USER: &str = "rhea";
+const OBJECT_USER: &str = "otto";
+const TWO_POW_53: i64 = 1 << 53;
+
+/// A Worker with one user on each path, each with one game (id 1).
+fn worker_with_a_user_on_each_path() -> TestWorker {
+    let worker = TestWorker::start();
+    worker.put_kv(&format!("migrated:{OBJECT_USER}"), "1");
+    for (user, path) in [(R2_USER, "r2"), (OBJECT_USER, "do")] {
+        let created = send_form(
+            &worker,
+            "POST",
+            "/api/games",
+            user,
+            &[("name", Part::Text("g"))],
+        );
+        assert_eq!(
+            created.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&created.body)
+        );
+        assert_eq!(created.header("X-Data-Path"), Some(path));
+    }
+    worker
+}
+
+fn send_form(
+    worker: &TestWorker,
+    method: &str,
+    path: &str,
+    user: &str,
+    parts: &[(&str, Part<'_>)],
+) -> TestResponse {
+    let (content_type, body) = multipart(parts);
+    worker.request(
+        method,
+        path,
+        Some(user),
+        &[("Content-Type", &content_type)],
+        body,
+    )
+}
+
+fn send_raw_json(
+    worker: &TestWorker,
+    method: &str,
+    path: &str,
+    user: &str,
+    body: &str,
+) -> TestResponse {
+    let headers = [("Content-Type", "application/json")];
+    worker.request(method, path, Some(user), &headers, body.as_bytes().to_vec())
+}
+
+/// Sends the same request as each user; both must refuse it with `status`, the same body, and
+/// a detail that starts with `detail`.
+fn refused_alike(status: u16, detail: &str, send: impl Fn(&str) -> TestResponse) {
+    let answer = |response: TestResponse| (response.status, response.json());
+    let (r2, object) = (answer(send(R2_USER)), answer(send(OBJECT_USER)));
+    assert_eq!(r2, object, "the R2 path, then the object");
+    assert_eq!(r2.0, status, "{}", r2.1);
+    let text = r2.1["detail"].as_str().expect("a detail");
+    assert!(
+        text.starts_with(detail),
+        "{text:?} should start with {detail:?}"
+    );
+}
+
+/// Sends the same request as each user; both must accept it.
+fn accepted_by_both(send: impl Fn(&str) -> TestResponse) {
+    for user in [R2_USER, OBJECT_USER] {
+        let response = send(user);
+        let body = String::from_utf8_lossy(&response.body);
+        assert_eq!(response.status, 200, "{user}: {:.300}", body);
+    }
+}
+
+#[test]
+fn an_integer_beyond_2_pow_53_is_refused_on_both_paths() {
+    let worker = worker_with_a_user_on_each_path();
+    let w = &worker;
+    let save = |rating: &str| {
+        format!(r#"{{"game_id": 1, "start_time": 0, "end_time": 1, "rating": {rating}}}"#)
+    };
+    for rating in [
+        TWO_POW_53.to_string(),
+        i64::MAX.to_string(),
+        (-TWO_POW_53).to_string(),
+    ] {
+        refused_alike(422, "body field 'rating': ", |user| {
+            send_raw_json(w, "POST", "/api/clips/raw/save", user, &save(&rating))
+        });
+    }
+    // Beyond i64, as an unsigned integer; and nested in arrays and objects.
+    refused_alike(422, "body field 'game_ids[1]': ", |user| {
+        let body = r#"{"game_ids": [1, 9223372036854775808]}"#;
+        send_raw_json(w, "POST", "/api/projects/preview-clips", user, body)
+    });
+    refused_alike(422, "body field '[0].rating': ", |user| {
+        let body = json!([{"end_time": 1.0, "rating": TWO_POW_53}]).to_string();
+        send_raw_json(w, "PUT", "/api/games/1/annotations", user, &body)
+    });
+    refused_alike(422, "path field 'project_id': ", |user| {
+        w.get(&format!("/api/projects/{TWO_POW_53}"), Some(user))
+    });
+    refused_alike(422, "query field 'game_id': ", |user| {
+        w.get(&format!("/api/clips/raw?game_id={}", i64::MAX), Some(user))
+    });
+    refused_alike(422, "body field 'video_size': ", |user| {
+        let size = TWO_POW_53.to_string();
+        let parts = [("name", Part::Text("h")), ("video_size", Part::Text(&size))];
+        send_form(w, "POST", "/api/games", user, &parts)
+    });
+    // Nothing refused was stored; the largest safe integer is stored and read back on both.
+    let largest = (TWO_POW_53 - 1).to_string();
+    for user in [R2_USER, OBJECT_USER] {
+        assert_eq!(
+            w.get("/api/clips/raw", Some(user)).json(),
+            json!([]),
+            "{user}"
+        );
+    }
+    accepted_by_both(|user| send_raw_json(w, "POST", "/api/clips/raw/save", user, &save(&largest)));
+    for user in [R2_USER, OBJECT_USER] {
+        let clip = w.get("/api/clips/raw/1", Some(user)).json();
+        assert_eq!(clip["rating"], json!(TWO_POW_53 - 1), "{user}");
+    }
+    refused_alike(404, "Project not found", |user| {
+        w.get(&format!("/api/projects/{largest}"), Some(user))
+    });
+}
+
+#[test]
+fn non_finite_numbers_are_refused_on_both_paths() {
+    let worker = worker_with_a_user_on_each_path();
+    let w = &worker;
+    for text in ["nan", "inf", "-inf", "infinity", "1e309"] {
+        refused_alike(422, "body field 'video_duration': ", |user| {
+            let parts = [
+                ("name", Part::Text("h")),
+                ("video_duration", Part::Text(text)),
+            ];
+            send_form(w, "POST", "/api/games", user, &parts)
+        });
+    }
+    refused_alike(422, "body: invalid JSON: number out of range", |user| {
+        let body = r#"{"game_id": 1, "start_time": 1e400, "end_time": 1}"#;
+        send_raw_json(w, "POST", "/api/clips/raw/save", user, body)
+    });
+}
+
+#[test]
+fn numbers_come_back_bit_exact_from_both_paths() {
+    let worker = worker_with_a_user_on_each_path();
+    let values = [
+        "10718476.925999999",
+        "0.30000000000000004",
+        "83.41666666666667",
+        "0.3333333333333333",
+        "5e-324",
+        "1.7976931348623157e308",
+    ];
+    for user in [R2_USER, OBJECT_USER] {
+        for (index, text) in values.iter().enumerate() {
+            let expected = text.parse::<f64>().unwrap();
+            // Through a JSON body into a REAL column.
+            let body = format!(
+                r#"{{"game_id": 1, "start_time": {text}, "end_time": {}, "rating": 3}}"#,
+                index + 1
+            );
+            let saved = send_raw_json(&worker, "POST", "/api/clips/raw/save", user, &body);
+            let id = saved.json()["raw_clip_id"].as_i64().expect("a clip id");
+            let clip = worker
+                .get(&format!("/api/clips/raw/{id}"), Some(user))
+                .json();
+            let back = clip["start_time"].as_f64().unwrap();
+            assert_eq!(
+                back.to_bits(),
+                expected.to_bits(),
+                "{user}: {text} came back as {back}"
+            );
+
+            // Through a form field.
+            let parts = [
+                ("name", Part::Text("f")),
+                ("video_duration", Part::Text(text)),
+            ];
+            let created = send_form(&worker, "POST", "/api/games", user, &parts).json();
+            let game_id = created["game"]["id"].as_i64().expect("a game id");
+            let game = worker.get(&format!("/api/games/{game_id}"), Some(user));
+            let back = game.json()["video_duration"].as_f64().unwrap();
+            assert_eq!(
+                back.to_bits(),
+                expected.to_bits(),
+                "{user}: {text} came back as {back}"
+            );
+        }
+    }
+    // Printed back as the shortest text that reads as the same number.
+    let clip = worker.get("/api/clips/raw/1", Some(OBJECT_USER));
+    assert!(String::from_utf8_lossy(&clip.body).contains("10718476.925999999"));
+}
+
+/// A JSON body `{"name": "aaa...", "aspect_ratio": "1:1"}` of exactly `bytes` bytes.
+fn project_of_size(bytes: usize) -> String {
+    let frame = r#"{"name": "", "aspect_ratio": "1:1"}"#.len();
+    format!(
+        r#"{{"name": "{}", "aspect_ratio": "1:1"}}"#,
+        "a".repeat(bytes - frame)
+    )
+}
+
+#[test]
+fn input_over_a_cap_is_413_on_both_paths_and_input_at_the_cap_is_stored() {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    let worker = worker_with_a_user_on_each_path();
+    let w = &worker;
+    let new_project =
+        |body: String| move |user: &str| send_raw_json(w, "POST", "/api/projects", user, &body);
+    let reorder = |n: usize| {
+        let ids = json!((1..=n).collect::<Vec<_>>()).to_string();
+        move |user: &str| send_raw_json(w, "PUT", "/api/clips/projects/1/clips/reorder", user, &ids)
+    };
+    let new_game = |name: String| {
+        move |user: &str| {
+            send_form(
+                w,
+                "POST",
+                "/api/games",
+                user,
+                &[("name", Part::Text(&name))],
+            )
+        }
+    };
+    let file = vec![7u8; 32 * MIB + 1];
+    let upload = |size: usize| {
+        let bytes = &file[..size];
+        move |user: &str| {
+            let video = Part::File {
+                filename: "v.mp4",
+                content_type: "video/mp4",
+                bytes,
+            };
+            send_form(
+                w,
+                "POST",
+                "/api/games",
+                user,
+                &[("name", Part::Text("v")), ("video", video)],
+            )
+        }
+    };
+
+    accepted_by_both(new_project(project_of_size(384 * KIB)));
+    refused_alike(
+        413,
+        "body: 393217 bytes of JSON, more than the 384 KiB",
+        new_project(project_of_size(384 * KIB + 1)),
+    );
+
+    // Each id is a statement: at the cap, the object must still answer quickly.
+    let started = std::time::Instant::now();
+    accepted_by_both(reorder(10_000));
+    eprintln!(
+        "reordering 10,000 ids on both paths: {:?}",
+        started.elapsed()
+    );
+    refused_alike(
+        413,
+        "body: 10001 items, more than the 10000",
+        reorder(10_001),
+    );
+
+    accepted_by_both(new_game("n".repeat(384 * KIB)));
+    refused_alike(
+        413,
+        "body field 'name': 393217 bytes, more than the 384 KiB",
+        new_game("n".repeat(384 * KIB + 1)),
+    );
+
+    // The whole body: refused before it is read.
+    refused_alike(
+        413,
+        "request body: 34603009 bytes, more than the 33 MiB",
+        |user| {
+            let mut bytes = file.clone();
+            bytes.resize(33 * MIB + 1, b' ');
+            let headers = [("Content-Type", "application/json")];
+            w.request("POST", "/api/projects", Some(user), &headers, bytes)
+        },
+    );
+
+    accepted_by_both(upload(32 * MIB));
+    refused_alike(
+        413,
+        "body field 'video': 33554433 bytes, more than the 32 MiB",
+        upload(32 * MIB + 1),
+    );
+}
