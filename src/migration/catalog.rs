@@ -162,7 +162,7 @@ fn describe_cell(cell: &Cell) -> String {
         Cell::Integer(i) => i.to_string(),
         Cell::Real(f) => format!("{f:?}"),
         Cell::Text(bytes) => format!("'{}'", String::from_utf8_lossy(bytes)),
-        Cell::Blob(bytes) => format!("x'{}' ", hex(bytes)),
+        Cell::Blob(bytes) => format!("x'{}'", hex(bytes)),
     }
 }
 

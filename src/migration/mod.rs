@@ -83,6 +83,15 @@ pub enum Action {
     Rollback,
 }
 
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Migrate => "migrate",
+            Action::Rollback => "rollback",
+        }
+    }
+}
+
 /// The steps of a move, in order; a failure is recorded with the step it happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -357,7 +366,7 @@ impl Move {
         )?;
         row.map(|row| {
             Ok(Failure {
-                action: if row.get::<String>(0)? == "rollback" {
+                action: if row.get::<String>(0)? == Action::Rollback.as_str() {
                     Action::Rollback
                 } else {
                     Action::Migrate
@@ -393,10 +402,7 @@ impl Move {
                 "reason": reason,
             })
         );
-        let action = match action {
-            Action::Migrate => "migrate",
-            Action::Rollback => "rollback",
-        };
+        let action = action.as_str();
         let recorded = self.db.execute(
             &format!(
                 "INSERT INTO {FAILURE_TABLE} (id, action, step, reason, at_ms) VALUES (1, ?, ?, ?, ?) \
@@ -426,10 +432,7 @@ impl Move {
         let step = Step::parse(step).ok_or_else(|| {
             ApiError::Unprocessable(format!("query field 'step': unknown step '{step}'"))
         })?;
-        let action = match action {
-            Action::Migrate => "migrate",
-            Action::Rollback => "rollback",
-        };
+        let action = action.as_str();
         self.db.execute(
             &format!("INSERT INTO {FAULT_TABLE} (action, step, crash) VALUES (?, ?, ?)"),
             &[action.into(), step.as_str().into(), crash.into()],
@@ -440,10 +443,7 @@ impl Move {
     /// Enters `step`; fails there if a test armed a fault for it.
     fn enter(&self, action: Action, step: Step) -> Result<(), MigrationError> {
         self.step.set(step);
-        let action = match action {
-            Action::Migrate => "migrate",
-            Action::Rollback => "rollback",
-        };
+        let action = action.as_str();
         let armed: Option<bool> = self.db.query_value(
             &format!("DELETE FROM {FAULT_TABLE} WHERE action = ? AND step = ? RETURNING crash"),
             &[action.into(), step.as_str().into()],
