@@ -136,9 +136,11 @@ async fn run(
         // writes: a read never uploads, so readers never race writers (and a user with no
         // object gets one only with their first write).
         let migrated = apply_migrations(&db)? > 0;
-        let writes_before = db.writes();
+        // Whether the request changed a row, by SQLite's count: an UPDATE that matched nothing
+        // (`/api/exports/active` with no stale job) uploads nothing.
+        let changes_before = db.total_changes();
         let reply = db.transaction(|| handlers::handle(&db, user, &request))?;
-        if db.writes() == writes_before {
+        if db.total_changes() == changes_before {
             // Still exactly R2's object, unless this request migrated it in memory.
             if let (Some(etag), false) = (&loaded.etag, migrated) {
                 database.keep(etag, db);
