@@ -7,7 +7,7 @@
 mod schema;
 mod value;
 
-pub use schema::{apply_migrations, MIGRATIONS_TABLE};
+pub use schema::{apply_migrations, check_shape, Difference, ShapeError, MIGRATIONS_TABLE};
 pub use value::{FromSqlValue, Row, SqlValue};
 
 use std::fmt;
