@@ -13,7 +13,8 @@
 //! flag said; the request is handed over instead ([`Served::MovedToObject`]).
 //!
 //! A user without an object reads as an empty database; the object appears with the first
-//! write. An object that is not SQLite is answered 503 and never overwritten.
+//! write. A downloaded object that is not SQLite, fails `quick_check`, or whose app tables have
+//! another shape is answered 503 and never overwritten.
 
 mod cache;
 pub mod rusqlite_db;
