@@ -14,7 +14,6 @@ use crate::config::{Config, FLAGS_KV, USER_DATA_BUCKET, USER_DATA_DO};
 use crate::error::ApiError;
 use crate::http;
 use crate::identity::{UserId, USER_ID_HEADER};
-use crate::migration;
 use crate::r2::rusqlite_db::RusqliteDb;
 use crate::r2::sync::Saved;
 use crate::r2::{self, DbVersion, R2State};
@@ -206,10 +205,15 @@ async fn import_database(
     }
     let db = RusqliteDb::from_bytes(&bytes)
         .map_err(|err| ApiError::BadRequest(format!("The SQLite file cannot be opened: {err}")))?;
-    migration::check_integrity(&db)
+    crate::db::check_integrity(&db)
         .map_err(|err| ApiError::BadRequest(format!("The SQLite file is damaged: {err}")))?;
     let bucket = env.bucket(USER_DATA_BUCKET)?;
     let database = r2::database(&bucket, user, config);
+    // A file the R2 path would refuse to serve is refused here, before it replaces anything.
+    match r2::upgrade(&database.key, &db) {
+        Err(ApiError::IncompatibleSchema(why)) => return Err(ApiError::BadRequest(why)),
+        other => other?,
+    };
     let current = database.head().await?;
     if current.state != R2State::Active {
         return Err(ApiError::Conflict(format!(

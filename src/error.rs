@@ -30,9 +30,12 @@ pub enum ApiError {
     NotImplemented(String),
     /// 503: a storage dependency (R2, KV, the Durable Object) failed.
     Unavailable(String),
-    /// 503 with `"code": "corrupt_database"`: the user's database in R2 is not readable SQLite.
-    /// It is left as it is for an operator to look at.
+    /// 503 with `"code": "corrupt_database"`: the user's database in R2 is not readable SQLite,
+    /// or fails SQLite's integrity check. It is left as it is for an operator to look at.
     CorruptDatabase(String),
+    /// 503 with `"code": "incompatible_schema"`: the user's database in R2 is sound SQLite, but
+    /// its app tables do not have the shape the handlers need. Left as it is, too.
+    IncompatibleSchema(String),
     /// 507: the user's database is too large for the R2 path's memory.
     TooLarge(String),
     /// 409 with `"code": "not_migratable"`: a move was refused by its preflight; nothing
@@ -55,7 +58,9 @@ impl ApiError {
             ApiError::Unprocessable(_) => 422,
             ApiError::Internal(_) => 500,
             ApiError::NotImplemented(_) => 501,
-            ApiError::Unavailable(_) | ApiError::CorruptDatabase(_) => 503,
+            ApiError::Unavailable(_)
+            | ApiError::CorruptDatabase(_)
+            | ApiError::IncompatibleSchema(_) => 503,
             ApiError::TooLarge(_) => 507,
         }
     }
@@ -73,22 +78,32 @@ impl ApiError {
             | ApiError::NotImplemented(detail)
             | ApiError::Unavailable(detail)
             | ApiError::CorruptDatabase(detail)
+            | ApiError::IncompatibleSchema(detail)
             | ApiError::TooLarge(detail)
             | ApiError::NotMigratable { detail, .. } => detail,
         }
     }
 
+    /// The `code` of an error an operator must look into, for clients to tell it apart.
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            ApiError::CorruptDatabase(_) => Some("corrupt_database"),
+            ApiError::IncompatibleSchema(_) => Some("incompatible_schema"),
+            ApiError::NotMigratable { .. } => Some("not_migratable"),
+            _ => None,
+        }
+    }
+
     /// The JSON body of the error response.
     pub fn body(&self) -> serde_json::Value {
-        match self {
-            ApiError::CorruptDatabase(detail) => {
-                serde_json::json!({ "detail": detail, "code": "corrupt_database" })
-            }
-            ApiError::NotMigratable { detail, problems } => {
-                serde_json::json!({ "detail": detail, "code": "not_migratable", "problems": problems })
-            }
-            _ => serde_json::json!({ "detail": self.detail() }),
+        let mut body = serde_json::json!({ "detail": self.detail() });
+        if let Some(code) = self.code() {
+            body["code"] = code.into();
         }
+        if let ApiError::NotMigratable { problems, .. } = self {
+            body["problems"] = problems.clone();
+        }
+        body
     }
 }
 

@@ -22,8 +22,9 @@ pub async fn store(bucket: &Bucket, user: &UserId, uploads: &[Upload]) -> Result
             content_type: Some(upload.content_type.clone()).filter(|ct| !ct.is_empty()),
             ..Default::default()
         };
+        // R2 takes the bytes by value; this copy lives only until the runtime has its own.
         bucket
-            .put(user_key(user, &upload.key), upload.bytes.clone())
+            .put(user_key(user, &upload.key), Vec::clone(&upload.bytes))
             .http_metadata(metadata)
             .execute()
             .await

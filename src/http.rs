@@ -1,8 +1,11 @@
 //! The edge between workers-rs HTTP types and the handlers' plain [`ApiRequest`] /
 //! [`ApiResponse`], and the one place JSON and error responses are built.
 
+use std::rc::Rc;
+
 use wasm_bindgen::JsCast;
 use worker::js_sys::{self, Uint8Array};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
 use worker::{Headers, Request, Response, ResponseBuilder};
 
@@ -33,7 +36,8 @@ pub struct RawRequest {
     pub method: worker::Method,
     pub url: worker::Url,
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    /// Kept on the JS side: an upload's bytes enter wasm memory once, as the form's file.
+    body: Uint8Array,
 }
 
 impl RawRequest {
@@ -47,10 +51,12 @@ impl RawRequest {
         if let Some(length) = declared.and_then(|length| length.trim().parse().ok()) {
             check_request_body_size(length)?;
         }
-        let body = req.bytes().await.map_err(|err| {
-            ApiError::BadRequest(format!("Could not read the request body: {err}"))
-        })?;
-        check_request_body_size(body.len() as u64)?;
+        let unreadable = |err: wasm_bindgen::JsValue| {
+            ApiError::BadRequest(format!("Could not read the request body: {err:?}"))
+        };
+        let buffer = req.inner().array_buffer().map_err(unreadable)?;
+        let body = Uint8Array::new(&JsFuture::from(buffer).await.map_err(unreadable)?);
+        check_request_body_size(u64::from(body.length()))?;
         Ok(Self {
             method: req.method(),
             url,
@@ -94,7 +100,7 @@ impl RawRequest {
             method,
             path: self.url.path().to_owned(),
             query: self.url.query_pairs().into_owned().collect(),
-            body: parse_body(self.header("Content-Type"), self.body.clone()).await?,
+            body: parse_body(self.header("Content-Type"), &self.body).await?,
             entropy: random_u64(),
         })
     }
@@ -104,8 +110,8 @@ impl RawRequest {
         let headers: Headers = self.headers.iter().collect();
         let mut init = worker::RequestInit::new();
         init.with_method(self.method.clone()).with_headers(headers);
-        if !self.body.is_empty() {
-            init.with_body(Some(Uint8Array::from(self.body.as_slice()).into()));
+        if self.body.length() > 0 {
+            init.with_body(Some(self.body.clone().into()));
         }
         Ok(Request::new_with_init(self.url.as_str(), &init)?)
     }
@@ -116,22 +122,22 @@ fn random_u64() -> u64 {
     (half() << 32) | half()
 }
 
-async fn parse_body(content_type: Option<&str>, bytes: Vec<u8>) -> Result<Body, ApiError> {
+async fn parse_body(content_type: Option<&str>, bytes: &Uint8Array) -> Result<Body, ApiError> {
     let is_form = content_type.is_some_and(|ct| {
         let ct = ct.to_ascii_lowercase();
         ct.starts_with("multipart/form-data") || ct.starts_with("application/x-www-form-urlencoded")
     });
     match (is_form, content_type) {
         (true, Some(content_type)) => Body::form(parse_form(content_type, bytes).await?),
-        _ if bytes.is_empty() => Ok(Body::Empty),
-        _ => Ok(Body::Bytes(bytes)),
+        _ if bytes.length() == 0 => Ok(Body::Empty),
+        _ => Ok(Body::Bytes(bytes.to_vec())),
     }
 }
 
 /// Parses a form body with the runtime's own parser (`Response.formData()`).
 async fn parse_form(
     content_type: &str,
-    mut bytes: Vec<u8>,
+    bytes: &Uint8Array,
 ) -> Result<Vec<(String, FormValue)>, ApiError> {
     let malformed = |err: wasm_bindgen::JsValue| {
         ApiError::Unprocessable(format!("body: malformed form data: {err:?}"))
@@ -142,12 +148,11 @@ async fn parse_form(
         .map_err(malformed)?;
     let init = web_sys::ResponseInit::new();
     init.set_headers(&headers);
-    let response = web_sys::Response::new_with_opt_u8_array_and_init(Some(&mut bytes), &init)
+    let response = web_sys::Response::new_with_opt_buffer_source_and_init(Some(bytes), &init)
         .map_err(malformed)?;
-    let form =
-        worker::wasm_bindgen_futures::JsFuture::from(response.form_data().map_err(malformed)?)
-            .await
-            .map_err(malformed)?;
+    let form = JsFuture::from(response.form_data().map_err(malformed)?)
+        .await
+        .map_err(malformed)?;
     let entries = js_sys::try_iter(&form)
         .map_err(malformed)?
         .ok_or_else(|| ApiError::Unprocessable("body: form data is not iterable".into()))?;
@@ -159,13 +164,13 @@ async fn parse_form(
         let value = entry.get(1);
         let value = match value.dyn_into::<web_sys::File>() {
             Ok(file) => {
-                let buffer = worker::wasm_bindgen_futures::JsFuture::from(file.array_buffer())
+                let buffer = JsFuture::from(file.array_buffer())
                     .await
                     .map_err(malformed)?;
                 FormValue::File(UploadedFile {
                     filename: file.name(),
                     content_type: file.type_(),
-                    bytes: Uint8Array::new(&buffer).to_vec(),
+                    bytes: Rc::new(Uint8Array::new(&buffer).to_vec()),
                 })
             }
             Err(text) => FormValue::Text(text.as_string().unwrap_or_default()),

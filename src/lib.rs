@@ -8,7 +8,8 @@
 //! - [`error`]: [`error::ApiError`] and its one mapping to an HTTP status and `{"detail": ...}`.
 //! - [`http`]: converts workers-rs requests and responses to and from the handlers' plain types.
 //! - [`files`]: the users' media files in R2: streamed with `Range`, stored, deleted.
-//! - [`db`]: the synchronous [`db::Db`] abstraction, typed values and the schema migration runner.
+//! - [`db`]: the synchronous [`db::Db`] abstraction, typed values, the schema migration runner and
+//!   the check that a database's app tables have the app's shape.
 //! - [`handlers`]: the API routes of `shared/api.md`, written once over `Db`; no I/O.
 //! - [`r2`]: the R2-SQLite path: the user's SQLite file in R2 opened with rusqlite.
 //! - [`durable`]: [`durable::UserDataStore`], the per-user Durable Object with SQLite storage.

@@ -52,6 +52,55 @@ fn version_goes_up_by_one_per_writing_request_and_reads_upload_nothing() {
 }
 
 #[test]
+fn a_request_that_changes_no_row_uploads_nothing_exports_active_included() {
+    let worker = TestWorker::start();
+    let project = "INSERT INTO projects (id, name, aspect_ratio) VALUES (1, 'p', '1:1');";
+    let jobs =
+        "INSERT INTO export_jobs (id, project_id, type, status, input_data, created_at) VALUES
+        ('export_old', 1, 'framing', 'pending', '{}', datetime('now', '-1 hour')),
+        ('export_new', 1, 'framing', 'pending', '{}', datetime('now'));";
+    worker.put_r2("ida/database.sqlite", &sqlite_file_with(project));
+    worker.put_r2(
+        "jobs/database.sqlite",
+        &sqlite_file_with(&format!("{project}{jobs}")),
+    );
+    // A first write stores each legacy file as version 1.
+    for user in ["ida", "jobs"] {
+        assert_eq!(worker.create_project(user, "w").db_version(), 1);
+    }
+    let active = |user: &str| {
+        let response = worker.get("/api/exports/active", Some(user));
+        assert_eq!(response.status, 200);
+        let ids: Vec<String> = response.json()["exports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|job| job["job_id"].as_str().unwrap().to_owned())
+            .collect();
+        (ids, response.db_version())
+    };
+
+    // No job at all: nothing to time out, nothing uploaded.
+    let stored = worker.get_r2("ida/database.sqlite").unwrap();
+    for _ in 0..2 {
+        assert_eq!(active("ida"), (vec![], 1));
+    }
+    assert_eq!(worker.get_r2("ida/database.sqlite").unwrap(), stored);
+
+    // A job older than the timeout is timed out: that is a change, stored as version 2.
+    let before = worker.get_r2("jobs/database.sqlite").unwrap();
+    assert_eq!(active("jobs"), (vec!["export_new".to_owned()], 2));
+    let after = worker.get_r2("jobs/database.sqlite").unwrap();
+    assert_ne!(after, before);
+    assert_eq!(version_inside(&worker, "jobs"), 2);
+    // Only a job newer than the timeout is left pending: nothing changes, nothing is uploaded.
+    for _ in 0..2 {
+        assert_eq!(active("jobs"), (vec!["export_new".to_owned()], 2));
+    }
+    assert_eq!(worker.get_r2("jobs/database.sqlite").unwrap(), after);
+}
+
+#[test]
 fn one_request_that_writes_five_times_uploads_once() {
     let worker = TestWorker::start();
     let seed = sqlite_file_with(

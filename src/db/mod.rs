@@ -7,7 +7,7 @@
 mod schema;
 mod value;
 
-pub use schema::{apply_migrations, MIGRATIONS_TABLE};
+pub use schema::{apply_migrations, check_shape, Difference, ShapeError, MIGRATIONS_TABLE};
 pub use value::{FromSqlValue, Row, SqlValue};
 
 use std::fmt;
@@ -23,6 +23,22 @@ impl fmt::Display for DbError {
 }
 
 impl std::error::Error for DbError {}
+
+/// SQLite's `quick_check` (every page readable, every index consistent with its table): `Ok`
+/// when it says "ok". Files that come from outside (downloads, imports, exports) pass it
+/// before anything reads or replaces them.
+pub fn check_integrity(db: &impl Db) -> Result<(), DbError> {
+    let verdict: Vec<String> = db
+        .query("PRAGMA quick_check", &[])?
+        .iter()
+        .map(|row| row.get(0))
+        .collect::<Result<_, _>>()?;
+    if verdict == ["ok"] {
+        Ok(())
+    } else {
+        Err(DbError(format!("quick_check: {}", verdict.join("; "))))
+    }
+}
 
 /// One user's SQLite database.
 pub trait Db {

@@ -1,11 +1,17 @@
-//! Applies the numbered migrations in `schema/` to a user's database, in order, once each.
+//! Applies the numbered migrations in `schema/` to a user's database, in order, once each, and
+//! checks that a database's app tables have the shape the migrations give them.
 //!
 //! What is applied is recorded in [`MIGRATIONS_TABLE`], a table of our own: Durable Objects
 //! refuse `PRAGMA user_version`, and `_cf_`-prefixed names are reserved. A database created by
 //! the existing app has the tables but no record; `0001_init.sql` is written with
 //! `IF NOT EXISTS` throughout, so running it there adopts the database without touching a row.
+//! That is also why [`check_shape`] exists: `IF NOT EXISTS` keeps a table of the same name
+//! whatever its columns, and the handlers' statements would then fail on it, or worse, store
+//! values in a column of another type.
 
-use crate::db::{Db, DbError, SqlValue};
+use std::fmt;
+
+use crate::db::{Db, DbError, Row, SqlValue};
 
 /// The table that records which migrations have been applied.
 pub const MIGRATIONS_TABLE: &str = "schema_migrations";
@@ -52,4 +58,327 @@ fn apply_pending(db: &impl Db) -> Result<usize, DbError> {
         )?;
     }
     Ok(pending.len())
+}
+
+/// One way a database's app table differs from the app's schema, naming table and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    pub table: String,
+    /// `None` when the whole table is missing.
+    pub column: Option<String>,
+    pub problem: String,
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.column {
+            Some(column) => write!(
+                f,
+                "table '{}', column '{column}': {}",
+                self.table, self.problem
+            ),
+            None => write!(f, "table '{}': {}", self.table, self.problem),
+        }
+    }
+}
+
+/// Why [`check_shape`] refused a database.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShapeError {
+    /// The app tables differ from the app's schema: every difference found.
+    Differs(Vec<Difference>),
+    /// Reading the schema failed.
+    Db(DbError),
+}
+
+impl From<DbError> for ShapeError {
+    fn from(err: DbError) -> Self {
+        ShapeError::Db(err)
+    }
+}
+
+impl fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShapeError::Differs(differences) => {
+                let words: Vec<String> = differences.iter().map(ToString::to_string).collect();
+                f.write_str(&words.join("; "))
+            }
+            ShapeError::Db(err) => write!(f, "reading the schema failed: {err}"),
+        }
+    }
+}
+
+/// A column as `PRAGMA table_info` describes it, reduced to what the handlers' statements
+/// depend on.
+#[derive(Debug)]
+struct Column {
+    name: String,
+    declared: String,
+    not_null: bool,
+    has_default: bool,
+    /// Its position in the primary key; 0 when not part of it.
+    key: i64,
+}
+
+impl Column {
+    fn from_row(row: &Row) -> Result<Self, DbError> {
+        Ok(Column {
+            name: row.get(1)?,
+            declared: row.get::<Option<String>>(2)?.unwrap_or_default(),
+            not_null: row.get::<i64>(3)? != 0,
+            has_default: row.get::<Option<String>>(4)?.is_some(),
+            key: row.get(5)?,
+        })
+    }
+
+    /// SQLite's type affinity of the declared type (datatype3.html, section 3.1): what a value
+    /// stored in the column becomes.
+    fn affinity(&self) -> &'static str {
+        let declared = self.declared.to_ascii_uppercase();
+        if declared.contains("INT") {
+            "INTEGER"
+        } else if ["CHAR", "CLOB", "TEXT"]
+            .iter()
+            .any(|t| declared.contains(t))
+        {
+            "TEXT"
+        } else if declared.is_empty() || declared.contains("BLOB") {
+            "BLOB"
+        } else if ["REAL", "FLOA", "DOUB"]
+            .iter()
+            .any(|t| declared.contains(t))
+        {
+            "REAL"
+        } else {
+            "NUMERIC"
+        }
+    }
+
+    /// What in `self` (the database's column) breaks statements written for `app` (the app's
+    /// column of the same name), if anything.
+    fn problem_against(&self, app: &Column) -> Option<String> {
+        if self.key != app.key {
+            return Some(match (self.key, app.key) {
+                (0, _) => "not part of the primary key, as the app needs".to_owned(),
+                (_, 0) => "part of the primary key, which the app's is not".to_owned(),
+                _ => "at another position in the primary key".to_owned(),
+            });
+        }
+        // `INTEGER PRIMARY KEY`, spelled so, makes the column the rowid: ids are then assigned.
+        if app.key > 0 && !self.declared.eq_ignore_ascii_case(&app.declared) {
+            return Some(format!(
+                "a primary key declared {:?}, where the app's is {:?}",
+                self.declared, app.declared
+            ));
+        }
+        if self.affinity() != app.affinity() {
+            return Some(format!(
+                "declared {:?} ({} affinity), where the app's is {:?} ({} affinity)",
+                self.declared,
+                self.affinity(),
+                app.declared,
+                app.affinity()
+            ));
+        }
+        if self.not_null && !app.not_null {
+            return Some("NOT NULL, where the app may leave it empty".to_owned());
+        }
+        if app.has_default && !self.has_default {
+            return Some("no default value, where the app's inserts rely on one".to_owned());
+        }
+        None
+    }
+}
+
+/// The tables (not views) of `db`, SQLite's own left out.
+fn tables(db: &impl Db) -> Result<Vec<String>, DbError> {
+    db.query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+         ORDER BY name",
+        &[],
+    )?
+    .iter()
+    .map(|row| row.get(0))
+    .collect()
+}
+
+fn columns(db: &impl Db, table: &str) -> Result<Vec<Column>, DbError> {
+    // Table names come from the app's own migrations (plain identifiers), never from input.
+    db.query(&format!("PRAGMA table_info(\"{table}\")"), &[])?
+        .iter()
+        .map(Column::from_row)
+        .collect()
+}
+
+/// Checks that every app table of `db` has the shape it has in `fresh`, a database with nothing
+/// but the migrations applied: each of the app's tables exists, has each of the app's columns
+/// with the same type affinity, the same place in the primary key (and a key declared alike),
+/// no NOT NULL where the app's allows NULL, a default wherever the app's has one; and has no
+/// extra column that would make the app's inserts fail (NOT NULL without a default, or in the
+/// key). Other tables, extra nullable columns, indexes and row data are not looked at.
+pub fn check_shape(db: &impl Db, fresh: &impl Db) -> Result<(), ShapeError> {
+    let present = tables(db)?;
+    let mut differences = Vec::new();
+    for table in tables(fresh)? {
+        let difference = |column: Option<&str>, problem: String| Difference {
+            table: table.clone(),
+            column: column.map(str::to_owned),
+            problem,
+        };
+        if !present.contains(&table) {
+            differences.push(difference(None, "missing".to_owned()));
+            continue;
+        }
+        let ours = columns(db, &table)?;
+        let apps = columns(fresh, &table)?;
+        for app in &apps {
+            match ours
+                .iter()
+                .find(|column| column.name.eq_ignore_ascii_case(&app.name))
+            {
+                None => differences.push(difference(Some(&app.name), "missing".to_owned())),
+                Some(column) => {
+                    if let Some(problem) = column.problem_against(app) {
+                        differences.push(difference(Some(&app.name), problem));
+                    }
+                }
+            }
+        }
+        for extra in ours.iter().filter(|column| {
+            !apps
+                .iter()
+                .any(|app| app.name.eq_ignore_ascii_case(&column.name))
+        }) {
+            let problem = if extra.key > 0 {
+                "an extra column in the primary key: the app's inserts would fail"
+            } else if extra.not_null && !extra.has_default {
+                "an extra column, NOT NULL without a default: the app's inserts would fail"
+            } else {
+                continue;
+            };
+            differences.push(difference(Some(&extra.name), problem.to_owned()));
+        }
+    }
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(ShapeError::Differs(differences))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::r2::rusqlite_db::RusqliteDb;
+
+    /// A database with nothing but the migrations applied.
+    fn fresh() -> RusqliteDb {
+        let db = RusqliteDb::empty().unwrap();
+        apply_migrations(&db).unwrap();
+        db
+    }
+
+    /// A database whose tables `sql` made first; the migrations then add what is missing.
+    fn made_with(sql: &str) -> RusqliteDb {
+        let db = RusqliteDb::empty().unwrap();
+        db.execute_script(sql).unwrap();
+        apply_migrations(&db).unwrap();
+        db
+    }
+
+    fn differences(db: &RusqliteDb) -> Vec<String> {
+        match check_shape(db, &fresh()) {
+            Ok(()) => vec![],
+            Err(ShapeError::Differs(found)) => found.iter().map(ToString::to_string).collect(),
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// `0001_init.sql`'s `games`, with `change` applied to its text.
+    fn games_with(change: impl Fn(&str) -> String) -> RusqliteDb {
+        let init = include_str!("../../schema/0001_init.sql");
+        let start = init.find("CREATE TABLE IF NOT EXISTS games").unwrap();
+        let end = start + init[start..].find(");").unwrap() + 2;
+        made_with(&change(&init[start..end]))
+    }
+
+    #[test]
+    fn a_fresh_and_an_adopted_existing_app_database_have_the_apps_shape() {
+        assert_eq!(differences(&fresh()), Vec::<String>::new());
+        let existing = made_with(include_str!("../../schema/0001_init.sql"));
+        assert_eq!(differences(&existing), Vec::<String>::new());
+        // Extra tables and extra nullable columns are the database's own business.
+        let extended = games_with(|sql| {
+            sql.replace("tournament_name TEXT", "tournament_name TEXT, venue TEXT")
+        });
+        extended.execute_script("CREATE TABLE notes (x)").unwrap();
+        assert_eq!(differences(&extended), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_missing_column_is_named_with_its_table() {
+        let db = games_with(|sql| sql.replace("    opponent_name TEXT,\n", ""));
+        assert_eq!(
+            differences(&db),
+            ["table 'games', column 'opponent_name': missing"]
+        );
+    }
+
+    #[test]
+    fn a_column_of_another_type_or_key_or_nullability_is_named() {
+        let db = games_with(|sql| sql.replace("video_duration REAL", "video_duration TEXT"));
+        assert_eq!(
+            differences(&db),
+            [
+                "table 'games', column 'video_duration': declared \"TEXT\" (TEXT affinity), where \
+              the app's is \"REAL\" (REAL affinity)"
+            ]
+        );
+        // `INT PRIMARY KEY` is not the rowid: inserts would get no id.
+        let db = games_with(|sql| {
+            sql.replace("id INTEGER PRIMARY KEY AUTOINCREMENT", "id INT PRIMARY KEY")
+        });
+        assert_eq!(differences(&db).len(), 1, "{:?}", differences(&db));
+        assert!(
+            differences(&db)[0].starts_with("table 'games', column 'id': a primary key declared")
+        );
+        let db =
+            games_with(|sql| sql.replace("game_type TEXT", "game_type TEXT NOT NULL DEFAULT ''"));
+        assert_eq!(
+            differences(&db),
+            ["table 'games', column 'game_type': NOT NULL, where the app may leave it empty"]
+        );
+        let db =
+            games_with(|sql| sql.replace("clip_count INTEGER DEFAULT 0", "clip_count INTEGER"));
+        assert_eq!(
+            differences(&db),
+            ["table 'games', column 'clip_count': no default value, where the app's inserts rely on one"]
+        );
+    }
+
+    #[test]
+    fn an_extra_required_column_that_would_break_inserts_is_named() {
+        let db = games_with(|sql| {
+            sql.replace(
+                "tournament_name TEXT",
+                "tournament_name TEXT, owner TEXT NOT NULL",
+            )
+        });
+        assert_eq!(
+            differences(&db),
+            [
+                "table 'games', column 'owner': an extra column, NOT NULL without a default: the \
+              app's inserts would fail"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_table_dropped_after_its_migration_was_recorded_is_missing() {
+        let db = fresh();
+        db.execute_script("DROP TABLE data_version").unwrap();
+        assert_eq!(apply_migrations(&db).unwrap(), 0);
+        assert_eq!(differences(&db), ["table 'data_version': missing"]);
+    }
 }

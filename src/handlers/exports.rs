@@ -462,7 +462,7 @@ mod tests {
                 FormValue::File(UploadedFile {
                     filename: "v.mp4".into(),
                     content_type: "video/mp4".into(),
-                    bytes: vec![1, 2],
+                    bytes: vec![1, 2].into(),
                 }),
             )
         };

@@ -578,7 +578,7 @@ mod tests {
             let file = UploadedFile {
                 filename: filename.into(),
                 content_type: "video/mp4".into(),
-                bytes: vec![0; 1_100_000],
+                bytes: vec![0; 1_100_000].into(),
             };
             call(
                 &db,

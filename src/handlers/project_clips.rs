@@ -494,7 +494,7 @@ mod tests {
         let file = UploadedFile {
             filename: "x.mov".into(),
             content_type: "video/quicktime".into(),
-            bytes: vec![1],
+            bytes: vec![1].into(),
         };
         let both = Body::Form(vec![
             ("raw_clip_id".into(), FormValue::Text("1".into())),
@@ -697,7 +697,7 @@ mod tests {
         let file = UploadedFile {
             filename: "Clip.MOV".into(),
             content_type: "video/quicktime".into(),
-            bytes: vec![7; 3],
+            bytes: vec![7; 3].into(),
         };
         let body = Body::Form(vec![("file".into(), FormValue::File(file))]);
         let reply = call(&db, Method::Post, "/api/clips/projects/1/clips", body).unwrap();
@@ -708,7 +708,7 @@ mod tests {
         assert_eq!((stored.len(), &stored[32..]), (36, ".mov"));
         assert_eq!(reply.uploads.len(), 1);
         assert_eq!(reply.uploads[0].key, format!("uploads/{stored}"));
-        assert_eq!(reply.uploads[0].bytes, vec![7; 3]);
+        assert_eq!(*reply.uploads[0].bytes, [7; 3]);
         assert_eq!(clip["filename"], stored);
     }
 
@@ -719,7 +719,7 @@ mod tests {
             let file = UploadedFile {
                 filename: "c.mp4".into(),
                 content_type: "video/mp4".into(),
-                bytes: vec![1],
+                bytes: vec![1].into(),
             };
             let body = Body::Form(vec![
                 ("file".into(), FormValue::File(file)),

@@ -3,6 +3,7 @@
 //! a 422 and input over a cap a 413, each with a detail that names the field; neither reaches SQL.
 
 use std::fmt::Write as _;
+use std::rc::Rc;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -23,7 +24,8 @@ pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 pub const MAX_JSON_BODY_BYTES: usize = 384 * 1024;
 /// A text field of a form, for the same reason as a JSON body.
 pub const MAX_FORM_TEXT_BYTES: usize = 384 * 1024;
-/// An uploaded file: the Worker holds it, in a few copies, in its 128 MB while storing it in R2.
+/// An uploaded file: the Worker buffers it whole within its 128 MB (about twice in wasm memory
+/// while R2 stores it, measured; README "Input limits").
 pub const MAX_UPLOAD_BYTES: usize = 32 * 1024 * 1024;
 /// Items of any JSON array (tags, ids to reorder, annotations, keyframes): an item can cost a
 /// statement, and a request must stay short.
@@ -116,7 +118,8 @@ pub enum FormValue {
 pub struct UploadedFile {
     pub filename: String,
     pub content_type: String,
-    pub bytes: Vec<u8>,
+    /// Shared with the [`Upload`] that stores it: an upload of up to 32 MiB is not copied again.
+    pub bytes: Rc<Vec<u8>>,
 }
 
 /// A successful answer; the status is always 200 (the contract never uses 201).
@@ -145,7 +148,7 @@ pub struct FileResponse {
 pub struct Upload {
     pub key: String,
     pub content_type: String,
-    pub bytes: Vec<u8>,
+    pub bytes: Rc<Vec<u8>>,
 }
 
 /// Objects to delete from the user's folder *after* the commit: a failure leaves an orphan file,
@@ -745,7 +748,7 @@ mod tests {
                 FormValue::File(UploadedFile {
                     filename: "v.mp4".into(),
                     content_type: "video/mp4".into(),
-                    bytes,
+                    bytes: bytes.into(),
                 }),
             )]
         };

@@ -38,7 +38,7 @@ use serde::Serialize;
 use worker::{Bucket, Env};
 
 use crate::config::{Config, FLAGS_KV, USER_DATA_BUCKET};
-use crate::db::{apply_migrations, Db, DbError};
+use crate::db::{apply_migrations, check_integrity, Db, DbError};
 use crate::durable::SqlDb;
 use crate::error::ApiError;
 use crate::identity::UserId;
@@ -295,9 +295,20 @@ pub fn prepare_object(db: &impl Db) -> Result<(), DbError> {
     ))
 }
 
-/// SQLite's `quick_check` on a database, for files that come from outside.
-pub fn check_integrity(db: &impl Db) -> Result<(), DbError> {
-    verify::quick_check(db)
+/// What keeps a file downloaded from R2 from moving into the object: what the object cannot
+/// hold ([`preflight::into_object`]), or app tables of a shape the handlers cannot serve (then
+/// the R2 path answers 503 `incompatible_schema` too, and the object must not take the file
+/// over). Pending migrations are applied to the copy in memory, as the R2 path would.
+fn upgrade_and_preflight(key: &str, source: &RusqliteDb) -> Result<Vec<Problem>, MigrationError> {
+    let problems = preflight::into_object(source)?;
+    if !problems.is_empty() {
+        return Ok(problems);
+    }
+    match r2::upgrade(key, source) {
+        Ok(_) => Ok(Vec::new()),
+        Err(ApiError::IncompatibleSchema(why)) => Ok(vec![Problem::about_file(why)]),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// One user's object and everything around it a move needs, owned: the steps run inside
@@ -516,7 +527,7 @@ impl Move {
         let checked = self.enter(Action::Migrate, Step::Verify).and_then(|()| {
             let imported = verify::digests(&self.db)?;
             verify::same_data(&expected, &imported)
-                .and_then(|()| verify::quick_check(&self.db).map_err(|e| e.to_string()))
+                .and_then(|()| check_integrity(&self.db).map_err(|e| e.to_string()))
                 .map_err(|difference| {
                     MigrationError::Verification(format!(
                         "the imported copy differs from R2's, so it was wiped: {difference}"
@@ -581,7 +592,7 @@ impl Move {
             let loaded = database.download().await?;
             let bytes = loaded.bytes.as_ref().map_or(0, |b| b.len() as u64);
             let mut source = r2::open(&database.key, &loaded)?;
-            let problems = preflight::into_object(&source)?;
+            let problems = upgrade_and_preflight(&database.key, &source)?;
             if !problems.is_empty() {
                 return Err(MigrationError::NotMigratable(Action::Migrate, problems));
             }
@@ -591,7 +602,6 @@ impl Move {
                 self.activate().await?;
                 return self.report("migrated", bytes, started);
             }
-            apply_migrations(&source)?;
             let version = loaded.version.next();
             version.record_in(&source)?;
             self.import(&source)?;
@@ -789,7 +799,7 @@ impl Move {
         export.transaction(|| copy::copy_database(&self.db, &export))?;
         self.enter(Action::Rollback, Step::Verify)?;
         let checked = verify::same_data(&verify::digests(&self.db)?, &verify::digests(&export)?)
-            .and_then(|()| verify::quick_check(&export).map_err(|e| e.to_string()));
+            .and_then(|()| check_integrity(&export).map_err(|e| e.to_string()));
         if let Err(difference) = checked {
             return Err(MigrationError::Verification(format!(
                 "the export differs from the object's data: {difference}"
@@ -819,7 +829,10 @@ impl Move {
             let database = r2::database(&bucket, &self.user, &self.config);
             let loaded = database.download().await?;
             let source = r2::open(&database.key, &loaded)?;
-            (Action::Migrate, preflight::into_object(&source)?)
+            (
+                Action::Migrate,
+                upgrade_and_preflight(&database.key, &source)?,
+            )
         };
         Ok(PreflightReport {
             action,
@@ -833,7 +846,7 @@ impl Move {
     pub async fn verify(&self) -> Result<serde_json::Value, MigrationError> {
         let (state, _) = self.object_state()?;
         let ours = verify::digests(&self.db)?;
-        let integrity = verify::quick_check(&self.db).map_err(|e| e.to_string());
+        let integrity = check_integrity(&self.db).map_err(|e| e.to_string());
         let bucket = self.bucket()?;
         let copy = r2::database(&bucket, &self.user, &self.config)
             .download()
@@ -992,7 +1005,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(next, 4, "the deleted id 3 is not handed out again");
-        verify::quick_check(&target).unwrap();
+        check_integrity(&target).unwrap();
     }
 
     #[test]

@@ -12,10 +12,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::db::{Db, DbError};
+use crate::db::{check_integrity, Db, DbError};
 use crate::migration::catalog::{for_each_page, Catalog, Cell, RowKey, Table};
 use crate::migration::copy::MAX_PARAMETERS;
-use crate::migration::verify::quick_check;
 
 /// The object keeps integers as JavaScript numbers: beyond ±(2^53 − 1) they are not exact.
 pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
@@ -53,6 +52,20 @@ impl fmt::Display for Problem {
             write!(f, ")")?;
         }
         Ok(())
+    }
+}
+
+impl Problem {
+    /// A problem with the file as a whole, not with one table.
+    pub fn about_file(reason: String) -> Self {
+        Problem {
+            reason,
+            table: None,
+            column: None,
+            rowid: None,
+            row: None,
+            count: 1,
+        }
     }
 }
 
@@ -96,7 +109,7 @@ impl Findings {
 /// What in a database (an R2 file about to move) the object cannot hold; empty when it can move.
 pub fn into_object(db: &impl Db) -> Result<Vec<Problem>, DbError> {
     let mut found = Findings::default();
-    if let Err(damage) = quick_check(db) {
+    if let Err(damage) = check_integrity(db) {
         found.add(&format!("the file is damaged ({damage})"), None, None, None);
         return Ok(found.0);
     }

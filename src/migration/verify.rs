@@ -132,20 +132,6 @@ pub fn digests(db: &impl Db) -> Result<Vec<TableDigest>, DbError> {
     Ok(out)
 }
 
-/// SQLite's `quick_check`: `Ok` when it says "ok".
-pub fn quick_check(db: &impl Db) -> Result<(), DbError> {
-    let verdict: Vec<String> = db
-        .query("PRAGMA quick_check", &[])?
-        .iter()
-        .map(|row| row.get(0))
-        .collect::<Result<_, _>>()?;
-    if verdict == ["ok"] {
-        Ok(())
-    } else {
-        Err(DbError(format!("quick_check: {}", verdict.join("; "))))
-    }
-}
-
 /// `Ok` when both copies hold the same data, else what differs.
 pub fn same_data(expected: &[TableDigest], actual: &[TableDigest]) -> Result<(), String> {
     if expected == actual {

@@ -13,7 +13,8 @@
 //! flag said; the request is handed over instead ([`Served::MovedToObject`]).
 //!
 //! A user without an object reads as an empty database; the object appears with the first
-//! write. An object that is not SQLite is answered 503 and never overwritten.
+//! write. A downloaded object that is not SQLite, fails `quick_check`, or whose app tables have
+//! another shape is answered 503 and never overwritten.
 
 mod cache;
 pub mod rusqlite_db;
@@ -23,8 +24,7 @@ pub mod version;
 use worker::{Bucket, Env, Response};
 
 use crate::config::{Config, ConflictStrategy, USER_DATA_BUCKET};
-use crate::db::apply_migrations;
-use crate::db::Db;
+use crate::db::{apply_migrations, check_shape, Db, Difference, ShapeError};
 use crate::error::ApiError;
 use crate::files;
 use crate::handlers::{self, Reply};
@@ -126,6 +126,7 @@ async fn run(
             return Ok(None);
         }
         report.cache_hit = Some(cache_hit);
+        let downloaded = db.is_some() && !cache_hit;
         let mut db = match db {
             Some(db) => db,
             None => RusqliteDb::empty()?,
@@ -135,10 +136,12 @@ async fn run(
         // Pending migrations are applied in memory and stored with the request's write, if it
         // writes: a read never uploads, so readers never race writers (and a user with no
         // object gets one only with their first write).
-        let migrated = apply_migrations(&db)? > 0;
-        let writes_before = db.writes();
+        let migrated = migrate(&database.key, &db, downloaded)?;
+        // Whether the request changed a row, by SQLite's count: an UPDATE that matched nothing
+        // (`/api/exports/active` with no stale job) uploads nothing.
+        let changes_before = db.total_changes();
         let reply = db.transaction(|| handlers::handle(&db, user, &request))?;
-        if db.writes() == writes_before {
+        if db.total_changes() == changes_before {
             // Still exactly R2's object, unless this request migrated it in memory.
             if let (Some(etag), false) = (&loaded.etag, migrated) {
                 database.keep(etag, db);
@@ -208,6 +211,55 @@ async fn run(
     Err(ApiError::Conflict(format!(
         "The data changed under {MAX_ATTEMPTS} attempts in a row; nothing was saved, try again"
     )))
+}
+
+/// Applies pending migrations; returns whether there were any (the database then differs from
+/// R2's object). A database just downloaded must then have the app's shape: see [`upgrade`].
+fn migrate(key: &str, db: &RusqliteDb, downloaded: bool) -> Result<bool, ApiError> {
+    if downloaded {
+        upgrade(key, db)
+    } else {
+        Ok(apply_migrations(db)? > 0)
+    }
+}
+
+/// Applies pending migrations to a database downloaded from R2 (held in memory, R2's object
+/// untouched) and checks that it then has the app's shape ([`check_shape`]); returns whether
+/// migrations were applied. One that does not have the shape is answered 503
+/// `incompatible_schema`, for an operator to look at.
+pub fn upgrade(key: &str, db: &RusqliteDb) -> Result<bool, ApiError> {
+    let applied = apply_migrations(db);
+    let fresh = RusqliteDb::empty()?;
+    apply_migrations(&fresh)?;
+    let differences: Vec<Difference> = match check_shape(db, &fresh) {
+        Ok(()) => Vec::new(),
+        Err(ShapeError::Db(err)) => return Err(err.into()),
+        // Migrations that failed were rolled back: the tables they would add are not the fault.
+        Err(ShapeError::Differs(found)) => found
+            .into_iter()
+            .filter(|difference| applied.is_ok() || difference.column.is_some())
+            .collect(),
+    };
+    match applied {
+        _ if !differences.is_empty() => {
+            let words: Vec<String> = differences.iter().map(ToString::to_string).collect();
+            Err(incompatible(key, &words.join("; ")))
+        }
+        Ok(applied) => Ok(applied > 0),
+        // They apply to any database of the app's shape (a fresh one above): the file is why.
+        Err(err) => Err(incompatible(
+            key,
+            &format!("the app's migrations fail on it: {err}"),
+        )),
+    }
+}
+
+fn incompatible(key: &str, why: &str) -> ApiError {
+    worker::console_error!("R2 object {key} does not have the app's schema: {why}");
+    ApiError::IncompatibleSchema(format!(
+        "The database does not have the tables the app needs ({why}); it was left \
+         unchanged"
+    ))
 }
 
 /// After the commit: delete what the request removed, then answer.

@@ -4,8 +4,6 @@
 //! The database lives only in memory: it is deserialised from the bytes of the user's R2 object
 //! and serialised back when a request wrote.
 
-use std::cell::Cell;
-
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params_from_iter, Connection, MAIN_DB};
 
@@ -13,10 +11,6 @@ use crate::db::{Db, DbError, Row, SqlValue};
 
 pub struct RusqliteDb {
     conn: Connection,
-    /// How many statements that may write have run: SQLite's own verdict per statement
-    /// (`sqlite3_stmt_readonly`), not a guess from the SQL text, so `WITH ... INSERT`,
-    /// `REPLACE` and DDL count and a `SELECT` never does.
-    writes: Cell<u64>,
 }
 
 impl RusqliteDb {
@@ -44,10 +38,7 @@ impl RusqliteDb {
         // and the `project_id = 0` sentinel are normal. Some SQLite builds enforce by default.
         conn.execute_batch("PRAGMA foreign_keys = OFF")
             .map_err(to_db_error)?;
-        Ok(Self {
-            conn,
-            writes: Cell::new(0),
-        })
+        Ok(Self { conn })
     }
 
     /// The database's size in bytes (pages x page size).
@@ -61,17 +52,15 @@ impl RusqliteDb {
             .map_or(0, |size| size as u64)
     }
 
-    /// How many writing statements have run on this connection so far.
-    pub fn writes(&self) -> u64 {
-        self.writes.get()
+    /// How many rows all statements on this connection have inserted, updated or deleted:
+    /// SQLite's own count (`sqlite3_total_changes64`), so an UPDATE that matched no row is no
+    /// change, as on the Durable Object.
+    pub fn total_changes(&self) -> u64 {
+        self.conn.total_changes()
     }
 
     fn prepare(&self, sql: &str) -> Result<rusqlite::Statement<'_>, DbError> {
-        let stmt = self.conn.prepare(sql).map_err(to_db_error)?;
-        if !stmt.readonly() {
-            self.writes.set(self.writes.get() + 1);
-        }
-        Ok(stmt)
+        self.conn.prepare(sql).map_err(to_db_error)
     }
 
     /// The database as the bytes of a SQLite file, ready to upload.
@@ -102,8 +91,6 @@ impl Db for RusqliteDb {
     }
 
     fn execute_script(&self, sql: &str) -> Result<(), DbError> {
-        // Scripts are schema migrations: always a write.
-        self.writes.set(self.writes.get() + 1);
         self.conn.execute_batch(sql).map_err(to_db_error)
     }
 
@@ -155,29 +142,27 @@ mod tests {
     use crate::db::{apply_migrations, MIGRATIONS_TABLE};
 
     #[test]
-    fn writes_are_counted_by_what_sqlite_says_a_statement_does() {
+    fn changes_count_rows_a_statement_changed_not_statements_that_could_write() {
         let db = RusqliteDb::empty().unwrap();
         apply_migrations(&db).unwrap();
-        let counted = |sql: &str| {
-            let before = db.writes();
+        let changed = |sql: &str| {
+            let before = db.total_changes();
             db.query(sql, &[]).unwrap();
-            db.writes() - before
+            db.total_changes() - before
         };
-        assert_eq!(counted("SELECT * FROM games"), 0);
-        assert_eq!(counted("/* a comment */ SELECT 1"), 0);
+        assert_eq!(changed("SELECT * FROM games"), 0);
         assert_eq!(
-            counted("WITH n(x) AS (SELECT 'g') INSERT INTO games (name) SELECT x FROM n"),
+            changed("WITH n(x) AS (SELECT 'g') INSERT INTO games (name) SELECT x FROM n"),
             1
         );
         assert_eq!(
-            counted("  -- leading comment\n REPLACE INTO games (id, name) VALUES (1, 'h')"),
+            changed("INSERT INTO games (name) VALUES ('r') RETURNING id"),
             1
         );
-        assert_eq!(counted("CREATE TABLE extra (x)"), 1);
-        assert_eq!(
-            counted("INSERT INTO games (name) VALUES ('r') RETURNING id"),
-            1
-        );
+        assert_eq!(changed("UPDATE games SET name = 'x' WHERE id = 99"), 0);
+        assert_eq!(changed("UPDATE games SET name = 'same'"), 2);
+        assert_eq!(changed("DELETE FROM export_jobs"), 0);
+        assert_eq!(changed("REPLACE INTO games (id, name) VALUES (1, 'h')"), 1);
     }
 
     #[test]

@@ -122,7 +122,7 @@ impl R2Database<'_> {
                     .bytes()
                     .await
                     .map_err(|e| storage_error(&self.key, e))?;
-                (open(&self.key, &bytes)?, false)
+                (open_checked(&self.key, &bytes)?, false)
             }
             // Not modified: the precondition failed, so R2 sent no body. Another request of this
             // isolate may have taken the cached database meanwhile: then download it.
@@ -130,7 +130,7 @@ impl R2Database<'_> {
                 Some(db) => (db, true),
                 None => {
                     let bytes = self.download().await?.bytes.unwrap_or_default();
-                    (open(&self.key, &bytes)?, false)
+                    (open_checked(&self.key, &bytes)?, false)
                 }
             },
         };
@@ -228,6 +228,23 @@ pub fn open(key: &str, bytes: &[u8]) -> Result<RusqliteDb, ApiError> {
             "The user's database in R2 is not a valid SQLite database ({err}); it was left unchanged"
         ))
     })
+}
+
+/// Opens a downloaded database to serve it: readable SQLite whose pages pass SQLite's
+/// `quick_check`. A damaged one is reported and left as it is: never served, never overwritten
+/// (a request that fails here reaches no handler and uploads nothing). The isolate cache only
+/// ever holds databases that passed, so a cache hit is not checked again.
+fn open_checked(key: &str, bytes: &[u8]) -> Result<RusqliteDb, ApiError> {
+    let db = open(key, bytes)?;
+    crate::db::check_integrity(&db).map_err(|err| {
+        worker::console_error!("R2 object {key} is damaged: {err}");
+        ApiError::CorruptDatabase(
+            "The user's database in R2 is damaged (SQLite's integrity check failed); it was left \
+             unchanged"
+                .into(),
+        )
+    })?;
+    Ok(db)
 }
 
 fn metadata_of(object: &Object, key: &str) -> Result<(DbVersion, R2State), ApiError> {
