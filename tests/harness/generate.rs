@@ -2121,7 +2121,7 @@ pub fn one_row_database(values: Vec<Value>) -> DatabaseSpec {
 
 /// A table of `"id" INTEGER PRIMARY KEY` and untyped columns `c1`, `c2`… (every value keeps
 /// its class) holding `values` in row 1.
-pub fn one_row_table(name: String, values: Vec<Value>) -> TableSpec {
+fn one_row_table(name: String, values: Vec<Value>) -> TableSpec {
     let untyped = |name: String| ColumnSpec {
         name,
         declared_type: None,
@@ -2228,19 +2228,6 @@ impl TableContents {
             (false, Value::Integer(rowid)) => Some(*rowid),
             _ => None,
         }
-    }
-
-    /// The row whose rowid is `rowid`.
-    pub fn row_by_rowid(&self, rowid: i64) -> Option<&Vec<Value>> {
-        self.rows
-            .iter()
-            .find(|row| self.key_of(row) == [Value::Integer(rowid)])
-    }
-
-    /// The value of the column named `column` in `row`.
-    pub fn value<'a>(&self, row: &'a [Value], column: &str) -> Option<&'a Value> {
-        let i = self.columns.iter().position(|c| c == column)?;
-        row.get(i + usize::from(self.hidden_rowid))
     }
 }
 
