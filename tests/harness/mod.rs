@@ -20,6 +20,11 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+// Adversarial databases for tests. It needs proptest, a dev-dependency: the benchmark, which runs
+// this harness as a program, leaves it out.
+#[cfg(test)]
+pub mod generate;
+
 /// How long a cold `wrangler dev` may take to answer its first request.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the process group may take to exit after SIGTERM before it gets SIGKILL.
