@@ -13,8 +13,8 @@ use std::collections::HashSet;
 
 use harness::generate::{
     build, contents, database_spec, database_spec_with, database_spec_with_offenders,
-    first_difference, one_row_database, persists, Contents, DatabaseSpec, Limits, Offender,
-    OffenderKind, TableKind, Value, DURABLE_OBJECT_VALUE_LIMIT, MAX_SAFE_INTEGER,
+    first_difference, flip_one_bit, one_row_database, persists, Contents, DatabaseSpec, Limits,
+    Offender, OffenderKind, TableKind, Value, DURABLE_OBJECT_VALUE_LIMIT, MAX_SAFE_INTEGER,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -115,24 +115,6 @@ fn offenders_in(contents: &Contents) -> HashSet<Offender> {
         }
     }
     found
-}
-
-/// The same value with one bit flipped, if it has bits to flip.
-fn flip_one_bit(value: &Value, bit: Index) -> Option<Value> {
-    let flip_bytes = |bytes: &[u8]| {
-        let mut bytes = bytes.to_vec();
-        let bit = bit.index(bytes.len() * 8);
-        bytes[bit / 8] ^= 1 << (bit % 8);
-        bytes
-    };
-    match value {
-        Value::Null => None,
-        Value::Integer(n) => Some(Value::Integer(n ^ (1_i64 << bit.index(64)))),
-        Value::Real(bits) => Some(Value::Real(bits ^ (1_u64 << bit.index(64)))),
-        Value::Text(bytes) | Value::Blob(bytes) if bytes.is_empty() => None,
-        Value::Text(bytes) => Some(Value::Text(flip_bytes(bytes))),
-        Value::Blob(bytes) => Some(Value::Blob(flip_bytes(bytes))),
-    }
 }
 
 /// A generic copy of every table through SQL, as a migration does: the schema's statements in

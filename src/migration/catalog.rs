@@ -262,8 +262,12 @@ fn read_table(db: &impl Db, entry: SchemaObject) -> Result<Table, DbError> {
     primary_key.sort();
     let key = if has_rowid(&entry.sql) {
         match primary_key.as_slice() {
-            // Only the exact declared type INTEGER makes a column the rowid (not INT, not BIGINT).
-            [(_, index, declared)] if declared.eq_ignore_ascii_case("INTEGER") => {
+            // Only the exact declared type INTEGER makes a column the rowid (not INT, not
+            // BIGINT), and not always then: `INTEGER PRIMARY KEY DESC` written on the column
+            // is an ordinary key beside a hidden rowid, which SQLite tells by giving it an index.
+            [(_, index, declared)]
+                if declared.eq_ignore_ascii_case("INTEGER") && !has_key_index(db, &name)? =>
+            {
                 RowKey::Column(*index)
             }
             _ => ["rowid", "_rowid_", "oid"]
@@ -280,6 +284,20 @@ fn read_table(db: &impl Db, entry: SchemaObject) -> Result<Table, DbError> {
         columns,
         key,
     })
+}
+
+/// Whether SQLite made an index for the primary key of `table`: it does for every key but a
+/// rowid alias.
+fn has_key_index(db: &impl Db, table: &str) -> Result<bool, DbError> {
+    let indexes = db.query(&format!("PRAGMA index_list({})", quote_ident(table)), &[])?;
+    for index in &indexes {
+        // Columns: seq, name, unique, origin ('c', 'u' or 'pk'), partial.
+        let origin: String = index.get(3)?;
+        if origin == "pk" {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Whether a `CREATE TABLE` statement makes a rowid table. `WITHOUT ROWID` can only stand after

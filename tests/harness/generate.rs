@@ -418,6 +418,24 @@ fn integer_float_order(i: i64, r: f64) -> Ordering {
     }
 }
 
+/// The same value with one bit flipped, if it has bits to flip.
+pub fn flip_one_bit(value: &Value, bit: Index) -> Option<Value> {
+    let flip_bytes = |bytes: &[u8]| {
+        let mut bytes = bytes.to_vec();
+        let bit = bit.index(bytes.len() * 8);
+        bytes[bit / 8] ^= 1 << (bit % 8);
+        bytes
+    };
+    match value {
+        Value::Null => None,
+        Value::Integer(n) => Some(Value::Integer(n ^ (1_i64 << bit.index(64)))),
+        Value::Real(bits) => Some(Value::Real(bits ^ (1_u64 << bit.index(64)))),
+        Value::Text(bytes) | Value::Blob(bytes) if bytes.is_empty() => None,
+        Value::Text(bytes) => Some(Value::Text(flip_bytes(bytes))),
+        Value::Blob(bytes) => Some(Value::Blob(flip_bytes(bytes))),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The spec
 
