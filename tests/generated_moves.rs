@@ -106,7 +106,7 @@ fn generated_databases_migrate_and_roll_back_bit_exact_and_typed() {
 fn values_at_the_objects_limits_move_both_ways_unchanged() {
     let worker = TestWorker::start_with_admin(&[]);
     // The largest value a row beside its integer key can hold: the preflight counts the key's 8
-    // bytes into the row's 2,000,000 (one more byte is refused, `tests/migration.rs`).
+    // bytes into the row's 2,000,000; a value over it is refused, below.
     let biggest = DURABLE_OBJECT_VALUE_LIMIT - 16;
     let cases: Vec<(&str, Vec<Value>)> = vec![
         (
@@ -156,4 +156,17 @@ fn values_at_the_objects_limits_move_both_ways_unchanged() {
             panic!("{what}: {failure}");
         }
     }
+
+    let over = build(&one_row_database(vec![Value::Blob(vec![
+        1;
+        DURABLE_OBJECT_VALUE_LIMIT
+            + 1
+    ])]));
+    admin_ok(&worker, "PUT", "/admin/users/over/database", over);
+    let refused = worker.admin("POST", "/admin/users/over/migrate", vec![]);
+    assert_eq!(
+        (refused.status, refused.json()["code"].clone()),
+        (409, Json::from("not_migratable"))
+    );
+    assert_eq!(worker.get("/api/games", Some("over")).status, 200);
 }
