@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs everything the build and the tests need, skipping what is already there. Idempotent:
-# run it as often as you like. Works offline from the package registries alone (crates.io, npm,
-# Debian), and takes the same steps on a machine with full internet access.
+# Installs everything the build, the tests and the benchmark need, skipping what is already there.
+# Idempotent: run it as often as you like. Works offline from the package registries alone
+# (crates.io, npm, Debian), and takes the same steps on a machine with full internet access.
 #
 #   1. the wasm32-unknown-unknown target: rustup, else Debian's Rust with a wasm32 std built once
 #   2. clang-19 + llvm-19 (SQLite's C code compiled to wasm)
 #   3. worker-build and wasm-bindgen-cli at the versions Cargo.lock needs
 #   4. the npm tools pinned in package-lock.json (wrangler + workerd, esbuild, binaryen's wasm-opt)
+#   5. sqlite3, the program: only the benchmark uses it (`sqlite3 .dump | sqlite3` as its reference)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -101,6 +102,16 @@ if [ -x node_modules/.bin/wrangler ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want
 else
     npm ci --no-audit --no-fund
     echo "$wanted" > "$stamp"
+fi
+
+# 5. sqlite3 for the benchmark ---------------------------------------------------------------------
+# `cargo run --release -p bench` times a move against `sqlite3 SRC .dump | sqlite3 DST` on the same
+# file; the build and the tests do not need it.
+step "sqlite3 (the benchmark's reference)"
+if have sqlite3; then
+    echo "present"
+else
+    apt_install sqlite3
 fi
 
 step "done"

@@ -726,12 +726,21 @@ pub fn sequence_of(file: &[u8], table: &str) -> i64 {
     .unwrap()
 }
 
-/// A realistic database (see [`realistic_database`]) of about `bytes` bytes with 20 projects
-/// whatever its size: a list of projects then returns the same data at every size, and only
-/// the clips and their data grow.
+/// A realistic database (see [`realistic_database`]) of about `bytes` bytes (within a few
+/// percent) with 20 projects whatever its size: a list of projects then returns the same data at
+/// every size, and only the clips and their data grow.
 pub fn realistic_database_of_size(bytes: usize) -> Vec<u8> {
-    // Measure the bytes per clip once, then scale; the shape is linear in the clip count.
-    let sample = realistic_database(1000).len();
-    let clips = ((bytes as f64 / sample as f64) * 1000.0).max(20.0) as usize;
-    realistic_database_with(clips, clips.div_ceil(20))
+    let of_clips = |clips: usize| realistic_database_with(clips, clips.div_ceil(20));
+    let scaled =
+        |clips: usize, size: usize| ((clips as f64 * bytes as f64 / size as f64) as usize).max(20);
+    // The size is nearly linear in the clip count (a little more per clip as the b-trees grow):
+    // estimate from a sample of the same shape, then correct once.
+    let estimate = scaled(1000, of_clips(1000).len());
+    let first = of_clips(estimate);
+    let corrected = scaled(estimate, first.len());
+    if corrected == estimate {
+        first
+    } else {
+        of_clips(corrected)
+    }
 }
