@@ -41,12 +41,14 @@ fn config(cases: u32) -> Config {
 }
 
 /// The move's copy of `file` into a new database, as the object's import and export make it.
+/// The digests the copy computes of what it read are those of the file.
 fn copy_of(file: &[u8]) -> RusqliteDb {
     let source = RusqliteDb::from_bytes(file).expect("a generated file opens");
     let target = RusqliteDb::empty().unwrap();
-    target
+    let read = target
         .transaction(|| copy::copy_database(&source, &target))
         .expect("the copy runs");
+    assert_eq!(read, verify::digests(&source).unwrap());
     target
 }
 

@@ -356,11 +356,13 @@ impl UserDataStore {
 
     /// `GET /internal/export`: the object's data as a SQLite file.
     fn export(&self, user: UserId) -> std::result::Result<Response, ApiError> {
-        let (bytes, version) = self.moving(user).export()?;
+        let export = self.moving(user).export()?;
         let headers = Headers::new();
         headers.set("Content-Type", "application/vnd.sqlite3")?;
-        headers.set("X-DB-Version", &version.to_string())?;
-        Ok(ResponseBuilder::new().with_headers(headers).fixed(bytes))
+        headers.set("X-DB-Version", &export.version.to_string())?;
+        Ok(ResponseBuilder::new()
+            .with_headers(headers)
+            .fixed(export.file))
     }
 }
 

@@ -313,6 +313,31 @@ fn has_rowid(sql: &str) -> bool {
     !words.windows(2).any(|pair| pair == ["WITHOUT", "ROWID"])
 }
 
+/// The AUTOINCREMENT counters of the user's tables, by name.
+pub fn sequences(db: &impl Db) -> Result<Vec<(String, i64)>, DbError> {
+    if !table_exists(db, "sqlite_sequence")? {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for row in db.query("SELECT name, seq FROM sqlite_sequence ORDER BY name", &[])? {
+        let name: String = row.get(0)?;
+        if owner(&name) == Owner::User {
+            out.push((name, row.get(1)?));
+        }
+    }
+    Ok(out)
+}
+
+pub fn table_exists(db: &impl Db, name: &str) -> Result<bool, DbError> {
+    Ok(db
+        .query_value::<i64>(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+            &[name.into()],
+        )?
+        .unwrap_or(0)
+        > 0)
+}
+
 /// One row read by [`for_each_page`]: its rowid (rowid tables) and its stored columns' values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageRow {

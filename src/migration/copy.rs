@@ -7,29 +7,33 @@
 //! within the Durable Object's limits: at most [`MAX_PARAMETERS`] bound values each.
 
 use crate::db::{Db, DbError, SqlValue};
-use crate::migration::catalog::{for_each_page, quote_ident, Catalog, Cell, RowKey, Table};
+use crate::migration::catalog::{
+    for_each_page, quote_ident, sequences, table_exists, Catalog, Cell, RowKey, Table,
+};
+use crate::migration::verify::{self, TableDigest, TableHasher};
 
 /// The Durable Object refuses statements with more bound parameters.
 pub const MAX_PARAMETERS: usize = 100;
 
 /// Replaces every user table, index, view and trigger of `to` with a copy of `from`'s; returns
-/// the number of rows copied. Run it inside one transaction of `to`: a failure half way must
+/// the digests of what it read from `from` (the same as [`verify::digests`] of `from`, without
+/// reading it a second time). Run it inside one transaction of `to`: a failure half way must
 /// leave nothing behind.
-pub fn copy_database(from: &impl Db, to: &impl Db) -> Result<u64, DbError> {
+pub fn copy_database(from: &impl Db, to: &impl Db) -> Result<Vec<TableDigest>, DbError> {
     clear(to)?;
     let catalog = Catalog::read(from)?;
-    let mut copied = 0;
     for table in &catalog.tables {
         to.execute_script(&table.sql)?;
     }
+    let mut digests = Vec::new();
     for table in catalog.row_tables() {
-        copied += copy_rows(from, to, table)?;
+        digests.push(copy_rows(from, to, table)?);
     }
     for object in &catalog.others {
         to.execute_script(&object.sql)?;
     }
     copy_sequences(from, to)?;
-    Ok(copied)
+    verify::with_schema(from, &catalog, digests)
 }
 
 /// Drops the user's tables and views from `db` (their indexes and triggers go with them).
@@ -44,7 +48,8 @@ pub fn clear(db: &impl Db) -> Result<(), DbError> {
     Ok(())
 }
 
-fn copy_rows(from: &impl Db, to: &impl Db, table: &Table) -> Result<u64, DbError> {
+/// Copies one table's rows; returns the digest of the rows read.
+fn copy_rows(from: &impl Db, to: &impl Db, table: &Table) -> Result<TableDigest, DbError> {
     let mut columns: Vec<String> = table.columns.iter().map(|c| quote_ident(c)).collect();
     if let RowKey::Hidden(alias) = table.key {
         // Rowids survive the copy even where no column holds them: row identity is data.
@@ -55,8 +60,9 @@ fn copy_rows(from: &impl Db, to: &impl Db, table: &Table) -> Result<u64, DbError
         table.quoted(),
         columns.join(", ")
     );
-    let mut copied = 0u64;
+    let mut hasher = TableHasher::default();
     for_each_page(from, table, |page| {
+        hasher.page(page);
         let mut values: Vec<String> = Vec::new();
         let mut params: Vec<SqlValue> = Vec::new();
         for row in page {
@@ -83,10 +89,9 @@ fn copy_rows(from: &impl Db, to: &impl Db, table: &Table) -> Result<u64, DbError
         if !values.is_empty() {
             to.execute(&format!("{insert}{}", values.join(", ")), &params)?;
         }
-        copied += page.len() as u64;
         Ok(())
     })?;
-    Ok(copied)
+    Ok(hasher.finish(&table.name))
 }
 
 /// `(expr, expr, ...)` for one row and the values it binds.
@@ -116,29 +121,4 @@ fn copy_sequences(from: &impl Db, to: &impl Db) -> Result<(), DbError> {
         )?;
     }
     Ok(())
-}
-
-/// The AUTOINCREMENT counters of the user's tables, by name.
-pub fn sequences(db: &impl Db) -> Result<Vec<(String, i64)>, DbError> {
-    if !table_exists(db, "sqlite_sequence")? {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for row in db.query("SELECT name, seq FROM sqlite_sequence ORDER BY name", &[])? {
-        let name: String = row.get(0)?;
-        if crate::migration::catalog::owner(&name) == crate::migration::catalog::Owner::User {
-            out.push((name, row.get(1)?));
-        }
-    }
-    Ok(out)
-}
-
-fn table_exists(db: &impl Db, name: &str) -> Result<bool, DbError> {
-    Ok(db
-        .query_value::<i64>(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
-            &[name.into()],
-        )?
-        .unwrap_or(0)
-        > 0)
 }

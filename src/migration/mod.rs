@@ -311,6 +311,15 @@ fn upgrade_and_preflight(key: &str, source: &RusqliteDb) -> Result<Vec<Problem>,
     }
 }
 
+/// The object's data as a verified SQLite file.
+pub struct Export {
+    pub file: Vec<u8>,
+    /// The data version recorded in the file.
+    pub version: DbVersion,
+    /// The digests of the data, the same in the file as in the object.
+    pub tables: Vec<TableDigest>,
+}
+
 /// One user's object and everything around it a move needs, owned: the steps run inside
 /// `block_concurrency_while`, which takes only `'static` futures.
 pub struct Move {
@@ -475,18 +484,20 @@ impl Move {
         Ok(self.env.bucket(USER_DATA_BUCKET)?)
     }
 
+    /// The report of a move that ended with the object holding data whose digests are `tables`.
     fn report(
         &self,
         outcome: &'static str,
         bytes: u64,
         started: u64,
+        tables: Vec<TableDigest>,
     ) -> Result<Report, MigrationError> {
         Ok(Report {
             user_id: self.user.to_string(),
             outcome,
             version: self.version()?.0,
             bytes,
-            tables: verify::digests(&self.db)?,
+            tables,
             milliseconds: now_ms().saturating_sub(started),
         })
     }
@@ -512,18 +523,20 @@ impl Move {
         Ok(())
     }
 
-    /// Replaces the object's data with `source`'s and checks that it holds the same; a copy
-    /// that differs is wiped.
-    fn import(&self, source: &RusqliteDb) -> Result<(), MigrationError> {
-        let expected = verify::digests(source)?;
+    /// Replaces the object's data with `source`'s and checks that it holds the same; returns
+    /// the digests of what it holds. A copy that differs is wiped.
+    fn import(&self, source: &RusqliteDb) -> Result<Vec<TableDigest>, MigrationError> {
         self.enter(Action::Migrate, Step::Copy)?;
         let copied = self
             .db
             .transaction(|| copy::copy_database(source, &self.db));
-        if let Err(err) = copied {
-            self.wipe()?;
-            return Err(err.into());
-        }
+        let expected = match copied {
+            Ok(digests) => digests,
+            Err(err) => {
+                self.wipe()?;
+                return Err(err.into());
+            }
+        };
         let checked = self.enter(Action::Migrate, Step::Verify).and_then(|()| {
             let imported = verify::digests(&self.db)?;
             verify::same_data(&expected, &imported)
@@ -540,7 +553,7 @@ impl Move {
             }
             return Err(err);
         }
-        Ok(())
+        Ok(expected)
     }
 
     /// Runs a move; a failure is recorded, logged, and leaves the user served by the side that
@@ -583,7 +596,7 @@ impl Move {
         if state == ObjectState::Active {
             self.enter(Action::Migrate, Step::Flag)?;
             self.set_flag(true).await?;
-            return self.report("already_migrated", 0, started);
+            return self.report("already_migrated", 0, started, verify::digests(&self.db)?);
         }
         let bucket = self.bucket()?;
         let database = r2::database(&bucket, &self.user, &self.config);
@@ -598,13 +611,13 @@ impl Move {
             }
             if let R2State::Migrated { .. } = loaded.state {
                 // The cut-over happened but the activation did not: R2's file is all the data.
-                self.import(&source)?;
+                let tables = self.import(&source)?;
                 self.activate().await?;
-                return self.report("migrated", bytes, started);
+                return self.report("migrated", bytes, started, tables);
             }
             let version = loaded.version.next();
             version.record_in(&source)?;
-            self.import(&source)?;
+            let tables = self.import(&source)?;
 
             self.enter(Action::Migrate, Step::CutOver)?;
             let cut_over = R2State::Migrated { at_ms: now_ms() };
@@ -619,7 +632,7 @@ impl Move {
             match put {
                 Ok(Saved::Stored { .. }) => {
                     self.activate().await?;
-                    return self.report("migrated", bytes, started);
+                    return self.report("migrated", bytes, started, tables);
                 }
                 Ok(Saved::Conflict) => {
                     worker::console_log!(
@@ -634,7 +647,7 @@ impl Move {
                     let now = database.head().await?;
                     if now.version == version && now.state != R2State::Active {
                         self.activate().await?;
-                        return self.report("migrated", bytes, started);
+                        return self.report("migrated", bytes, started, tables);
                     }
                     self.wipe()?;
                     return Err(err.into());
@@ -695,10 +708,10 @@ impl Move {
 
     async fn rollback_steps(&self, started: u64) -> Result<Report, MigrationError> {
         let (state, _) = self.object_state()?;
-        let mut bytes = 0;
+        let mut handed_back = None;
         if state == ObjectState::Active {
-            bytes = match self.hand_back().await {
-                Ok(bytes) => bytes,
+            handed_back = match self.hand_back().await {
+                Ok(stored) => Some(stored),
                 Err(err) => {
                     // R2 was not written: the object is still authoritative, and serves again.
                     if !matches!(err, MigrationError::Crash(_)) {
@@ -714,18 +727,16 @@ impl Move {
         }
         self.enter(Action::Rollback, Step::Flag)?;
         self.set_flag(false).await?;
-        let outcome = if state == ObjectState::Active {
-            "rolled_back"
-        } else {
-            "already_on_r2"
-        };
-        self.report(outcome, bytes, started)
+        match handed_back {
+            Some((bytes, tables)) => self.report("rolled_back", bytes, started, tables),
+            None => self.report("already_on_r2", 0, started, verify::digests(&self.db)?),
+        }
     }
 
-    /// Exports the object to R2 and hands authority over; returns the bytes stored. Until the
+    /// Exports the object to R2 and hands authority over; returns what it stored. Until the
     /// put lands, R2 holds the frozen copy marked `migrated` and the object is authoritative;
     /// an `Err` means it did not land.
-    async fn hand_back(&self) -> Result<u64, MigrationError> {
+    async fn hand_back(&self) -> Result<(u64, Vec<TableDigest>), MigrationError> {
         // From here on the object serves nothing; a crash leaves it here and the next request
         // resolves it.
         self.set_state(ObjectState::RollingBack)?;
@@ -735,17 +746,22 @@ impl Move {
         let current = database.head().await?;
         let version = current.version.max(self.version()?).next();
         self.enter(Action::Rollback, Step::Copy)?;
-        let (export, _) = self.export_at(Some(version))?;
-        let problems = preflight::into_r2_file(export.len() as u64, self.config.max_database_bytes);
+        let mut export = self.export_at(Some(version))?;
+        let size = export.file.len() as u64;
+        let problems = preflight::into_r2_file(size, self.config.max_database_bytes);
         if !problems.is_empty() {
             return Err(MigrationError::NotMigratable(Action::Rollback, problems));
         }
-        let bytes = export.len() as u64;
         self.enter(Action::Rollback, Step::Backup)?;
         self.back_up(&bucket, &current).await?;
         self.enter(Action::Rollback, Step::CutOver)?;
         match database
-            .put(version, R2State::Active, export, Some(current.unchanged()))
+            .put(
+                version,
+                R2State::Active,
+                std::mem::take(&mut export.file),
+                Some(current.unchanged()),
+            )
             .await
         {
             Ok(Saved::Stored { .. }) => {}
@@ -762,7 +778,7 @@ impl Move {
                 }
             }
         }
-        Ok(bytes)
+        Ok((size, export.tables))
     }
 
     /// Keeps the R2 copy a rollback is about to overwrite.
@@ -785,20 +801,17 @@ impl Move {
     }
 
     /// The object's data as a SQLite file, with its version, verified against the object.
-    pub fn export(&self) -> Result<(Vec<u8>, DbVersion), MigrationError> {
+    pub fn export(&self) -> Result<Export, MigrationError> {
         self.export_at(None)
     }
 
     /// [`Self::export`], with the file's `data_version` set to `version` when given (the
     /// object itself is not written: a failed rollback leaves it as it was).
-    fn export_at(
-        &self,
-        version: Option<DbVersion>,
-    ) -> Result<(Vec<u8>, DbVersion), MigrationError> {
+    fn export_at(&self, version: Option<DbVersion>) -> Result<Export, MigrationError> {
         let mut export = RusqliteDb::empty()?;
-        export.transaction(|| copy::copy_database(&self.db, &export))?;
+        let ours = export.transaction(|| copy::copy_database(&self.db, &export))?;
         self.enter(Action::Rollback, Step::Verify)?;
-        let checked = verify::same_data(&verify::digests(&self.db)?, &verify::digests(&export)?)
+        let checked = verify::same_data(&ours, &verify::digests(&export)?)
             .and_then(|()| check_integrity(&export).map_err(|e| e.to_string()));
         if let Err(difference) = checked {
             return Err(MigrationError::Verification(format!(
@@ -812,7 +825,11 @@ impl Move {
             }
             None => self.version()?,
         };
-        Ok((export.to_bytes()?, version))
+        Ok(Export {
+            file: export.to_bytes()?,
+            version,
+            tables: ours,
+        })
     }
 
     /// What stands in the way of the object's next move, without moving.
@@ -820,9 +837,9 @@ impl Move {
         self.resolve_interrupted_rollback().await?;
         let (state, _) = self.object_state()?;
         let (action, problems) = if state == ObjectState::Active {
-            let (export, _) = self.export()?;
+            let export = self.export()?;
             let problems =
-                preflight::into_r2_file(export.len() as u64, self.config.max_database_bytes);
+                preflight::into_r2_file(export.file.len() as u64, self.config.max_database_bytes);
             (Action::Rollback, problems)
         } else {
             let bucket = self.bucket()?;

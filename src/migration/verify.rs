@@ -9,8 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::db::{Db, DbError};
-use crate::migration::catalog::{for_each_page, Catalog, Cell};
-use crate::migration::copy::sequences;
+use crate::migration::catalog::{for_each_page, sequences, Catalog, Cell, PageRow};
 
 /// The pseudo-tables a digest adds to the user's tables.
 const SCHEMA: &str = "(schema)";
@@ -26,16 +25,22 @@ pub struct TableDigest {
 
 /// Feeds typed values into a hash, each tagged with its class and length, so that no two
 /// different rows encode alike (integer 5, real 5.0 and text '5' differ; so do 0.0 and -0.0).
-struct RowHasher {
+#[derive(Default)]
+pub struct TableHasher {
     hasher: Sha256,
     rows: u64,
 }
 
-impl RowHasher {
-    fn new() -> Self {
-        Self {
-            hasher: Sha256::new(),
-            rows: 0,
+impl TableHasher {
+    /// Rows as [`for_each_page`] reads them, in key order: the rowid (rowid tables), then the
+    /// columns.
+    pub fn page(&mut self, page: &[PageRow]) {
+        for row in page {
+            if let Some(rowid) = row.rowid {
+                self.cell(&Cell::Integer(rowid));
+            }
+            row.cells.iter().for_each(|cell| self.cell(cell));
+            self.end_row();
         }
     }
 
@@ -66,7 +71,7 @@ impl RowHasher {
         self.rows += 1;
     }
 
-    fn finish(self, name: impl Into<String>) -> TableDigest {
+    pub fn finish(self, name: impl Into<String>) -> TableDigest {
         TableDigest {
             name: name.into(),
             rows: self.rows,
@@ -84,24 +89,29 @@ impl RowHasher {
 /// The digest of every user table of `db` (by name), of its schema and of its counters.
 pub fn digests(db: &impl Db) -> Result<Vec<TableDigest>, DbError> {
     let catalog = Catalog::read(db)?;
-    let mut out = Vec::new();
+    let mut tables = Vec::new();
     for table in catalog.row_tables() {
-        let mut hasher = RowHasher::new();
+        let mut hasher = TableHasher::default();
         for_each_page(db, table, |page| {
-            for row in page {
-                if let Some(rowid) = row.rowid {
-                    hasher.cell(&Cell::Integer(rowid));
-                }
-                row.cells.iter().for_each(|cell| hasher.cell(cell));
-                hasher.end_row();
-            }
+            hasher.page(page);
             Ok(())
         })?;
-        out.push(hasher.finish(&table.name));
+        tables.push(hasher.finish(&table.name));
     }
+    with_schema(db, &catalog, tables)
+}
+
+/// The tables' digests (one per row table of `catalog`, read from `db`), sorted by name, with
+/// the digests of the schema and the counters added.
+pub fn with_schema(
+    db: &impl Db,
+    catalog: &Catalog,
+    tables: Vec<TableDigest>,
+) -> Result<Vec<TableDigest>, DbError> {
+    let mut out = tables;
     out.sort_by(|a, b| a.name.cmp(&b.name));
 
-    let mut schema = RowHasher::new();
+    let mut schema = TableHasher::default();
     let mut entries: Vec<[String; 3]> = catalog
         .tables
         .iter()
@@ -122,7 +132,7 @@ pub fn digests(db: &impl Db) -> Result<Vec<TableDigest>, DbError> {
     }
     out.push(schema.finish(SCHEMA));
 
-    let mut counters = RowHasher::new();
+    let mut counters = TableHasher::default();
     for (name, seq) in sequences(db)? {
         counters.cell(&Cell::Text(name.into_bytes()));
         counters.cell(&Cell::Integer(seq));
