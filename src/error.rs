@@ -8,6 +8,9 @@ use std::fmt;
 
 use crate::db::DbError;
 
+/// A move holds a user for a few seconds at most (a 25 MB database takes about 5 s locally).
+const MOVE_RETRY_AFTER_SECONDS: u32 = 2;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiError {
     /// 400: the request breaks a business rule or names an invalid user.
@@ -30,6 +33,9 @@ pub enum ApiError {
     NotImplemented(String),
     /// 503: a storage dependency (R2, KV, the Durable Object) failed.
     Unavailable(String),
+    /// 503 with `Retry-After`: the user's data is between the two paths for a moment (a move
+    /// in progress); the same request succeeds shortly.
+    Moving(String),
     /// 503 with `"code": "corrupt_database"`: the user's database in R2 is not readable SQLite,
     /// or fails SQLite's integrity check. It is left as it is for an operator to look at.
     CorruptDatabase(String),
@@ -59,6 +65,7 @@ impl ApiError {
             ApiError::Internal(_) => 500,
             ApiError::NotImplemented(_) => 501,
             ApiError::Unavailable(_)
+            | ApiError::Moving(_)
             | ApiError::CorruptDatabase(_)
             | ApiError::IncompatibleSchema(_) => 503,
             ApiError::TooLarge(_) => 507,
@@ -77,6 +84,7 @@ impl ApiError {
             | ApiError::Internal(detail)
             | ApiError::NotImplemented(detail)
             | ApiError::Unavailable(detail)
+            | ApiError::Moving(detail)
             | ApiError::CorruptDatabase(detail)
             | ApiError::IncompatibleSchema(detail)
             | ApiError::TooLarge(detail)
@@ -90,6 +98,14 @@ impl ApiError {
             ApiError::CorruptDatabase(_) => Some("corrupt_database"),
             ApiError::IncompatibleSchema(_) => Some("incompatible_schema"),
             ApiError::NotMigratable { .. } => Some("not_migratable"),
+            _ => None,
+        }
+    }
+
+    /// Seconds after which a client should try again, for errors that pass by themselves.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            ApiError::Moving(_) => Some(MOVE_RETRY_AFTER_SECONDS),
             _ => None,
         }
     }
@@ -163,5 +179,27 @@ impl From<crate::migration::MigrationError> for ApiError {
 impl From<worker::Error> for ApiError {
     fn from(err: worker::Error) -> Self {
         ApiError::Unavailable(format!("Storage error: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_move_in_progress_asks_the_client_to_retry() {
+        let moving = ApiError::Moving("being moved".into());
+        assert_eq!(
+            (moving.status(), moving.retry_after()),
+            (503, Some(MOVE_RETRY_AFTER_SECONDS))
+        );
+        // A broken dependency or a damaged file does not pass by itself: no promise of when.
+        for other in [
+            ApiError::Unavailable("R2".into()),
+            ApiError::CorruptDatabase("damaged".into()),
+            ApiError::Conflict("changed".into()),
+        ] {
+            assert_eq!(other.retry_after(), None, "{other}");
+        }
     }
 }

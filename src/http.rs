@@ -187,12 +187,20 @@ pub fn labelled(mut response: Response, path: DataPath) -> Response {
     response
 }
 
-/// The response for an error: its status and `{"detail": ...}`. Server-side failures are logged.
+/// The response for an error: its status, `{"detail": ...}` and, for a wait that passes,
+/// `Retry-After`. Server-side failures are logged.
 pub fn error(err: &ApiError) -> Response {
     if err.status() >= 500 {
         worker::console_error!("{err}");
     }
-    json(err.status(), &err.body())
+    let mut response = json(err.status(), &err.body());
+    if let Some(seconds) = err.retry_after() {
+        // Our own responses have mutable headers; setting one cannot fail.
+        let _ = response
+            .headers_mut()
+            .set("Retry-After", &seconds.to_string());
+    }
+    response
 }
 
 /// A JSON response with the given status.

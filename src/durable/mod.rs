@@ -249,7 +249,7 @@ impl UserDataStore {
                 }
             }
         }
-        Err(ApiError::Unavailable(
+        Err(ApiError::Moving(
             "The user's data is being moved; try again".into(),
         ))
     }
@@ -264,7 +264,7 @@ impl UserDataStore {
         match r2::serve(&self.env, config, user, raw).await {
             r2::Served::Response(response) => Ok(response),
             // R2 and this object disagree for a moment (a move in progress elsewhere).
-            r2::Served::MovedToObject => Err(ApiError::Unavailable(
+            r2::Served::MovedToObject => Err(ApiError::Moving(
                 "The user's data is being moved; try again".into(),
             )),
         }
