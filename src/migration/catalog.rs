@@ -83,19 +83,21 @@ impl Cell {
     }
 
     /// Rebuilds a value from its `typeof` and what the backend returned for it.
-    fn from_typed(class: &str, value: SqlValue) -> Result<Cell, DbError> {
+    /// A value read back with the first letter of its `typeof`.
+    fn from_typed(class: u8, value: SqlValue) -> Result<Cell, DbError> {
         Ok(match (class, value) {
-            ("null", _) => Cell::Null,
-            ("integer", SqlValue::Integer(i)) => Cell::Integer(i),
+            (b'n', _) => Cell::Null,
+            (b'i', SqlValue::Integer(i)) => Cell::Integer(i),
             // JavaScript has one number type: a whole real arrives as an integer.
-            ("real", SqlValue::Integer(i)) => Cell::Real(i as f64),
-            ("real", SqlValue::Real(f)) => Cell::Real(f),
-            ("text", SqlValue::Blob(bytes)) => Cell::Text(bytes),
-            ("text", SqlValue::Text(text)) => Cell::Text(text.into_bytes()),
-            ("blob", SqlValue::Blob(bytes)) => Cell::Blob(bytes),
+            (b'r', SqlValue::Integer(i)) => Cell::Real(i as f64),
+            (b'r', SqlValue::Real(f)) => Cell::Real(f),
+            (b't', SqlValue::Blob(bytes)) => Cell::Text(bytes),
+            (b't', SqlValue::Text(text)) => Cell::Text(text.into_bytes()),
+            (b'b', SqlValue::Blob(bytes)) => Cell::Blob(bytes),
             (class, value) => {
                 return Err(DbError(format!(
-                    "a value of class {class} was read back as {value:?}"
+                    "a value of class {} was read back as {value:?}",
+                    char::from(class)
                 )))
             }
         })
@@ -380,10 +382,18 @@ pub fn for_each_page(
         )))
         }
     };
+    // The row's storage classes come as one short text, a letter per column (`n`ull,
+    // `i`nteger, `r`eal, `t`ext, `b`lob): one value to convert per row, not one per column,
+    // which matters where each value crosses into wasm from the object's JavaScript.
     let mut select: Vec<String> = key_select.into_iter().collect();
+    let classes: Vec<String> = table
+        .columns
+        .iter()
+        .map(|column| format!("substr(typeof({}), 1, 1)", quote_ident(column)))
+        .collect();
+    select.push(classes.join(" || "));
     for column in &table.columns {
         let quoted = quote_ident(column);
-        select.push(format!("typeof({quoted})"));
         select.push(format!(
             "CASE typeof({quoted}) WHEN 'text' THEN CAST({quoted} AS BLOB) ELSE {quoted} END"
         ));
@@ -457,13 +467,15 @@ fn page_row(table: &Table, hidden: bool, row: Row) -> Result<PageRow, DbError> {
     } else {
         None
     };
-    let mut cells = Vec::with_capacity(table.columns.len());
-    while let (Some(class), Some(value)) = (values.next(), values.next()) {
-        let SqlValue::Text(class) = class else {
-            return Err(DbError(format!("typeof returned {class:?}")));
-        };
-        cells.push(Cell::from_typed(&class, value)?);
-    }
+    let classes = match values.next() {
+        Some(SqlValue::Text(classes)) if classes.len() == table.columns.len() => classes,
+        other => return Err(DbError(format!("the classes of a row read as {other:?}"))),
+    };
+    let cells = classes
+        .bytes()
+        .zip(values)
+        .map(|(class, value)| Cell::from_typed(class, value))
+        .collect::<Result<Vec<_>, _>>()?;
     let rowid = match (&table.key, rowid) {
         (RowKey::Column(index), _) => match cells.get(*index) {
             Some(Cell::Integer(id)) => Some(*id),
