@@ -376,7 +376,14 @@ impl WranglerDev {
             let mut process = Self::launch(options, state);
             match process.wait_until_ready(agent) {
                 Ok(()) => return process,
-                Err(logs) if logs.contains("Address already in use") => continue,
+                // workerd may also fail to start for a port taken under it (seen on restarts
+                // on a loaded machine); a fresh start on other ports is the cure for both.
+                Err(logs)
+                    if logs.contains("Address already in use")
+                        || logs.contains("The Workers runtime failed to start") =>
+                {
+                    continue
+                }
                 Err(logs) => panic!("{logs}"),
             }
         }
