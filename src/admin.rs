@@ -10,14 +10,15 @@ use constant_time_eq::constant_time_eq;
 use serde_json::{json, Value};
 use worker::{Env, Headers, Method, Request, RequestInit, Response, ResponseBuilder};
 
-use crate::config::{Config, FLAGS_KV, USER_DATA_BUCKET, USER_DATA_DO};
+use crate::config::{Config, USER_DATA_BUCKET, USER_DATA_DO};
+use crate::db::rusqlite_db::RusqliteDb;
 use crate::error::ApiError;
+use crate::flag::Flags;
 use crate::http;
 use crate::identity::{UserId, USER_ID_HEADER};
-use crate::r2::rusqlite_db::RusqliteDb;
+use crate::layout::{self, R2State};
+use crate::r2;
 use crate::r2::sync::Saved;
-use crate::r2::{self, DbVersion, R2State};
-use crate::router::migrated_flag_key;
 
 /// Answers one admin request; never fails.
 pub async fn handle(req: Request, env: &Env) -> Response {
@@ -108,20 +109,10 @@ async fn call_object(
     Ok(stub.fetch_with_request(request).await?)
 }
 
-async fn flag_set(env: &Env, user: &UserId) -> Result<bool, ApiError> {
-    Ok(env
-        .kv(FLAGS_KV)?
-        .get(&migrated_flag_key(user))
-        .text()
-        .await
-        .map_err(|err| ApiError::Unavailable(format!("KV error: {err}")))?
-        .is_some())
-}
-
 /// What R2 says of a user's database (one HEAD).
 async fn r2_summary(env: &Env, user: &UserId) -> Result<Value, ApiError> {
     let bucket = env.bucket(USER_DATA_BUCKET)?;
-    let Some(object) = bucket.head(r2::database_key(user)).await? else {
+    let Some(object) = bucket.head(layout::database_key(user)).await? else {
         return Ok(
             json!({"exists": false, "version": 0, "size": null, "etag": null,
                          "state": "active", "migrated_at": null}),
@@ -134,7 +125,7 @@ async fn r2_summary(env: &Env, user: &UserId) -> Result<Value, ApiError> {
     };
     Ok(json!({
         "exists": true,
-        "version": DbVersion::from_metadata(&metadata).0,
+        "version": layout::version_from_metadata(&metadata).0,
         "size": object.size(),
         "etag": object.etag(),
         "state": state,
@@ -165,7 +156,7 @@ async fn list_users(env: &Env, query: &HashMap<String, String>) -> Result<Respon
         };
         let mut summary = r2_summary(env, &user).await?;
         summary["user_id"] = json!(user.as_str());
-        summary["flag"] = json!(flag_set(env, &user).await?);
+        summary["flag"] = json!(Flags::new(env)?.is_set(&user, None).await?);
         users.push(summary);
     }
     let cursor = page.cursor().filter(|_| page.truncated());
@@ -184,7 +175,7 @@ async fn user_status(env: &Env, user: &UserId) -> Result<Response, ApiError> {
         &json!({
             "user_id": user.as_str(),
             "r2": r2_summary(env, user).await?,
-            "flag": flag_set(env, user).await?,
+            "flag": Flags::new(env)?.is_set(user, None).await?,
             "object": object,
         }),
     ))
@@ -291,12 +282,12 @@ async fn prune(env: &Env, query: &HashMap<String, String>) -> Result<Response, A
         for object in page.objects() {
             let key = object.key();
             let metadata = object.custom_metadata().unwrap_or_default();
-            if key.contains("/backups/") && object.uploaded().as_millis() < cutoff {
+            if layout::is_backup(&key) && object.uploaded().as_millis() < cutoff {
                 if !dry_run {
                     bucket.delete(key.clone()).await?;
                 }
                 deleted.push(key);
-            } else if key.ends_with("/database.sqlite") && !metadata.contains_key("db-tombstone") {
+            } else if layout::is_database(&key) && !layout::is_tombstone(&metadata) {
                 let R2State::Migrated { at_ms } = R2State::from_metadata(&metadata) else {
                     continue;
                 };
@@ -304,11 +295,8 @@ async fn prune(env: &Env, query: &HashMap<String, String>) -> Result<Response, A
                     continue;
                 }
                 if !dry_run {
-                    let mut tombstone_metadata = r2::version::object_metadata(
-                        DbVersion::from_metadata(&metadata),
-                        R2State::Migrated { at_ms },
-                    );
-                    tombstone_metadata.insert("db-tombstone".into(), "1".into());
+                    let tombstone_metadata =
+                        layout::tombstone_metadata(layout::version_from_metadata(&metadata), at_ms);
                     // Only over the copy that was listed: a rollback may be writing it.
                     bucket
                         .put(key.clone(), TOMBSTONE.to_vec())

@@ -110,9 +110,21 @@ impl ApiError {
         }
     }
 
-    /// The JSON body of the error response.
+    /// What a client is told instead of the detail, for failures whose detail is ours alone
+    /// (SQL, storage messages): it goes to the log, with the request id the client gets.
+    pub fn public_detail(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Internal(_) => Some("Internal error"),
+            ApiError::Unavailable(_) => Some("A storage service failed; try again"),
+            _ => None,
+        }
+    }
+
+    /// The JSON body of the error response (without the request id [`Self::public_detail`]
+    /// asks for, which the edge adds).
     pub fn body(&self) -> serde_json::Value {
-        let mut body = serde_json::json!({ "detail": self.detail() });
+        let detail = self.public_detail().unwrap_or(self.detail());
+        let mut body = serde_json::json!({ "detail": detail });
         if let Some(code) = self.code() {
             body["code"] = code.into();
         }
@@ -133,46 +145,29 @@ impl std::error::Error for ApiError {}
 
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
-        // A unique key the request would break is the caller's conflict, not our bug. The
-        // backends word it differently around the column list; answer the same on both.
-        const UNIQUE: &str = "UNIQUE constraint failed: ";
-        if let Some(at) = err.0.find(UNIQUE) {
-            let columns = err.0[at + UNIQUE.len()..]
-                .split(':')
-                .next()
-                .unwrap_or_default();
-            ApiError::Conflict(format!("Another row already has the same {columns}"))
-        } else {
-            ApiError::Internal(format!("Database error: {err}"))
+        match err {
+            // A unique key the request would break is the caller's conflict, not our bug.
+            DbError::UniqueViolation { columns } => {
+                ApiError::Conflict(format!("Another row already has the same {columns}"))
+            }
+            DbError::Failed(message) => ApiError::Internal(format!("Database error: {message}")),
         }
     }
 }
 
-impl From<crate::migration::MigrationError> for ApiError {
-    fn from(err: crate::migration::MigrationError) -> Self {
-        use crate::migration::MigrationError;
+impl From<crate::identity::IdentityError> for ApiError {
+    fn from(err: crate::identity::IdentityError) -> Self {
+        use crate::identity::IdentityError;
         match err {
-            MigrationError::Api(err) => err,
-            MigrationError::Db(err) => ApiError::Internal(format!("Migration failed: {err}")),
-            MigrationError::Verification(detail) => {
-                ApiError::Internal(format!("Migration verification failed: {detail}"))
-            }
-            MigrationError::Busy(detail) => ApiError::Conflict(detail),
-            MigrationError::NotMigratable(action, problems) => ApiError::NotMigratable {
-                detail: format!(
-                    "The user cannot {}: {}; nothing was changed",
-                    match action {
-                        crate::migration::Action::Migrate => "move to their Durable Object",
-                        crate::migration::Action::Rollback => "move back to R2",
-                    },
-                    crate::migration::preflight::summary(&problems)
-                ),
-                problems: serde_json::to_value(&problems).unwrap_or_default(),
-            },
-            err @ (MigrationError::Injected(_) | MigrationError::Crash(_)) => {
-                ApiError::Unavailable(format!("The move failed: {err}"))
-            }
+            IdentityError::Invalid => ApiError::BadRequest(err.to_string()),
+            IdentityError::Missing => ApiError::Unauthorized(err.to_string()),
         }
+    }
+}
+
+impl From<crate::flag::FlagError> for ApiError {
+    fn from(err: crate::flag::FlagError) -> Self {
+        ApiError::Unavailable(err.to_string())
     }
 }
 
@@ -185,6 +180,26 @@ impl From<worker::Error> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internal_and_storage_failures_tell_the_client_nothing_of_their_detail() {
+        for (err, secret) in [
+            (
+                ApiError::Internal("Database error: no such column: x".into()),
+                "no such column",
+            ),
+            (
+                ApiError::Unavailable("KV error on migrated:ann: 500".into()),
+                "migrated:ann",
+            ),
+        ] {
+            let body = err.body().to_string();
+            assert!(!body.contains(secret), "{body}");
+        }
+        // Details that are the client's to know stay.
+        let conflict = ApiError::Conflict("Another row already has the same games.name".into());
+        assert!(conflict.body().to_string().contains("games.name"));
+    }
 
     #[test]
     fn only_a_move_in_progress_asks_the_client_to_retry() {

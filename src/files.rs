@@ -1,4 +1,4 @@
-//! The users' media files in R2 (`{user_id}/{folder}/{filename}`): streaming them to the client
+//! The users' media files in R2 (keys: [`crate::layout`]): streaming them to the client
 //! with `Range` support, storing uploads, and deleting what a request removed.
 //!
 //! Ordering keeps the database honest: uploads are stored before the request's database changes
@@ -10,10 +10,7 @@ use crate::error::ApiError;
 use crate::handlers::{ApiResponse, Deletion, FileResponse, Upload};
 use crate::http;
 use crate::identity::UserId;
-
-fn user_key(user: &UserId, key: &str) -> String {
-    format!("{user}/{key}")
-}
+use crate::layout;
 
 /// Stores every upload under the user's folder.
 pub async fn store(bucket: &Bucket, user: &UserId, uploads: &[Upload]) -> Result<(), ApiError> {
@@ -24,7 +21,10 @@ pub async fn store(bucket: &Bucket, user: &UserId, uploads: &[Upload]) -> Result
         };
         // R2 takes the bytes by value; this copy lives only until the runtime has its own.
         bucket
-            .put(user_key(user, &upload.key), Vec::clone(&upload.bytes))
+            .put(
+                layout::media_key(user, &upload.key),
+                Vec::clone(&upload.bytes),
+            )
             .http_metadata(metadata)
             .execute()
             .await
@@ -40,7 +40,7 @@ pub async fn store(bucket: &Bucket, user: &UserId, uploads: &[Upload]) -> Result
 pub async fn delete(bucket: &Bucket, user: &UserId, deletions: &[Deletion]) {
     for deletion in deletions {
         let result = match deletion {
-            Deletion::Object(key) => bucket.delete(user_key(user, key)).await,
+            Deletion::Object(key) => bucket.delete(layout::media_key(user, key)).await,
             Deletion::AllMedia => delete_all_media(bucket, user).await,
         };
         if let Err(err) = result {
@@ -51,14 +51,9 @@ pub async fn delete(bucket: &Bucket, user: &UserId, deletions: &[Deletion]) {
 
 /// Every object under the user's folder except the database and its backups.
 async fn delete_all_media(bucket: &Bucket, user: &UserId) -> worker::Result<()> {
-    let prefix = format!("{user}/");
-    let keep = [
-        format!("{prefix}database.sqlite"),
-        format!("{prefix}backups/"),
-    ];
     let mut cursor = None;
     loop {
-        let mut list = bucket.list().prefix(prefix.clone());
+        let mut list = bucket.list().prefix(layout::user_prefix(user));
         if let Some(cursor) = cursor.take() {
             list = list.cursor(cursor);
         }
@@ -67,7 +62,7 @@ async fn delete_all_media(bucket: &Bucket, user: &UserId) -> worker::Result<()> 
             .objects()
             .iter()
             .map(|object| object.key())
-            .filter(|key| !keep.iter().any(|kept| key.starts_with(kept.as_str())))
+            .filter(|key| layout::is_media(user, key))
             .collect();
         if !doomed.is_empty() {
             bucket.delete_multiple(doomed).await?;
@@ -133,7 +128,7 @@ async fn serve(
     file: &FileResponse,
     range: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let key = user_key(user, &file.key);
+    let key = layout::media_key(user, &file.key);
     let head = bucket
         .head(key.clone())
         .await?

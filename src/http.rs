@@ -190,10 +190,23 @@ pub fn labelled(mut response: Response, path: DataPath) -> Response {
 /// The response for an error: its status, `{"detail": ...}` and, for a wait that passes,
 /// `Retry-After`. Server-side failures are logged.
 pub fn error(err: &ApiError) -> Response {
+    let mut body = err.body();
     if err.status() >= 500 {
-        worker::console_error!("{err}");
+        let request_id = request_id();
+        worker::console_error!(
+            "{}",
+            serde_json::json!({
+                "event": "request_failed",
+                "request_id": request_id,
+                "status": err.status(),
+                "detail": err.detail(),
+            })
+        );
+        if err.public_detail().is_some() {
+            body["request_id"] = request_id.into();
+        }
     }
-    let mut response = json(err.status(), &err.body());
+    let mut response = json(err.status(), &body);
     if let Some(seconds) = err.retry_after() {
         // Our own responses have mutable headers; setting one cannot fail.
         let _ = response
@@ -201,6 +214,12 @@ pub fn error(err: &ApiError) -> Response {
             .set("Retry-After", &seconds.to_string());
     }
     response
+}
+
+/// An id for one failed request, to find its log line by.
+fn request_id() -> String {
+    let random = worker::js_sys::Math::random();
+    format!("{:013x}", (random * (1u64 << 52) as f64) as u64)
 }
 
 /// A JSON response with the given status.

@@ -6,12 +6,33 @@
 
 use std::fmt;
 
-use crate::error::ApiError;
-
 /// The header every API request names its user in (case-insensitive, as all HTTP headers).
 pub const USER_ID_HEADER: &str = "X-User-ID";
 
 const MAX_LEN: usize = 64;
+
+/// Why a request names no user we accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityError {
+    /// The id breaks the rules (400).
+    Invalid,
+    /// No id, and no default user (401).
+    Missing,
+}
+
+impl fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdentityError::Invalid => write!(
+                f,
+                "Invalid {USER_ID_HEADER}: expected 1 to {MAX_LEN} characters of A-Z, a-z, 0-9, '_' or '-'"
+            ),
+            IdentityError::Missing => write!(f, "Missing {USER_ID_HEADER} header"),
+        }
+    }
+}
+
+impl std::error::Error for IdentityError {}
 
 /// A validated user id: 1 to 64 characters of `[A-Za-z0-9_-]`.
 ///
@@ -21,25 +42,24 @@ pub struct UserId(String);
 
 impl UserId {
     /// Validates `raw` as sent, without trimming or stripping anything.
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, IdentityError> {
         let allowed = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
         if raw.is_empty() || raw.len() > MAX_LEN || !raw.chars().all(allowed) {
-            return Err(ApiError::BadRequest(format!(
-                "Invalid {USER_ID_HEADER}: expected 1 to {MAX_LEN} characters of A-Z, a-z, 0-9, '_' or '-'"
-            )));
+            return Err(IdentityError::Invalid);
         }
         Ok(Self(raw.to_owned()))
     }
 
     /// Resolves the user of a request from its header, else the configured default user.
     /// No header and no default is 401: the caller did not say who it is.
-    pub fn from_header(header: Option<&str>, default_user: Option<&str>) -> Result<Self, ApiError> {
+    pub fn from_header(
+        header: Option<&str>,
+        default_user: Option<&str>,
+    ) -> Result<Self, IdentityError> {
         match (header, default_user) {
             (Some(raw), _) => Self::parse(raw),
             (None, Some(default)) => Self::parse(default),
-            (None, None) => Err(ApiError::Unauthorized(format!(
-                "Missing {USER_ID_HEADER} header"
-            ))),
+            (None, None) => Err(IdentityError::Missing),
         }
     }
 
@@ -77,7 +97,7 @@ mod tests {
             "a/b",
         ] {
             assert!(
-                matches!(UserId::parse(id), Err(ApiError::BadRequest(_))),
+                matches!(UserId::parse(id), Err(IdentityError::Invalid)),
                 "{id:?} was accepted"
             );
         }
@@ -88,7 +108,7 @@ mod tests {
         assert_eq!(UserId::from_header(None, Some("a")).unwrap().as_str(), "a");
         assert!(matches!(
             UserId::from_header(None, None),
-            Err(ApiError::Unauthorized(_))
+            Err(IdentityError::Missing)
         ));
         assert_eq!(
             UserId::from_header(Some("bob"), Some("a"))

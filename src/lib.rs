@@ -2,14 +2,21 @@
 //!
 //! Layout (one module per concern; each starts with a note on what it owns):
 //! - [`router`]: the outer routes; picks the R2-SQLite path or the user's Durable Object from the
-//!   KV flag `migrated:<user_id>`.
+//!   KV flag.
+//! - [`flag`]: the KV flag `migrated:<user_id>`: its key, reading, setting and clearing it.
+//! - [`layout`]: where things live in R2: every key and metadata key, and [`layout::R2State`].
 //! - [`identity`]: `X-User-ID` -> [`identity::UserId`], the only place a user id is made.
 //! - [`config`]: vars and binding names, read from `Env` once per request.
-//! - [`error`]: [`error::ApiError`] and its one mapping to an HTTP status and `{"detail": ...}`.
+//! - [`error`]: [`error::ApiError`] and its one mapping to an HTTP status and `{"detail": ...}`;
+//!   the lower modules' typed errors (identity, flag, database) become it there.
+//!
+//! Modules import only those below them: identity, config < error < db < handlers < http, files,
+//! flag, layout < r2 < migration < durable < admin < router.
 //! - [`http`]: converts workers-rs requests and responses to and from the handlers' plain types.
 //! - [`files`]: the users' media files in R2: streamed with `Range`, stored, deleted.
-//! - [`db`]: the synchronous [`db::Db`] abstraction, typed values, the schema migration runner and
-//!   the check that a database's app tables have the app's shape.
+//! - [`db`]: the synchronous [`db::Db`] abstraction and its two backends (rusqlite, the object's
+//!   SqlStorage), typed values and errors, [`db::DbVersion`], the schema migration runner and the
+//!   check that a database's app tables have the app's shape.
 //! - [`handlers`]: the API routes of `shared/api.md`, written once over `Db`; no I/O.
 //! - [`r2`]: the R2-SQLite path: the user's SQLite file in R2 opened with rusqlite.
 //! - [`durable`]: [`durable::UserDataStore`], the per-user Durable Object with SQLite storage.
@@ -22,9 +29,11 @@ pub mod db;
 pub mod durable;
 pub mod error;
 pub mod files;
+pub mod flag;
 pub mod handlers;
 pub mod http;
 pub mod identity;
+pub mod layout;
 pub mod migration;
 pub mod r2;
 pub mod router;

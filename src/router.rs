@@ -11,9 +11,10 @@ use serde_json::json;
 use worker::{Env, Method, Request, Response};
 
 use crate::admin;
-use crate::config::{Config, FLAGS_KV, USER_DATA_DO};
+use crate::config::{Config, USER_DATA_DO};
 use crate::durable::FLAG_SEEN_HEADER;
 use crate::error::ApiError;
+use crate::flag::Flags;
 use crate::http::{self, RawRequest};
 use crate::identity::{UserId, USER_ID_HEADER};
 use crate::r2;
@@ -64,11 +65,6 @@ fn local_iso_now() -> String {
     format!("{}000", iso.trim_end_matches('Z'))
 }
 
-/// The KV key whose presence says a user is served by their Durable Object.
-pub fn migrated_flag_key(user: &UserId) -> String {
-    format!("migrated:{user}")
-}
-
 async fn route_api(mut req: Request, env: &Env) -> Result<Response, ApiError> {
     let config = Config::from_env(env);
     let mut raw = RawRequest::read(&mut req).await?;
@@ -80,14 +76,11 @@ async fn route_api(mut req: Request, env: &Env) -> Result<Response, ApiError> {
 
     let flagged = match config.router_flag_override {
         Some(flagged) => flagged,
-        None => env
-            .kv(FLAGS_KV)?
-            .get(&migrated_flag_key(&user))
-            .cache_ttl(config.flag_cache_ttl_seconds)
-            .text()
-            .await
-            .map_err(|err| ApiError::Unavailable(format!("KV error: {err}")))?
-            .is_some(),
+        None => {
+            Flags::new(env)?
+                .is_set(&user, Some(config.flag_cache_ttl_seconds))
+                .await?
+        }
     };
     if flagged {
         return forward_to_object(env, &user, raw, true).await;

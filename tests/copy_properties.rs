@@ -17,9 +17,9 @@ use harness::generate::{
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, RngSeed};
+use user_data_worker::db::rusqlite_db::RusqliteDb;
 use user_data_worker::db::{check_integrity, Db};
 use user_data_worker::migration::{copy, preflight, verify, Problem};
-use user_data_worker::r2::rusqlite_db::RusqliteDb;
 
 const SEED: u64 = 20261122;
 

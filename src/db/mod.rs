@@ -2,23 +2,71 @@
 //!
 //! [`Db`] is synchronous on purpose: both backends are (rusqlite, and the Durable Object's
 //! `SqlStorage::exec`), and a handler that cannot `.await` cannot let another request interleave
-//! with its writes. Only two modules implement it: `r2::rusqlite_db` and `durable::sql_db`.
+//! with its writes. Only two modules implement it, one per backend: [`rusqlite_db`] (the R2
+//! path's file, SQLite compiled to wasm) and [`sql_db`] (the Durable Object's storage).
 
+pub mod rusqlite_db;
 mod schema;
+pub mod sql_db;
 mod value;
+mod version;
 
 pub use schema::{apply_migrations, check_shape, Difference, ShapeError, MIGRATIONS_TABLE};
 pub use value::{FromSqlValue, Row, SqlValue};
+pub use version::DbVersion;
 
 use std::fmt;
 
-/// A failed statement, with the backend's message.
+/// A failed statement.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DbError(pub String);
+pub enum DbError {
+    /// The statement would give two rows the same value of a UNIQUE or PRIMARY KEY constraint
+    /// on `columns` (as SQLite names them: `table.column, table.column`).
+    UniqueViolation { columns: String },
+    /// Anything else, with the backend's message (or a value that does not decode).
+    Failed(String),
+}
+
+impl DbError {
+    pub fn failed(message: impl Into<String>) -> Self {
+        DbError::Failed(message.into())
+    }
+
+    /// An error as a backend words it. Both backends' SQLite say `UNIQUE constraint failed:
+    /// t.a, t.b` (the object adds `: SQLITE_CONSTRAINT` after it), so a violation is told apart
+    /// here, once, for both.
+    pub fn from_backend(message: String) -> Self {
+        const UNIQUE: &str = "UNIQUE constraint failed: ";
+        match message.find(UNIQUE) {
+            Some(at) => DbError::UniqueViolation {
+                columns: message[at + UNIQUE.len()..]
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+            },
+            None => DbError::Failed(message),
+        }
+    }
+
+    /// The same error, its message prefixed with what was being done.
+    pub fn context(self, doing: &str) -> Self {
+        match self {
+            DbError::Failed(message) => DbError::Failed(format!("{doing}: {message}")),
+            unique => unique,
+        }
+    }
+}
 
 impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            DbError::UniqueViolation { columns } => {
+                write!(f, "UNIQUE constraint failed: {columns}")
+            }
+            DbError::Failed(message) => f.write_str(message),
+        }
     }
 }
 
@@ -36,7 +84,7 @@ pub fn check_integrity(db: &impl Db) -> Result<(), DbError> {
     if verdict == ["ok"] {
         Ok(())
     } else {
-        Err(DbError(format!("quick_check: {}", verdict.join("; "))))
+        Err(DbError::failed(format!("quick_check: {}", verdict.join("; "))))
     }
 }
 
@@ -72,4 +120,40 @@ pub trait Db {
     /// `transaction` again.
     fn transaction<T, E: From<DbError>>(&self, work: impl FnOnce() -> Result<T, E>)
         -> Result<T, E>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rusqlite_db::RusqliteDb;
+    use super::*;
+
+    #[test]
+    fn a_unique_violation_is_told_apart_in_either_backends_wording() {
+        let expected = DbError::UniqueViolation {
+            columns: "t.a, t.b".into(),
+        };
+        for message in [
+            "UNIQUE constraint failed: t.a, t.b",
+            "UNIQUE constraint failed: t.a, t.b: SQLITE_CONSTRAINT",
+        ] {
+            assert_eq!(DbError::from_backend(message.into()), expected);
+        }
+        let other = DbError::from_backend("no such table: t".into());
+        assert_eq!(other, DbError::Failed("no such table: t".into()));
+        assert_eq!(expected.clone().context("inserting"), expected);
+    }
+
+    #[test]
+    fn rusqlite_reports_a_duplicate_key_as_a_unique_violation() {
+        let db = RusqliteDb::empty().unwrap();
+        db.execute_script("CREATE TABLE t (a PRIMARY KEY, b UNIQUE)")
+            .unwrap();
+        db.execute("INSERT INTO t VALUES (1, 2)", &[]).unwrap();
+        assert_eq!(
+            db.execute("INSERT INTO t VALUES (3, 2)", &[]),
+            Err(DbError::UniqueViolation {
+                columns: "t.b".into()
+            })
+        );
+    }
 }

@@ -51,7 +51,7 @@ fn apply_pending(db: &impl Db) -> Result<usize, DbError> {
     let pending: Vec<_> = MIGRATIONS.iter().filter(|(v, _, _)| *v > applied).collect();
     for (version, name, sql) in &pending {
         db.execute_script(sql)
-            .map_err(|DbError(msg)| DbError(format!("migration {name}: {msg}")))?;
+            .map_err(|err| err.context(&format!("migration {name}")))?;
         db.execute(
             &format!("INSERT INTO {MIGRATIONS_TABLE} (version, name) VALUES (?, ?)"),
             &[SqlValue::Integer(*version), SqlValue::from(*name)],
@@ -270,7 +270,7 @@ pub fn check_shape(db: &impl Db, fresh: &impl Db) -> Result<(), ShapeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::r2::rusqlite_db::RusqliteDb;
+    use crate::db::rusqlite_db::RusqliteDb;
 
     /// A database with nothing but the migrations applied.
     fn fresh() -> RusqliteDb {

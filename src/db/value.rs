@@ -64,7 +64,7 @@ pub trait FromSqlValue: Sized {
 }
 
 fn mismatch(expected: &str, value: &SqlValue) -> DbError {
-    DbError(format!("expected {expected}, found {value:?}"))
+    DbError::failed(format!("expected {expected}, found {value:?}"))
 }
 
 impl FromSqlValue for i64 {
@@ -131,8 +131,8 @@ impl Row {
         let value = self
             .0
             .get(index)
-            .ok_or_else(|| DbError(format!("no column {index} in a row of {}", self.0.len())))?;
-        T::from_sql_value(value).map_err(|DbError(msg)| DbError(format!("column {index}: {msg}")))
+            .ok_or_else(|| DbError::failed(format!("no column {index} in a row of {}", self.0.len())))?;
+        T::from_sql_value(value).map_err(|err| err.context(&format!("column {index}")))
     }
 }
 

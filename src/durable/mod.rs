@@ -10,10 +10,6 @@
 //! Paths under `/internal/` are the Worker's own calls (migrate, rollback, status, export); the
 //! router forwards only `/api/*` here, so clients cannot reach them.
 
-mod sql_db;
-
-pub use sql_db::SqlDb;
-
 use serde_json::json;
 use worker::{
     durable_object, Bucket, DurableObject, Env, Headers, Request, Response, ResponseBuilder,
@@ -21,14 +17,17 @@ use worker::{
 };
 
 use crate::config::{Config, USER_DATA_BUCKET};
+use crate::db::sql_db::SqlDb;
+use crate::db::DbVersion;
 use crate::db::{apply_migrations, Db, DbError};
 use crate::error::ApiError;
 use crate::files;
 use crate::handlers::{self, ApiRequest, Reply, Upload};
 use crate::http::{self, DataPath, RawRequest};
 use crate::identity::{UserId, USER_ID_HEADER};
+use crate::layout::R2State;
 use crate::migration::{self, Action, Decision, MigrationError, Move, Report};
-use crate::r2::{self, DbVersion, R2State};
+use crate::r2;
 
 /// The header the router (or the R2 path's fence) sets on forwarded API requests: whether the
 /// KV flag was seen. Clients cannot set it: the router removes it from what they send.

@@ -441,10 +441,10 @@ pub fn file(
 mod tests {
     use serde_json::json;
 
+    use crate::db::rusqlite_db::RusqliteDb;
     use crate::db::Db;
     use crate::handlers::tests::{call, form, json_body, ok, status, test_db};
     use crate::handlers::{ApiResponse, Body, FormValue, Method, UploadedFile};
-    use crate::r2::rusqlite_db::RusqliteDb;
 
     /// A project (1) and two clips of different games with the same end time.
     fn seeded() -> RusqliteDb {

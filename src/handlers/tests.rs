@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::db::apply_migrations;
-use crate::r2::rusqlite_db::RusqliteDb;
+use crate::db::rusqlite_db::RusqliteDb;
 
 static NEXT_ENTROPY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 

@@ -95,7 +95,7 @@ impl Cell {
             (b't', SqlValue::Text(text)) => Cell::Text(text.into_bytes()),
             (b'b', SqlValue::Blob(bytes)) => Cell::Blob(bytes),
             (class, value) => {
-                return Err(DbError(format!(
+                return Err(DbError::failed(format!(
                     "a value of class {} was read back as {value:?}",
                     char::from(class)
                 )))
@@ -376,7 +376,7 @@ pub fn for_each_page(
                 .collect(),
         ),
         RowKey::Unreachable => {
-            return Err(DbError(format!(
+            return Err(DbError::failed(format!(
             "table {} shadows rowid, _rowid_ and oid with columns: its rows cannot be addressed",
             table.name
         )))
@@ -462,14 +462,14 @@ fn page_row(table: &Table, hidden: bool, row: Row) -> Result<PageRow, DbError> {
     let rowid = if hidden {
         Some(
             crate::db::FromSqlValue::from_sql_value(&values.next().unwrap_or(SqlValue::Null))
-                .map_err(|DbError(e)| DbError(format!("rowid of {}: {e}", table.name)))?,
+                .map_err(|err| err.context(&format!("rowid of {}", table.name)))?,
         )
     } else {
         None
     };
     let classes = match values.next() {
         Some(SqlValue::Text(classes)) if classes.len() == table.columns.len() => classes,
-        other => return Err(DbError(format!("the classes of a row read as {other:?}"))),
+        other => return Err(DbError::failed(format!("the classes of a row read as {other:?}"))),
     };
     let cells = classes
         .bytes()

@@ -72,7 +72,7 @@ fn copy_rows(from: &impl Db, to: &impl Db, table: &Table) -> Result<TableDigest,
             };
             let (row_values, row_params) = row_sql(rowid.iter().chain(&row.cells));
             if row_params.len() > MAX_PARAMETERS {
-                return Err(DbError(format!(
+                return Err(DbError::failed(format!(
                     "a row of {} needs {} bound values; at most {MAX_PARAMETERS} fit in a statement",
                     table.name,
                     row_params.len()

@@ -37,15 +37,17 @@ pub mod verify;
 use serde::Serialize;
 use worker::{Bucket, Env};
 
-use crate::config::{Config, FLAGS_KV, USER_DATA_BUCKET};
+use crate::config::{Config, USER_DATA_BUCKET};
+use crate::db::rusqlite_db::RusqliteDb;
+use crate::db::sql_db::SqlDb;
+use crate::db::DbVersion;
 use crate::db::{apply_migrations, check_integrity, Db, DbError};
-use crate::durable::SqlDb;
 use crate::error::ApiError;
+use crate::flag::{self, Flags};
 use crate::identity::UserId;
-use crate::r2::rusqlite_db::RusqliteDb;
+use crate::layout::{self, R2State};
+use crate::r2;
 use crate::r2::sync::{Saved, Snapshot};
-use crate::r2::{self, DbVersion, R2State};
-use crate::router::migrated_flag_key;
 use catalog::OBJECT_TABLES;
 pub use preflight::Problem;
 pub use verify::TableDigest;
@@ -150,6 +152,8 @@ pub enum MigrationError {
     Api(ApiError),
     /// A statement failed.
     Db(DbError),
+    /// The KV flag could not be set or cleared.
+    Flag(flag::FlagError),
     /// The copy does not hold the same data; it was discarded.
     Verification(String),
     /// Writes kept landing on R2 during the migration.
@@ -168,6 +172,7 @@ impl std::fmt::Display for MigrationError {
         match self {
             MigrationError::Api(err) => write!(f, "{}", err.detail()),
             MigrationError::Db(err) => write!(f, "database error: {err}"),
+            MigrationError::Flag(err) => write!(f, "{err}"),
             MigrationError::Verification(detail) | MigrationError::Busy(detail) => {
                 f.write_str(detail)
             }
@@ -183,6 +188,42 @@ impl std::fmt::Display for MigrationError {
 impl From<ApiError> for MigrationError {
     fn from(err: ApiError) -> Self {
         MigrationError::Api(err)
+    }
+}
+
+impl From<flag::FlagError> for MigrationError {
+    fn from(err: flag::FlagError) -> Self {
+        MigrationError::Flag(err)
+    }
+}
+
+// Mapped here rather than in `crate::error`, which the migration builds on (it imports nothing
+// above itself).
+impl From<MigrationError> for ApiError {
+    fn from(err: MigrationError) -> Self {
+        match err {
+            MigrationError::Api(err) => err,
+            MigrationError::Flag(err) => err.into(),
+            MigrationError::Db(err) => ApiError::Internal(format!("Migration failed: {err}")),
+            MigrationError::Verification(detail) => {
+                ApiError::Internal(format!("Migration verification failed: {detail}"))
+            }
+            MigrationError::Busy(detail) => ApiError::Conflict(detail),
+            MigrationError::NotMigratable(action, problems) => ApiError::NotMigratable {
+                detail: format!(
+                    "The user cannot {}: {}; nothing was changed",
+                    match action {
+                        Action::Migrate => "move to their Durable Object",
+                        Action::Rollback => "move back to R2",
+                    },
+                    preflight::summary(&problems)
+                ),
+                problems: serde_json::to_value(&problems).unwrap_or_default(),
+            },
+            err @ (MigrationError::Injected(_) | MigrationError::Crash(_)) => {
+                ApiError::Unavailable(format!("The move failed: {err}"))
+            }
+        }
     }
 }
 
@@ -503,17 +544,13 @@ impl Move {
     }
 
     async fn set_flag(&self, migrated: bool) -> Result<(), MigrationError> {
-        let flags = self.env.kv(FLAGS_KV)?;
-        let key = migrated_flag_key(&self.user);
-        let result = if migrated {
-            match flags.put(&key, "1") {
-                Ok(put) => put.execute().await,
-                Err(err) => Err(err),
-            }
+        let flags = Flags::new(&self.env)?;
+        if migrated {
+            flags.set(&self.user, flag::BY_OPERATOR).await?;
         } else {
-            flags.delete(&key).await
-        };
-        result.map_err(|err| ApiError::Unavailable(format!("KV error on {key}: {err}")).into())
+            flags.clear(&self.user).await?;
+        }
+        Ok(())
     }
 
     /// Drops the object's copy of the data and recreates the empty schema.
@@ -789,10 +826,10 @@ impl Move {
         let database = r2::database(bucket, &self.user, &self.config);
         let old = database.download().await?;
         if let Some(bytes) = old.bytes {
-            let key = format!("{}/backups/database.v{}.sqlite", self.user, old.version);
+            let key = layout::backup_key(&self.user, old.version);
             bucket
                 .put(key.clone(), bytes.as_ref().clone())
-                .custom_metadata(r2::version::object_metadata(old.version, old.state))
+                .custom_metadata(layout::object_metadata(old.version, old.state))
                 .execute()
                 .await
                 .map_err(|err| ApiError::Unavailable(format!("Could not store {key}: {err}")))?;

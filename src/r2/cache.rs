@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::r2::rusqlite_db::RusqliteDb;
+use crate::db::rusqlite_db::RusqliteDb;
 
 #[derive(Default)]
 struct Cache {

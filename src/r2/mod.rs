@@ -17,36 +17,31 @@
 //! another shape is answered 503 and never overwritten.
 
 mod cache;
-pub mod rusqlite_db;
 pub mod sync;
-pub mod version;
 
 use worker::{Bucket, Env, Response};
 
 use crate::config::{Config, ConflictStrategy, USER_DATA_BUCKET};
+use crate::db::rusqlite_db::RusqliteDb;
+use crate::db::DbVersion;
 use crate::db::{apply_migrations, check_shape, Db, Difference, ShapeError};
 use crate::error::ApiError;
 use crate::files;
+use crate::flag::{self, Flags};
 use crate::handlers::{self, Reply};
 use crate::http::{self, DataPath, RawRequest};
 use crate::identity::UserId;
-use rusqlite_db::RusqliteDb;
+use crate::layout::{self, R2State};
 use sync::{R2Database, Saved, Snapshot};
-pub use version::{DbVersion, R2State};
 
 /// How often a request runs again on a newer database before it answers 409.
 const MAX_ATTEMPTS: u32 = 10;
-
-/// The R2 key of a user's database.
-pub fn database_key(user: &UserId) -> String {
-    format!("{user}/database.sqlite")
-}
 
 /// The user's database object, with the limits from `config`.
 pub fn database<'a>(bucket: &'a Bucket, user: &UserId, config: &Config) -> R2Database<'a> {
     R2Database {
         bucket,
-        key: database_key(user),
+        key: layout::database_key(user),
         cache_bytes: config.cache_bytes,
         max_bytes: config.max_database_bytes,
     }
@@ -304,14 +299,9 @@ fn log_size(config: &Config, user: &UserId, size: u64) {
 /// The existing design's "migrate when the database exceeds 1 MB": sets the flag; the user's
 /// next request reaches their object, which moves the data. A failure only delays that.
 async fn request_migration(env: &Env, user: &UserId, size: u64) {
-    let key = crate::router::migrated_flag_key(user);
-    let result = match env
-        .kv(crate::config::FLAGS_KV)
-        .map(|kv| kv.put(&key, "auto"))
-    {
-        Ok(Ok(put)) => put.execute().await.map_err(|err| err.to_string()),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(err) => Err(err.to_string()),
+    let result = match Flags::new(env) {
+        Ok(flags) => flags.set(user, flag::BY_SIZE).await,
+        Err(err) => Err(err),
     };
     match result {
         Ok(()) => worker::console_log!("User {user} ({size} bytes) flagged for migration"),

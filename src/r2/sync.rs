@@ -10,11 +10,12 @@ use std::rc::Rc;
 
 use worker::{Bucket, Conditional, Object};
 
+use crate::db::rusqlite_db::RusqliteDb;
+use crate::db::DbVersion;
 use crate::error::ApiError;
+use crate::layout::{object_metadata, version_from_metadata, R2State};
 use crate::r2::cache;
 use crate::r2::mb;
-use crate::r2::rusqlite_db::RusqliteDb;
-use crate::r2::version::{object_metadata, DbVersion, R2State};
 
 /// The database as loaded (or looked at) in R2.
 #[derive(Debug, Clone)]
@@ -252,7 +253,7 @@ fn metadata_of(object: &Object, key: &str) -> Result<(DbVersion, R2State), ApiEr
         .custom_metadata()
         .map_err(|e| storage_error(key, e))?;
     Ok((
-        DbVersion::from_metadata(&metadata),
+        version_from_metadata(&metadata),
         R2State::from_metadata(&metadata),
     ))
 }

@@ -22,7 +22,7 @@ impl RusqliteDb {
     /// Opens the bytes of a SQLite file. Fails when they are not a readable SQLite database.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DbError> {
         if bytes.is_empty() {
-            return Err(DbError("the file is empty".into()));
+            return Err(DbError::failed("the file is empty"));
         }
         let mut conn = Connection::open_in_memory().map_err(to_db_error)?;
         conn.deserialize_read_exact(MAIN_DB, bytes, bytes.len(), false)
@@ -113,7 +113,7 @@ impl Db for RusqliteDb {
 }
 
 fn to_db_error(err: rusqlite::Error) -> DbError {
-    DbError(err.to_string())
+    DbError::from_backend(err.to_string())
 }
 
 fn to_rusqlite(value: &SqlValue) -> Value {
@@ -171,7 +171,7 @@ mod tests {
         apply_migrations(&db).unwrap();
         let result: Result<(), DbError> = db.transaction(|| {
             db.execute("INSERT INTO games (name) VALUES ('kept?')", &[])?;
-            Err(DbError("fails after its first write".into()))
+            Err(DbError::failed("fails after its first write"))
         });
         assert!(result.is_err());
         assert!(db.query("SELECT id FROM games", &[]).unwrap().is_empty());

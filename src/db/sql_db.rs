@@ -133,9 +133,9 @@ impl Db for SqlDb {
         match (outcome, committed) {
             (Some(Err(err)), _) => Err(err),
             (Some(Ok(value)), Ok(_)) => Ok(value),
-            (Some(Ok(_)), Err(err)) => Err(DbError(format!("commit failed: {err:?}")).into()),
+            (Some(Ok(_)), Err(err)) => Err(DbError::failed(format!("commit failed: {err:?}")).into()),
             (None, result) => {
-                Err(DbError(format!("transactionSync did not run: {result:?}")).into())
+                Err(DbError::failed(format!("transactionSync did not run: {result:?}")).into())
             }
         }
     }
@@ -147,14 +147,14 @@ fn js_error(err: JsValue) -> DbError {
         .map(|err| String::from(err.message()))
         .or_else(|| err.as_string())
         .unwrap_or_else(|| format!("{err:?}"));
-    DbError(message)
+    DbError::from_backend(message)
 }
 
 fn to_js(value: &SqlValue) -> Result<JsValue, DbError> {
     Ok(match value {
         SqlValue::Null => JsValue::NULL,
         SqlValue::Integer(i) if i.unsigned_abs() > MAX_SAFE_INTEGER as u64 => {
-            return Err(DbError(format!(
+            return Err(DbError::failed(format!(
                 "the integer {i} is outside ±(2^53 - 1), which the object cannot bind exactly"
             )))
         }
@@ -190,7 +190,7 @@ fn from_js(value: JsValue) -> Result<SqlValue, DbError> {
     if let Some(view) = value.dyn_ref::<Uint8Array>() {
         return Ok(SqlValue::Blob(view.to_vec()));
     }
-    Err(DbError(format!(
+    Err(DbError::failed(format!(
         "an unexpected value from SQL storage: {value:?}"
     )))
 }
