@@ -10,7 +10,7 @@
 //! - [`files`]: the users' media files in R2: streamed with `Range`, stored, deleted.
 //! - [`db`]: the synchronous [`db::Db`] abstraction, typed values, the schema migration runner and
 //!   the check that a database's app tables have the app's shape.
-//! - [`handlers`]: the API routes of `shared/api.md`, written once over `Db`; no I/O.
+//! - [`handlers`]: the API routes of `docs/api.md`, written once over `Db`; no I/O.
 //! - [`r2`]: the R2-SQLite path: the user's SQLite file in R2 opened with rusqlite.
 //! - [`durable`]: [`durable::UserDataStore`], the per-user Durable Object with SQLite storage.
 //! - [`migration`]: moving a user R2 -> Durable Object and back; the fences against KV lag.
