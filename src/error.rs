@@ -1,7 +1,7 @@
 //! `ApiError` and the one mapping from errors to HTTP responses.
 //!
 //! Every module returns its own error type; this is the only place that picks a status code.
-//! Bodies are `{"detail": "..."}` (shared/api.md §2.1). Internal errors are logged in full and
+//! Bodies are `{"detail": "..."}` (docs/api.md §2.1). Internal errors are logged in full and
 //! answered with a short detail that names what failed, never a stack trace.
 
 use std::fmt;

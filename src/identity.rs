@@ -2,7 +2,7 @@
 //!
 //! This is the only place a `UserId` is made. The existing app silently stripped characters it
 //! did not like, so two different headers could reach the same user's data; here an id is taken
-//! exactly as sent or refused (shared/api.md §1 is deliberately not followed on that point).
+//! exactly as sent or refused (docs/api.md §1; a deliberate difference, listed in §13).
 
 use std::fmt;
 

@@ -9,19 +9,19 @@
 //! - [`config`]: vars and binding names, read from `Env` once per request.
 //! - [`error`]: [`error::ApiError`] and its one mapping to an HTTP status and `{"detail": ...}`;
 //!   the lower modules' typed errors (identity, flag, database) become it there.
-//!
-//! Modules import only those below them: identity, config < error < db < handlers < http, files,
-//! flag, layout < r2 < migration < durable < admin < router.
 //! - [`http`]: converts workers-rs requests and responses to and from the handlers' plain types.
 //! - [`files`]: the users' media files in R2: streamed with `Range`, stored, deleted.
 //! - [`db`]: the synchronous [`db::Db`] abstraction and its two backends (rusqlite, the object's
 //!   SqlStorage), typed values and errors, [`db::DbVersion`], the schema migration runner and the
 //!   check that a database's app tables have the app's shape.
-//! - [`handlers`]: the API routes of `shared/api.md`, written once over `Db`; no I/O.
+//! - [`handlers`]: the API routes of `docs/api.md`, written once over `Db`; no I/O.
 //! - [`r2`]: the R2-SQLite path: the user's SQLite file in R2 opened with rusqlite.
 //! - [`durable`]: [`durable::UserDataStore`], the per-user Durable Object with SQLite storage.
 //! - [`migration`]: moving a user R2 -> Durable Object and back; the fences against KV lag.
 //! - [`admin`]: `/admin/*` behind the admin token: users, import/export, migrate, rollback, prune.
+//!
+//! Modules import only those below them: identity, config < error < db < handlers < http, files,
+//! flag, layout < r2 < migration < durable < admin < router.
 
 pub mod admin;
 pub mod config;

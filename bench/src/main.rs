@@ -1,12 +1,12 @@
 //! `cargo run --release -p bench`: what the Durable Object buys, measured side by side.
 //!
 //! Starts the Worker in workerd (the same harness as the tests), seeds two users per database
-//! size with the same schema.md-shaped file, moves one of them to their Durable Object, and
-//! measures both in the same run: read and write latency, requests per second with 8 clients,
-//! migration and rollback throughput, and the R2 path's wasm memory. Each size's move is also
-//! timed against `sqlite3 SRC .dump | sqlite3 DST` on the same file (issue 11: within 5x; the
-//! `sqlite3` program comes from `scripts/setup.sh`). Prints a markdown report and writes it to
-//! `bench/results/<date>.md`.
+//! size with the same file in the shape of docs/schema.md, moves one of them to their Durable
+//! Object, and measures both in the same run: read and write latency, requests per second with 8
+//! clients, migration and rollback throughput, and the R2 path's wasm memory. Each size's move is
+//! also timed against `sqlite3 SRC .dump | sqlite3 DST` on the same file (issue 11: within 5x;
+//! the `sqlite3` program comes from `scripts/setup.sh`). Prints a markdown report and writes it
+//! to `bench/results/<date>.md`.
 //!
 //! `BENCH_ONLY=moves` measures only the moves (the three move tables) and writes
 //! `bench/results/<date>-moves.md`.

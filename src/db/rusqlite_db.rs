@@ -34,7 +34,7 @@ impl RusqliteDb {
     }
 
     fn wrap(conn: Connection) -> Result<Self, DbError> {
-        // The app's foreign keys are declared but never enforced (schema.md §0): dangling ids
+        // The app's foreign keys are declared but never enforced (docs/schema.md §0): dangling ids
         // and the `project_id = 0` sentinel are normal. Some SQLite builds enforce by default.
         conn.execute_batch("PRAGMA foreign_keys = OFF")
             .map_err(to_db_error)?;

@@ -47,8 +47,8 @@ impl SqlDb {
         }
     }
 
-    /// The app's foreign keys are declared but never enforced (schema.md §0): dangling ids and
-    /// the `project_id = 0` sentinel are normal, and the object's SQLite enforces by default.
+    /// The app's foreign keys are declared but never enforced (docs/schema.md §0): dangling ids
+    /// and the `project_id = 0` sentinel are normal, and the object's SQLite enforces by default.
     pub fn disable_foreign_keys(&self) -> Result<(), DbError> {
         self.execute_script("PRAGMA foreign_keys = OFF")
     }

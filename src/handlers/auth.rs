@@ -1,4 +1,4 @@
-//! `/api/auth` (shared/api.md §10). There is no authentication: the user id only selects data.
+//! `/api/auth` (docs/api.md §10). There is no authentication: the user id only selects data.
 
 use serde::Deserialize;
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! `/api/clips/raw` (shared/api.md §5.1): the clip library.
+//! `/api/clips/raw` (docs/api.md §5.1): the clip library.
 //!
 //! Cutting clips out of game videos is the video-processing service's job, not this Worker's:
 //! a clip saved here is stored pending (`filename = ''`), and a 5-star clip gets its
@@ -160,7 +160,7 @@ pub fn save(db: &impl Db, input: SaveClip) -> Result<Reply, ApiError> {
             ],
         )?;
         // The existing app passed swapped arguments when a re-save dropped a clip from 5 stars
-        // (api.md §13.1); this applies the rule it meant, C5's.
+        // (docs/api.md §13.1); this applies the rule it meant, C5's.
         let (project_created, project_id) = apply_rating_change(
             db,
             raw_clip_id,

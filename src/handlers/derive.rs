@@ -1,4 +1,4 @@
-//! Derived values of shared/api.md §3 that several routes share: clip names, game display names,
+//! Derived values of docs/api.md §3 that several routes share: clip names, game display names,
 //! a project's games and its `group_key`, and the tag encoding the tag filter depends on.
 
 use serde::Serialize;

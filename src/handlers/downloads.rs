@@ -1,4 +1,4 @@
-//! `/api/downloads` (shared/api.md §8): the gallery of final videos, latest version per
+//! `/api/downloads` (docs/api.md §8): the gallery of final videos, latest version per
 //! (project, game).
 
 use serde_json::{json, Value};

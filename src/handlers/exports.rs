@@ -1,4 +1,4 @@
-//! `/api/exports` (shared/api.md §9): durable export job records.
+//! `/api/exports` (docs/api.md §9): durable export job records.
 //!
 //! Rendering is the video-processing service's work and out of this Worker's scope: jobs are
 //! recorded, listed, cancelled and timed out here, with their staged input videos in R2.

@@ -1,4 +1,4 @@
-//! `/api/games` (shared/api.md §6): games, their annotations, aggregates and videos.
+//! `/api/games` (docs/api.md §6): games, their annotations, aggregates and videos.
 //!
 //! Direct-to-R2 uploads with presigned URLs are not offered (`r2_enabled: false`), so the
 //! frontend uploads videos through `PUT /api/games/{id}/video`, which stores them in R2.

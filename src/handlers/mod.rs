@@ -1,4 +1,4 @@
-//! The API routes of `shared/api.md`, written once over [`Db`] and served by both storage paths.
+//! The API routes of `docs/api.md`, written once over [`Db`] and served by both storage paths.
 //!
 //! Handlers are plain synchronous functions: typed input in, a [`Reply`] out. They know nothing
 //! of R2, KV, Durable Objects or `worker::Env`; the storage paths hand them a database and an

@@ -1,9 +1,9 @@
-//! `/api/export/projects/{project_id}/overlay-data` (shared/api.md §7): a project's highlight
+//! `/api/export/projects/{project_id}/overlay-data` (docs/api.md §7): a project's highlight
 //! regions, and the per-clip defaults that carry them over to other projects.
 //!
 //! Regions are saved in working-video space (pixels of a 1080x1920 frame, seconds of the working
 //! video) and kept per raw clip in raw-clip space (source frames at 30 fps, source pixels), via
-//! the clip's trim, speed and crop. Two defects of the existing app are fixed here (api.md
+//! the clip's trim, speed and crop. Two defects of the existing app are fixed here (docs/api.md
 //! §13.3, §13.4): only the latest version of each clip is used, so regions are neither
 //! duplicated on load nor counted twice on save; and the current frontend's formats (crop
 //! keyframes keyed by `time`, segments as `{trim_start, trim_end, segments}`) are understood

@@ -1,9 +1,9 @@
-//! `/api/clips/projects/{project_id}/clips` (shared/api.md §5.2): a project's clips, with
+//! `/api/clips/projects/{project_id}/clips` (docs/api.md §5.2): a project's clips, with
 //! append-only versions (schema §4.1).
 //!
 //! A clip's identity within a project is its raw clip, else its uploaded file. The existing app
 //! used the raw clip's `end_time`, which let clips of different games with equal end times hide
-//! each other and collapsed every clip uploaded with metadata into one (api.md §13.2).
+//! each other and collapsed every clip uploaded with metadata into one (docs/api.md §13.2).
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -181,7 +181,7 @@ pub fn add(db: &impl Db, project_id: i64, request: &ApiRequest) -> Result<Reply,
             version.into(),
         ],
     )?;
-    // A pending library clip (filename '') answers with an empty filename (api.md §5.2).
+    // A pending library clip (filename '') answers with an empty filename (docs/api.md §5.2).
     let reply = Reply::json(json!({
         "id": id,
         "project_id": project_id,

@@ -1,4 +1,4 @@
-//! `/api/projects` (shared/api.md §4).
+//! `/api/projects` (docs/api.md §4).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 
-// The input limits, the same on both storage paths (README, "Input limits"). They are chosen
+// The input limits, the same on both storage paths (docs/api.md §2.3). They are chosen
 // well inside what a user's Durable Object holds (no single value or row over 2 MB, integers
 // only as exact JavaScript numbers) and what a Worker can buffer (128 MB): whatever the R2 path
 // accepts, the object accepts too, and no single request keeps a user's object busy for seconds.
@@ -25,7 +25,7 @@ pub const MAX_JSON_BODY_BYTES: usize = 384 * 1024;
 /// A text field of a form, for the same reason as a JSON body.
 pub const MAX_FORM_TEXT_BYTES: usize = 384 * 1024;
 /// An uploaded file: the Worker buffers it whole within its 128 MB (about twice in wasm memory
-/// while R2 stores it, measured; README "Input limits").
+/// while R2 stores it, measured; docs/api.md §2.3).
 pub const MAX_UPLOAD_BYTES: usize = 32 * 1024 * 1024;
 /// Items of any JSON array (tags, ids to reorder, annotations, keyframes): an item can cost a
 /// statement, and a request must stay short.

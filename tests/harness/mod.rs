@@ -514,7 +514,7 @@ pub fn sqlite_file_with(sql: &str) -> Vec<u8> {
 }
 
 /// An in-memory database with the existing app's schema and its settings: foreign keys
-/// declared, never enforced (schema.md §0).
+/// declared, never enforced (docs/schema.md §0).
 fn app_database() -> rusqlite::Connection {
     let conn = rusqlite::Connection::open_in_memory().expect("an in-memory database");
     conn.execute_batch("PRAGMA foreign_keys = OFF")
@@ -598,7 +598,7 @@ impl TestWorker {
     }
 }
 
-/// A database in the shape of the existing app's (schema.md): all 8 tables, JSON in text
+/// A database in the shape of the existing app's (docs/schema.md): all 8 tables, JSON in text
 /// columns, NULLs, non-ASCII text, and deleted rows so that `sqlite_sequence` is ahead of the
 /// row counts. `clips` scales it (3000 clips is about 5 MB).
 pub fn realistic_database(clips: usize) -> Vec<u8> {
