@@ -84,7 +84,10 @@ pub fn check_integrity(db: &impl Db) -> Result<(), DbError> {
     if verdict == ["ok"] {
         Ok(())
     } else {
-        Err(DbError::failed(format!("quick_check: {}", verdict.join("; "))))
+        Err(DbError::failed(format!(
+            "quick_check: {}",
+            verdict.join("; ")
+        )))
     }
 }
 

@@ -133,7 +133,9 @@ impl Db for SqlDb {
         match (outcome, committed) {
             (Some(Err(err)), _) => Err(err),
             (Some(Ok(value)), Ok(_)) => Ok(value),
-            (Some(Ok(_)), Err(err)) => Err(DbError::failed(format!("commit failed: {err:?}")).into()),
+            (Some(Ok(_)), Err(err)) => {
+                Err(DbError::failed(format!("commit failed: {err:?}")).into())
+            }
             (None, result) => {
                 Err(DbError::failed(format!("transactionSync did not run: {result:?}")).into())
             }

@@ -128,10 +128,9 @@ pub struct Row(pub Vec<SqlValue>);
 impl Row {
     /// The value of column `index`, decoded as `T`.
     pub fn get<T: FromSqlValue>(&self, index: usize) -> Result<T, DbError> {
-        let value = self
-            .0
-            .get(index)
-            .ok_or_else(|| DbError::failed(format!("no column {index} in a row of {}", self.0.len())))?;
+        let value = self.0.get(index).ok_or_else(|| {
+            DbError::failed(format!("no column {index} in a row of {}", self.0.len()))
+        })?;
         T::from_sql_value(value).map_err(|err| err.context(&format!("column {index}")))
     }
 }

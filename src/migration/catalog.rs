@@ -469,7 +469,11 @@ fn page_row(table: &Table, hidden: bool, row: Row) -> Result<PageRow, DbError> {
     };
     let classes = match values.next() {
         Some(SqlValue::Text(classes)) if classes.len() == table.columns.len() => classes,
-        other => return Err(DbError::failed(format!("the classes of a row read as {other:?}"))),
+        other => {
+            return Err(DbError::failed(format!(
+                "the classes of a row read as {other:?}"
+            )))
+        }
     };
     let cells = classes
         .bytes()
