@@ -442,12 +442,11 @@ mod tests {
     use serde_json::json;
 
     use crate::db::Db;
-    use crate::handlers::tests::{call, form, json_body, ok, status, test_db};
+    use crate::handlers::tests::{call, form, json_body, ok, status, test_db, TestDb};
     use crate::handlers::{ApiResponse, Body, FormValue, Method, UploadedFile};
-    use crate::r2::rusqlite_db::RusqliteDb;
 
     /// A project (1) and two clips of different games with the same end time.
-    fn seeded() -> RusqliteDb {
+    fn seeded() -> TestDb {
         let db = test_db();
         db.execute_script(
             "INSERT INTO games (id, name) VALUES (1, 'g1'), (2, 'g2');
@@ -459,7 +458,7 @@ mod tests {
         db
     }
 
-    fn add(db: &RusqliteDb, raw_clip_id: &str) -> serde_json::Value {
+    fn add(db: &TestDb, raw_clip_id: &str) -> serde_json::Value {
         ok(
             db,
             Method::Post,
@@ -468,7 +467,7 @@ mod tests {
         )
     }
 
-    fn listed(db: &RusqliteDb) -> Vec<(i64, i64)> {
+    fn listed(db: &TestDb) -> Vec<(i64, i64)> {
         ok(db, Method::Get, "/api/clips/projects/1/clips", Body::Empty)
             .as_array()
             .unwrap()
