@@ -1,9 +1,7 @@
 //! The data API in workerd, served identically from both storage paths.
 
-mod harness;
-
-use harness::{multipart, Part, TestResponse, TestWorker};
 use serde_json::{json, Value};
+use test_support::{multipart, Part, TestResponse, TestWorker};
 
 /// Keys whose values are clock readings; they differ between any two runs.
 const TIME_KEYS: [&str; 7] = [

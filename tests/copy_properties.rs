@@ -8,15 +8,13 @@
 //! The seed is fixed, so CI sees the same databases every run; `PROPTEST_RNG_SEED=<n>` picks
 //! other ones and `PROPTEST_CASES=<n>` runs more of them.
 
-mod harness;
-
-use harness::generate::{
-    build, contents, database_spec, database_spec_with_offenders, first_difference, flip_one_bit,
-    persists, Limits, Offender, OffenderKind, Value,
-};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, RngSeed};
+use test_support::generate::{
+    build, contents, database_spec, database_spec_with_offenders, first_difference, flip_one_bit,
+    persists, Limits, Offender, OffenderKind, Value,
+};
 use user_data_worker::db::rusqlite_db::RusqliteDb;
 use user_data_worker::db::{check_integrity, Db};
 use user_data_worker::migration::{copy, preflight, verify, Problem};

@@ -1,10 +1,8 @@
 //! `UserDataStore` in workerd: atomic requests, its data version, durability across restarts,
 //! concurrent writers, and users kept apart on both paths.
 
-mod harness;
-
-use harness::TestWorker;
 use serde_json::json;
+use test_support::TestWorker;
 
 /// A worker with `user` flagged to their Durable Object.
 fn worker_with_object_for(user: &str) -> TestWorker {
@@ -16,7 +14,7 @@ fn worker_with_object_for(user: &str) -> TestWorker {
 #[test]
 fn a_request_that_fails_after_its_first_write_leaves_nothing_behind() {
     let worker = worker_with_object_for("dora");
-    let (content_type, body) = harness::multipart(&[("name", harness::Part::Text("g"))]);
+    let (content_type, body) = test_support::multipart(&[("name", test_support::Part::Text("g"))]);
     worker.request(
         "POST",
         "/api/games",

@@ -5,10 +5,8 @@
 //! Each step is tried twice: with the KV flag changed by hand (the first request moves the user
 //! and meets the fault) and by an operator's admin call (which reports the failure).
 
-mod harness;
-
-use harness::{realistic_database, TestWorker};
 use serde_json::Value;
+use test_support::{realistic_database, TestWorker};
 
 /// A worker that can arm faults; flags changed by hand are honoured at once.
 fn worker() -> TestWorker {

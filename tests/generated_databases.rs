@@ -7,18 +7,16 @@
 //! The seed is fixed, so CI sees the same databases every run; `PROPTEST_RNG_SEED=<n>` picks
 //! other ones and `PROPTEST_CASES=<n>` runs more of them.
 
-mod harness;
-
 use std::collections::HashSet;
 
-use harness::generate::{
+use proptest::prelude::*;
+use proptest::sample::Index;
+use proptest::test_runner::{Config, RngSeed, TestError, TestRunner};
+use test_support::generate::{
     build, contents, database_spec, database_spec_with, database_spec_with_offenders,
     first_difference, flip_one_bit, one_row_database, persists, Contents, DatabaseSpec, Limits,
     Offender, OffenderKind, TableKind, Value, DURABLE_OBJECT_VALUE_LIMIT, MAX_SAFE_INTEGER,
 };
-use proptest::prelude::*;
-use proptest::sample::Index;
-use proptest::test_runner::{Config, RngSeed, TestError, TestRunner};
 
 /// The seed CI uses unless `PROPTEST_RNG_SEED` names another.
 const SEED: u64 = 20261122;

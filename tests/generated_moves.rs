@@ -6,17 +6,15 @@
 //!
 //! The seed is fixed; `PROPTEST_RNG_SEED=<n>` picks other databases.
 
-mod harness;
-
 use std::cell::Cell;
 
-use harness::generate::{
+use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
+use serde_json::Value as Json;
+use test_support::generate::{
     build, contents, database_spec_with, first_difference, one_row_database, Contents, Limits,
     Value, DURABLE_OBJECT_VALUE_LIMIT, MAX_SAFE_INTEGER,
 };
-use harness::TestWorker;
-use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
-use serde_json::Value as Json;
+use test_support::TestWorker;
 
 const SEED: u64 = 20261122;
 

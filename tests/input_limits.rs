@@ -2,10 +2,8 @@
 //! R2 path and from the user's Durable Object, input at a cap is accepted by both, and numbers
 //! come back from both exactly as they were sent.
 
-mod harness;
-
-use harness::{multipart, Part, TestResponse, TestWorker};
 use serde_json::json;
+use test_support::{multipart, Part, TestResponse, TestWorker};
 
 const R2_USER: &str = "rhea";
 const OBJECT_USER: &str = "otto";

@@ -1,13 +1,11 @@
 //! Migration to the Durable Object and rollback to R2, in workerd: the data arrives whole, and no
 //! acknowledged write is lost to concurrent writers, stale KV, or a crash half way.
 
-mod harness;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use harness::{realistic_database, sequence_of, table_rows, TestWorker};
 use serde_json::{json, Value};
+use test_support::{realistic_database, sequence_of, table_rows, TestWorker};
 
 /// The app's tables: what must survive every move unchanged.
 const APP_TABLES: [&str; 8] = [
@@ -294,7 +292,10 @@ fn a_migration_cut_short_by_a_restart_converges_when_run_again() {
                 .into();
             let _ = agent
                 .post(format!("{base}/admin/users/crash/migrate"))
-                .header("Authorization", &format!("Bearer {}", harness::ADMIN_TOKEN))
+                .header(
+                    "Authorization",
+                    &format!("Bearer {}", test_support::ADMIN_TOKEN),
+                )
                 .send_empty();
         });
         std::thread::sleep(std::time::Duration::from_millis(700));
@@ -427,7 +428,7 @@ fn users_are_listed_with_their_state_a_page_at_a_time() {
 fn a_file_the_object_cannot_hold_is_refused_with_a_reason_and_its_user_keeps_working() {
     let worker = TestWorker::start_with_admin(&[]);
     // A rating of 2^63 − 1, which the existing app stored; the object's numbers are JavaScript's.
-    let file = harness::sqlite_file_with(
+    let file = test_support::sqlite_file_with(
         "INSERT INTO games (id, name) VALUES (1, 'g');
          INSERT INTO raw_clips (id, filename, rating, end_time, game_id) VALUES
              (3, '', 3, 1.5, 1), (8, '', 9223372036854775807, 2.5, 1), (9, '', -9007199254740992, 3.5, 1);",

@@ -2,11 +2,9 @@
 //! shape: every downloaded database passes SQLite's `quick_check` and the app's shape check, or
 //! every request on it is answered 503 and the R2 object stays byte for byte as it was.
 
-mod harness;
-
 use std::time::{Duration, Instant};
 
-use harness::{realistic_database, realistic_database_of_size, sqlite_file_with, TestWorker};
+use test_support::{realistic_database, realistic_database_of_size, sqlite_file_with, TestWorker};
 use user_data_worker::db::check_integrity;
 use user_data_worker::db::rusqlite_db::RusqliteDb;
 use user_data_worker::db::{apply_migrations, check_shape};

@@ -1,10 +1,8 @@
 //! The R2-SQLite path in workerd: versions, write tracking, conflicts, and R2 as the source of
 //! truth.
 
-mod harness;
-
-use harness::{sqlite_file_with, Options, TestWorker};
 use serde_json::json;
+use test_support::{sqlite_file_with, Options, TestWorker};
 
 /// The version stored inside the database file that R2 holds.
 fn version_inside(worker: &TestWorker, user: &str) -> i64 {

@@ -1,8 +1,6 @@
 //! The router in workerd: health, user identification, and the KV flag choosing the storage path.
 
-mod harness;
-
-use harness::{sqlite_file_with, Options, TestWorker};
+use test_support::{sqlite_file_with, Options, TestWorker};
 
 #[test]
 fn health_answers_ok_without_naming_a_user() {

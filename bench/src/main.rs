@@ -14,16 +14,13 @@
 //! Numbers are from local workerd (R2 and Durable Objects on local disk, no network): they
 //! compare the two paths' own work, not Cloudflare's network.
 
-#[path = "../../tests/harness/mod.rs"]
-mod harness;
-
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::{realistic_database_of_size, TestWorker};
 use serde_json::json;
+use test_support::{realistic_database_of_size, TestWorker};
 
 const SIZES: [(&str, usize); 4] = [
     ("200 KB", 200 * 1024),
@@ -66,7 +63,7 @@ fn timed(
     path: &str,
     user: &str,
     body: &[u8],
-) -> (f64, harness::TestResponse) {
+) -> (f64, test_support::TestResponse) {
     let headers = [("Content-Type", "application/json")];
     let started = Instant::now();
     let response = worker.request(method, path, Some(user), &headers, body.to_vec());
@@ -80,11 +77,11 @@ fn timed(
     (ms, response)
 }
 
-fn read(worker: &TestWorker, user: &str) -> (f64, harness::TestResponse) {
+fn read(worker: &TestWorker, user: &str) -> (f64, test_support::TestResponse) {
     timed(worker, "GET", "/api/projects", user, b"")
 }
 
-fn write(worker: &TestWorker, user: &str, i: usize) -> (f64, harness::TestResponse) {
+fn write(worker: &TestWorker, user: &str, i: usize) -> (f64, test_support::TestResponse) {
     let body = json!({"notes": format!("benchmark note {i}")}).to_string();
     timed(worker, "PUT", "/api/clips/raw/1", user, body.as_bytes())
 }
@@ -160,7 +157,7 @@ fn settle_after(started: Instant) -> f64 {
 }
 
 /// An admin request that must answer 200, and its milliseconds.
-fn timed_admin(worker: &TestWorker, method: &str, path: &str) -> (f64, harness::TestResponse) {
+fn timed_admin(worker: &TestWorker, method: &str, path: &str) -> (f64, test_support::TestResponse) {
     let started = Instant::now();
     let response = worker.admin(method, path, vec![]);
     let ms = settle_after(started);

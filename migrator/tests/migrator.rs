@@ -1,14 +1,11 @@
 //! The migrator against the Worker in workerd: cohorts that nest, an interrupted run resumed,
 //! a rollback, and every user's data intact at the end.
 
-#[path = "../../tests/harness/mod.rs"]
-mod harness;
-
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::{realistic_database, table_rows, TestWorker, ADMIN_TOKEN};
 use serde_json::Value;
+use test_support::{realistic_database, table_rows, TestWorker, ADMIN_TOKEN};
 
 fn migrator(worker: &TestWorker, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_migrator"));

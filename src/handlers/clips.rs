@@ -287,18 +287,18 @@ mod tests {
     use crate::handlers::tests::{call, json_body, ok, status, test_db};
     use crate::handlers::{Body, Method};
 
-    fn with_game() -> crate::db::rusqlite_db::RusqliteDb {
+    fn with_game() -> crate::handlers::tests::TestDb {
         let db = test_db();
         db.execute("INSERT INTO games (id, name) VALUES (1, 'g.mp4')", &[])
             .unwrap();
         db
     }
 
-    fn save(db: &crate::db::rusqlite_db::RusqliteDb, clip: serde_json::Value) -> serde_json::Value {
+    fn save(db: &crate::handlers::tests::TestDb, clip: serde_json::Value) -> serde_json::Value {
         ok(db, Method::Post, "/api/clips/raw/save", json_body(clip))
     }
 
-    fn count(db: &crate::db::rusqlite_db::RusqliteDb, sql: &str) -> i64 {
+    fn count(db: &crate::handlers::tests::TestDb, sql: &str) -> i64 {
         db.query_value(sql, &[]).unwrap().unwrap()
     }
 

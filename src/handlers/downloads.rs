@@ -213,7 +213,7 @@ mod tests {
     use crate::handlers::{Body, Method};
 
     /// A project with two versions of its final video, and an annotated export of game 1.
-    fn seeded() -> crate::db::rusqlite_db::RusqliteDb {
+    fn seeded() -> crate::handlers::tests::TestDb {
         let db = test_db();
         db.execute_script(
             "INSERT INTO games (id, name, opponent_name, game_date) VALUES (1, 'g', 'Lions', '2025-03-09');

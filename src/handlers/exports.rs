@@ -311,7 +311,7 @@ mod tests {
     use crate::handlers::tests::{call, json_body, ok, status, test_db};
     use crate::handlers::{ApiResponse, Body, FormValue, Method, UploadedFile};
 
-    fn with_project() -> crate::db::rusqlite_db::RusqliteDb {
+    fn with_project() -> crate::handlers::tests::TestDb {
         let db = test_db();
         db.execute(
             "INSERT INTO projects (id, name, aspect_ratio) VALUES (1, 'P', '1:1')",

@@ -267,10 +267,13 @@ fn unique_upload_name(db: &impl Db, name: &str) -> Result<String, ApiError> {
     if name.is_empty() {
         return Ok(String::new());
     }
+    // A prefix comparison, not `LIKE '<name> (%'`: the Durable Object refuses LIKE patterns over
+    // 50 bytes, and a name may be longer.
+    let prefix = format!("{name} (");
     let taken: Vec<String> = db
         .query(
-            "SELECT name FROM raw_clips WHERE game_id IS NULL AND (name = ? OR name LIKE ?)",
-            &[name.into(), format!("{name} (%)").into()],
+            "SELECT name FROM raw_clips WHERE game_id IS NULL AND (name = ? OR substr(name, 1, ?) = ?)",
+            &[name.into(), (prefix.chars().count() as i64).into(), prefix.into()],
         )?
         .iter()
         .map(|row| row.get(0))
@@ -441,13 +444,12 @@ pub fn file(
 mod tests {
     use serde_json::json;
 
-    use crate::db::rusqlite_db::RusqliteDb;
     use crate::db::Db;
-    use crate::handlers::tests::{call, form, json_body, ok, status, test_db};
+    use crate::handlers::tests::{call, form, json_body, ok, status, test_db, TestDb};
     use crate::handlers::{ApiResponse, Body, FormValue, Method, UploadedFile};
 
     /// A project (1) and two clips of different games with the same end time.
-    fn seeded() -> RusqliteDb {
+    fn seeded() -> TestDb {
         let db = test_db();
         db.execute_script(
             "INSERT INTO games (id, name) VALUES (1, 'g1'), (2, 'g2');
@@ -459,7 +461,7 @@ mod tests {
         db
     }
 
-    fn add(db: &RusqliteDb, raw_clip_id: &str) -> serde_json::Value {
+    fn add(db: &TestDb, raw_clip_id: &str) -> serde_json::Value {
         ok(
             db,
             Method::Post,
@@ -468,7 +470,7 @@ mod tests {
         )
     }
 
-    fn listed(db: &RusqliteDb) -> Vec<(i64, i64)> {
+    fn listed(db: &TestDb) -> Vec<(i64, i64)> {
         ok(db, Method::Get, "/api/clips/projects/1/clips", Body::Empty)
             .as_array()
             .unwrap()
@@ -753,6 +755,36 @@ mod tests {
         assert_eq!(unnamed_clip["name"], "Brilliant Goals and Assists");
         // Each upload is its own clip: three listed, none hiding another (§13.2).
         assert_eq!(listed(&db).len(), 3);
+    }
+
+    #[test]
+    fn upload_with_metadata_makes_long_names_unique_too() {
+        let db = seeded();
+        let name = "A long clip name from the cup final against the visiting team";
+        assert!(
+            name.len() > 50,
+            "longer than a LIKE pattern may be on the object"
+        );
+        let upload = |name: &str| {
+            let file = UploadedFile {
+                filename: "c.mp4".into(),
+                content_type: "video/mp4".into(),
+                bytes: vec![1].into(),
+            };
+            let body = Body::Form(vec![
+                ("file".into(), FormValue::File(file)),
+                ("name".into(), FormValue::Text(name.into())),
+            ]);
+            let path = "/api/clips/projects/1/clips/upload-with-metadata";
+            match call(&db, Method::Post, path, body).unwrap().response {
+                ApiResponse::Json(clip) => clip["name"].clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(upload("Other"), "Other");
+        assert_eq!(upload(name), name);
+        assert_eq!(upload(name), format!("{name} (2)"));
+        assert_eq!(upload(name), format!("{name} (3)"));
     }
 
     #[test]

@@ -428,7 +428,7 @@ mod tests {
     use crate::handlers::{ApiResponse, Body, Method};
 
     /// Two games, three clips (one 5-star), and a project made from two of them.
-    fn seeded() -> crate::db::rusqlite_db::RusqliteDb {
+    fn seeded() -> crate::handlers::tests::TestDb {
         let db = test_db();
         db.execute_script(
             "INSERT INTO games (id, name, opponent_name, game_date, game_type) VALUES

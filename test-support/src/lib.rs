@@ -1,4 +1,6 @@
-//! The integration-test harness: the real Worker in workerd through `wrangler dev`.
+//! The integration-test harness: the real Worker in workerd through `wrangler dev`. The root
+//! package's integration tests, the migrator's tests and the benchmark all use it as
+//! `test_support::...`.
 //!
 //! [`TestWorker::start`] builds the Worker once per test run (the first caller builds, under a
 //! file lock so that concurrent test binaries never build at the same time), then starts
@@ -6,8 +8,6 @@
 //! R2 and Durable Objects that no other test sees. Dropping the `TestWorker` (also while a
 //! failing test unwinds) kills the whole process group, wrangler and its workerd children, and
 //! waits until it is gone.
-
-#![allow(dead_code)] // Each test binary uses a different part of the harness.
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-// Adversarial databases for tests. It needs proptest, a dev-dependency: the benchmark, which runs
-// this harness as a program, leaves it out.
-#[cfg(test)]
+// Adversarial databases for tests. It needs proptest: the benchmark, which runs this harness as a
+// program, leaves it out (the `generate` feature).
+#[cfg(feature = "generate")]
 pub mod generate;
 
 /// How long a cold `wrangler dev` may take to answer its first request.
@@ -30,8 +30,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the process group may take to exit after SIGTERM before it gets SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The folder with `wrangler.toml`: this package's, or the workspace root above a member crate
-/// (the migrator's tests use this harness too).
+/// The folder with `wrangler.toml`: the workspace root above this crate, wherever the test or
+/// program that uses the harness lives.
 fn project_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
