@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use admin_api::{ErrorBody, ErrorCode, Problem};
+
 use crate::db::DbError;
 
 /// A move holds a user for a few seconds at most (a 25 MB database takes about 5 s locally).
@@ -48,7 +50,7 @@ pub enum ApiError {
     /// changed. `problems` lists each kind of value or table the destination cannot hold.
     NotMigratable {
         detail: String,
-        problems: serde_json::Value,
+        problems: Vec<Problem>,
     },
 }
 
@@ -93,11 +95,11 @@ impl ApiError {
     }
 
     /// The `code` of an error an operator must look into, for clients to tell it apart.
-    pub fn code(&self) -> Option<&'static str> {
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            ApiError::CorruptDatabase(_) => Some("corrupt_database"),
-            ApiError::IncompatibleSchema(_) => Some("incompatible_schema"),
-            ApiError::NotMigratable { .. } => Some("not_migratable"),
+            ApiError::CorruptDatabase(_) => Some(ErrorCode::CorruptDatabase),
+            ApiError::IncompatibleSchema(_) => Some(ErrorCode::IncompatibleSchema),
+            ApiError::NotMigratable { .. } => Some(ErrorCode::NotMigratable),
             _ => None,
         }
     }
@@ -110,16 +112,16 @@ impl ApiError {
         }
     }
 
-    /// The JSON body of the error response.
-    pub fn body(&self) -> serde_json::Value {
-        let mut body = serde_json::json!({ "detail": self.detail() });
-        if let Some(code) = self.code() {
-            body["code"] = code.into();
+    /// The body of the error response.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            detail: self.detail().to_owned(),
+            code: self.code(),
+            problems: match self {
+                ApiError::NotMigratable { problems, .. } => Some(problems.clone()),
+                _ => None,
+            },
         }
-        if let ApiError::NotMigratable { problems, .. } = self {
-            body["problems"] = problems.clone();
-        }
-        body
     }
 }
 
@@ -167,7 +169,7 @@ impl From<crate::migration::MigrationError> for ApiError {
                     },
                     crate::migration::preflight::summary(&problems)
                 ),
-                problems: serde_json::to_value(&problems).unwrap_or_default(),
+                problems,
             },
             err @ (MigrationError::Injected(_) | MigrationError::Crash(_)) => {
                 ApiError::Unavailable(format!("The move failed: {err}"))

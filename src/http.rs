@@ -204,10 +204,23 @@ pub fn error(err: &ApiError) -> Response {
 }
 
 /// A JSON response with the given status.
-pub fn json(status: u16, body: &serde_json::Value) -> Response {
+pub fn json(status: u16, body: &impl serde::Serialize) -> Response {
+    let (status, bytes) = match serde_json::to_vec(body) {
+        Ok(bytes) => (status, bytes),
+        // Only a map with keys that are not strings fails; no body of the API has one.
+        Err(err) => {
+            let detail = format!("The response could not be written: {err}");
+            (
+                500,
+                serde_json::json!({ "detail": detail })
+                    .to_string()
+                    .into_bytes(),
+            )
+        }
+    };
     let headers: Headers = [("Content-Type", "application/json")].iter().collect();
     ResponseBuilder::new()
         .with_status(status)
         .with_headers(headers)
-        .fixed(body.to_string().into_bytes())
+        .fixed(bytes)
 }
