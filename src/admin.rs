@@ -6,8 +6,9 @@
 
 use std::collections::HashMap;
 
+use admin_api::request::{ListUsers, Prune};
+use admin_api::{ImportResult, PruneResult, R2Summary, UserPage, UserStatus, UserSummary};
 use constant_time_eq::constant_time_eq;
-use serde_json::{json, Value};
 use worker::{Env, Headers, Method, Request, RequestInit, Response, ResponseBuilder};
 
 use crate::config::{Config, USER_DATA_BUCKET, USER_DATA_DO};
@@ -110,43 +111,34 @@ async fn call_object(
 }
 
 /// What R2 says of a user's database (one HEAD).
-async fn r2_summary(env: &Env, user: &UserId) -> Result<Value, ApiError> {
+async fn r2_summary(env: &Env, user: &UserId) -> Result<R2Summary, ApiError> {
     let bucket = env.bucket(USER_DATA_BUCKET)?;
     let Some(object) = bucket.head(layout::database_key(user)).await? else {
-        return Ok(
-            json!({"exists": false, "version": 0, "size": null, "etag": null,
-                         "state": "active", "migrated_at": null}),
-        );
+        return Ok(R2Summary::missing());
     };
     let metadata = object.custom_metadata()?;
     let (state, migrated_at) = match R2State::from_metadata(&metadata) {
-        R2State::Active => ("active", None),
-        R2State::Migrated { at_ms } => ("migrated", Some(at_ms)),
+        R2State::Active => (admin_api::R2State::Active, None),
+        R2State::Migrated { at_ms } => (admin_api::R2State::Migrated, Some(at_ms)),
     };
-    Ok(json!({
-        "exists": true,
-        "version": layout::version_from_metadata(&metadata).0,
-        "size": object.size(),
-        "etag": object.etag(),
-        "state": state,
-        "migrated_at": migrated_at,
-    }))
+    Ok(R2Summary {
+        exists: true,
+        version: layout::version_from_metadata(&metadata).0,
+        size: Some(object.size()),
+        etag: Some(object.etag()),
+        state,
+        migrated_at,
+    })
 }
 
 /// `GET /admin/users?cursor=&limit=`: users with a folder in R2, a page at a time.
 async fn list_users(env: &Env, query: &HashMap<String, String>) -> Result<Response, ApiError> {
-    let limit: u32 = match query.get("limit") {
-        Some(text) => text
-            .parse()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ApiError::Unprocessable("query field 'limit': 1 to 1000".into()))?,
-        None => 100,
-    };
+    let request = ListUsers::from_query(|field| query.get(field).map(String::as_str))
+        .map_err(ApiError::Unprocessable)?;
     let bucket = env.bucket(USER_DATA_BUCKET)?;
-    let mut list = bucket.list().delimiter("/").limit(limit);
-    if let Some(cursor) = query.get("cursor").filter(|c| !c.is_empty()) {
-        list = list.cursor(cursor.clone());
+    let mut list = bucket.list().delimiter("/").limit(request.limit);
+    if let Some(cursor) = request.cursor {
+        list = list.cursor(cursor);
     }
     let page = list.execute().await?;
     let mut users = Vec::new();
@@ -154,30 +146,32 @@ async fn list_users(env: &Env, query: &HashMap<String, String>) -> Result<Respon
         let Ok(user) = UserId::parse(prefix.trim_end_matches('/')) else {
             continue;
         };
-        let mut summary = r2_summary(env, &user).await?;
-        summary["user_id"] = json!(user.as_str());
-        summary["flag"] = json!(Flags::new(env)?.is_set(&user, None).await?);
-        users.push(summary);
+        users.push(UserSummary {
+            r2: r2_summary(env, &user).await?,
+            user_id: user.as_str().to_owned(),
+            flag: Flags::new(env)?.is_set(&user, None).await?,
+        });
     }
     let cursor = page.cursor().filter(|_| page.truncated());
-    Ok(http::json(
-        200,
-        &json!({ "users": users, "cursor": cursor }),
-    ))
+    Ok(http::json(200, &UserPage { users, cursor }))
 }
 
-/// `GET /admin/users/{id}`: R2, the KV flag, and the object.
+/// `GET /admin/users/{id}`: R2, the KV flag, and the object. An object that cannot report
+/// itself answers for the whole request, with its own error.
 async fn user_status(env: &Env, user: &UserId) -> Result<Response, ApiError> {
     let mut object = call_object(env, user, Method::Get, "status").await?;
-    let object: Value = object.json().await?;
+    if object.status_code() != 200 {
+        return Ok(object);
+    }
+    let object = object.json().await?;
     Ok(http::json(
         200,
-        &json!({
-            "user_id": user.as_str(),
-            "r2": r2_summary(env, user).await?,
-            "flag": Flags::new(env)?.is_set(user, None).await?,
-            "object": object,
-        }),
+        &UserStatus {
+            user_id: user.as_str().to_owned(),
+            r2: r2_summary(env, user).await?,
+            flag: Flags::new(env)?.is_set(user, None).await?,
+            object,
+        },
     ))
 }
 
@@ -219,7 +213,11 @@ async fn import_database(
     {
         Saved::Stored { .. } => Ok(http::json(
             200,
-            &json!({"user_id": user.as_str(), "version": version.0, "bytes": size}),
+            &ImportResult {
+                user_id: user.as_str().to_owned(),
+                version: version.0,
+                bytes: size as u64,
+            },
         )),
         Saved::Conflict => Err(ApiError::Conflict(
             "The user's database changed during the import; try again".into(),
@@ -254,18 +252,11 @@ const TOMBSTONE: &[u8] =
 /// `POST /admin/prune?older_than_days=30&dry_run=`: deletes backups older than that and turns
 /// the R2 copies of users migrated longer ago into tombstones.
 async fn prune(env: &Env, query: &HashMap<String, String>) -> Result<Response, ApiError> {
-    let days: u64 = query
-        .get("older_than_days")
-        .map(|text| text.parse())
-        .transpose()
-        .map_err(|_| {
-            ApiError::Unprocessable("query field 'older_than_days': a whole number".into())
-        })?
-        .unwrap_or(30);
-    let dry_run = matches!(
-        query.get("dry_run").map(String::as_str),
-        Some("true" | "1" | "yes")
-    );
+    let Prune {
+        older_than_days: days,
+        dry_run,
+    } = Prune::from_query(|field| query.get(field).map(String::as_str))
+        .map_err(ApiError::Unprocessable)?;
     let cutoff = worker::Date::now()
         .as_millis()
         .saturating_sub(days * 86_400_000);
@@ -318,11 +309,11 @@ async fn prune(env: &Env, query: &HashMap<String, String>) -> Result<Response, A
     }
     Ok(http::json(
         200,
-        &json!({
-            "dry_run": dry_run,
-            "older_than_days": days,
-            "deleted_backups": deleted,
-            "tombstoned": tombstoned,
-        }),
+        &PruneResult {
+            dry_run,
+            older_than_days: days,
+            deleted_backups: deleted,
+            tombstoned,
+        },
     ))
 }

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use admin_api::{ErrorBody, ErrorCode, Problem};
+
 use crate::db::DbError;
 
 /// A move holds a user for a few seconds at most (a 25 MB database takes about 5 s locally).
@@ -48,7 +50,7 @@ pub enum ApiError {
     /// changed. `problems` lists each kind of value or table the destination cannot hold.
     NotMigratable {
         detail: String,
-        problems: serde_json::Value,
+        problems: Vec<Problem>,
     },
 }
 
@@ -93,11 +95,11 @@ impl ApiError {
     }
 
     /// The `code` of an error an operator must look into, for clients to tell it apart.
-    pub fn code(&self) -> Option<&'static str> {
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            ApiError::CorruptDatabase(_) => Some("corrupt_database"),
-            ApiError::IncompatibleSchema(_) => Some("incompatible_schema"),
-            ApiError::NotMigratable { .. } => Some("not_migratable"),
+            ApiError::CorruptDatabase(_) => Some(ErrorCode::CorruptDatabase),
+            ApiError::IncompatibleSchema(_) => Some(ErrorCode::IncompatibleSchema),
+            ApiError::NotMigratable { .. } => Some(ErrorCode::NotMigratable),
             _ => None,
         }
     }
@@ -120,18 +122,18 @@ impl ApiError {
         }
     }
 
-    /// The JSON body of the error response (without the request id [`Self::public_detail`]
-    /// asks for, which the edge adds).
-    pub fn body(&self) -> serde_json::Value {
-        let detail = self.public_detail().unwrap_or(self.detail());
-        let mut body = serde_json::json!({ "detail": detail });
-        if let Some(code) = self.code() {
-            body["code"] = code.into();
+    /// The body of the error response (without the request id [`Self::public_detail`] asks
+    /// for, which the edge adds).
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            detail: self.public_detail().unwrap_or(self.detail()).to_owned(),
+            code: self.code(),
+            problems: match self {
+                ApiError::NotMigratable { problems, .. } => Some(problems.clone()),
+                _ => None,
+            },
+            request_id: None,
         }
-        if let ApiError::NotMigratable { problems, .. } = self {
-            body["problems"] = problems.clone();
-        }
-        body
     }
 }
 
@@ -193,12 +195,12 @@ mod tests {
                 "migrated:ann",
             ),
         ] {
-            let body = err.body().to_string();
+            let body = serde_json::to_string(&err.body()).unwrap();
             assert!(!body.contains(secret), "{body}");
         }
         // Details that are the client's to know stay.
         let conflict = ApiError::Conflict("Another row already has the same games.name".into());
-        assert!(conflict.body().to_string().contains("games.name"));
+        assert!(conflict.body().detail.contains("games.name"));
     }
 
     #[test]

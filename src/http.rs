@@ -203,7 +203,7 @@ pub fn error(err: &ApiError) -> Response {
             })
         );
         if err.public_detail().is_some() {
-            body["request_id"] = request_id.into();
+            body.request_id = Some(request_id);
         }
     }
     let mut response = json(err.status(), &body);
@@ -223,10 +223,23 @@ fn request_id() -> String {
 }
 
 /// A JSON response with the given status.
-pub fn json(status: u16, body: &serde_json::Value) -> Response {
+pub fn json(status: u16, body: &impl serde::Serialize) -> Response {
+    let (status, bytes) = match serde_json::to_vec(body) {
+        Ok(bytes) => (status, bytes),
+        // Only a map with keys that are not strings fails; no body of the API has one.
+        Err(err) => {
+            let detail = format!("The response could not be written: {err}");
+            (
+                500,
+                serde_json::json!({ "detail": detail })
+                    .to_string()
+                    .into_bytes(),
+            )
+        }
+    };
     let headers: Headers = [("Content-Type", "application/json")].iter().collect();
     ResponseBuilder::new()
         .with_status(status)
         .with_headers(headers)
-        .fixed(body.to_string().into_bytes())
+        .fixed(bytes)
 }

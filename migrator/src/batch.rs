@@ -6,24 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::Instant;
 
+use admin_api::{Action, Outcome};
+
 use crate::client::AdminClient;
 use crate::journal::{Entry, Journal};
 use crate::progress::{Reporter, UserResult};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Migrate,
-    Rollback,
-}
-
-impl Action {
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::Migrate => "migrate",
-            Action::Rollback => "rollback",
-        }
-    }
-}
 
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -51,12 +38,12 @@ pub fn run(
     let pending: VecDeque<String> = users
         .into_iter()
         .filter(|user| {
-            let done = journal.is_done(action.name(), user);
+            let done = journal.is_done(action.as_str(), user);
             summary.skipped_from_journal += u64::from(done);
             !done
         })
         .collect();
-    reporter.start(pending.len() as u64, action.name());
+    reporter.start(pending.len() as u64, action.as_str());
     let queue = Mutex::new(pending);
     let journal = Mutex::new(journal);
     let (results, received) = mpsc::channel::<UserResult>();
@@ -73,7 +60,7 @@ pub fn run(
                 };
                 let record = |status: &str, detail: Option<String>| {
                     let entry = Entry {
-                        action: action.name().to_owned(),
+                        action: action.as_str().to_owned(),
                         user: user.clone(),
                         status: status.to_owned(),
                         detail,
@@ -93,20 +80,18 @@ pub fn run(
                         record("done", None);
                         UserResult {
                             user: user.clone(),
-                            outcome: report["outcome"].as_str().unwrap_or("done").to_owned(),
-                            bytes: report["bytes"].as_u64().unwrap_or(0),
-                            milliseconds: report["milliseconds"].as_u64().unwrap_or(0),
-                            detail: None,
+                            outcome: Ok(report.outcome),
+                            bytes: report.bytes,
+                            milliseconds: report.milliseconds,
                         }
                     }
                     Err(err) => {
                         record("failed", Some(err.to_string()));
                         UserResult {
                             user: user.clone(),
-                            outcome: "failed".to_owned(),
+                            outcome: Err(err.to_string()),
                             bytes: 0,
                             milliseconds: begun.elapsed().as_millis() as u64,
-                            detail: Some(err.to_string()),
                         }
                     }
                 };
@@ -117,10 +102,10 @@ pub fn run(
         }
         drop(results);
         for result in received {
-            match result.outcome.as_str() {
-                "failed" => summary.failed += 1,
-                "already_migrated" | "already_on_r2" => summary.already += 1,
-                _ => summary.moved += 1,
+            match result.outcome {
+                Err(_) => summary.failed += 1,
+                Ok(Outcome::AlreadyMigrated | Outcome::AlreadyOnR2) => summary.already += 1,
+                Ok(Outcome::Migrated | Outcome::RolledBack) => summary.moved += 1,
             }
             summary.bytes += result.bytes;
             reporter.user(&result);

@@ -2,8 +2,14 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde_json::Value;
+use admin_api::request::{
+    Call, ExportDatabase, GetUser, ImportDatabase, ListUsers, Migrate, Preflight, Prune, Rollback,
+    Route, Verify,
+};
+use admin_api::{
+    ErrorBody, ImportResult, MoveReport, PreflightReport, PruneResult, UserStatus, UserSummary,
+    VerifyResult,
+};
 
 /// Why a call failed, in words an operator can act on.
 #[derive(Debug)]
@@ -36,17 +42,6 @@ impl std::fmt::Display for ClientError {
     }
 }
 
-/// One user as `GET /admin/users` lists them.
-#[derive(Debug, Clone, Deserialize)]
-pub struct UserSummary {
-    pub user_id: String,
-    pub exists: bool,
-    pub size: Option<u64>,
-    pub version: u64,
-    pub state: String,
-    pub flag: bool,
-}
-
 pub struct AdminClient {
     endpoint: String,
     token: String,
@@ -67,14 +62,15 @@ impl AdminClient {
         }
     }
 
-    fn call(
+    /// Sends `route` (with `body`, if any); a 2xx answer's status, bytes and `X-DB-Version`.
+    fn call<R: Route>(
         &self,
-        method: &str,
-        path: &str,
+        route: &R,
         body: Option<Vec<u8>>,
     ) -> Result<(u16, Vec<u8>, Option<String>), ClientError> {
+        let path = route.path();
         let request = ureq::http::Request::builder()
-            .method(method)
+            .method(R::METHOD)
             .uri(format!("{}{path}", self.endpoint))
             .header("Authorization", format!("Bearer {}", self.token))
             .body(body.unwrap_or_default())
@@ -98,91 +94,89 @@ impl AdminClient {
         match status {
             200..=299 => Ok((status, bytes, version)),
             401 => Err(ClientError::Unauthorized),
-            404 if path == "/admin/users" => Err(ClientError::NoAdminApi(self.endpoint.clone())),
             _ => {
-                let detail = serde_json::from_slice::<Value>(&bytes)
-                    .ok()
-                    .and_then(|body| body["detail"].as_str().map(str::to_owned))
-                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+                let detail = serde_json::from_slice::<ErrorBody>(&bytes)
+                    .map(|body| body.detail)
+                    .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
                 Err(ClientError::Failed { status, detail })
             }
         }
     }
 
-    fn json(&self, method: &str, path: &str) -> Result<Value, ClientError> {
-        let (status, bytes, _) = self.call(method, path, None)?;
+    /// Sends `call` (with `body`, if any) and reads its answer.
+    fn json<C: Call>(&self, call: &C, body: Option<Vec<u8>>) -> Result<C::Response, ClientError> {
+        let (status, bytes, _) = self.call(call, body)?;
         serde_json::from_slice(&bytes).map_err(|err| ClientError::Failed {
             status,
-            detail: format!("the Worker answered something that is not JSON: {err}"),
+            detail: format!(
+                "the Worker answered {} {} with something unexpected: {err}",
+                C::METHOD,
+                call.path()
+            ),
         })
     }
 
     /// Every user the Worker finds in R2, all pages.
     pub fn users(&self) -> Result<Vec<UserSummary>, ClientError> {
         let mut users = Vec::new();
-        let mut cursor: Option<String> = None;
+        let mut request = ListUsers {
+            cursor: None,
+            limit: ListUsers::MAX_LIMIT,
+        };
         loop {
-            let path = match &cursor {
-                Some(cursor) => format!("/admin/users?limit=1000&cursor={cursor}"),
-                None => "/admin/users?limit=1000".to_owned(),
-            };
-            let page = self.json("GET", &path)?;
-            let listed: Vec<UserSummary> =
-                serde_json::from_value(page["users"].clone()).map_err(|err| {
-                    ClientError::Failed {
-                        status: 200,
-                        detail: format!("unexpected user list: {err}"),
-                    }
-                })?;
-            users.extend(listed);
-            match page["cursor"].as_str() {
-                Some(next) => cursor = Some(next.to_owned()),
+            // The listing always exists where the admin API does.
+            let page = self.json(&request, None).map_err(|err| match err {
+                ClientError::Failed { status: 404, .. } => {
+                    ClientError::NoAdminApi(self.endpoint.clone())
+                }
+                other => other,
+            })?;
+            users.extend(page.users);
+            match page.cursor {
+                Some(next) => request.cursor = Some(next),
                 None => return Ok(users),
             }
         }
     }
 
-    pub fn user(&self, user: &str) -> Result<Value, ClientError> {
-        self.json("GET", &format!("/admin/users/{user}"))
+    pub fn user(&self, user: &str) -> Result<UserStatus, ClientError> {
+        self.json(&GetUser::new(user), None)
     }
 
-    pub fn migrate(&self, user: &str) -> Result<Value, ClientError> {
-        self.json("POST", &format!("/admin/users/{user}/migrate"))
+    pub fn migrate(&self, user: &str) -> Result<MoveReport, ClientError> {
+        self.json(&Migrate::new(user), None)
     }
 
-    pub fn rollback(&self, user: &str) -> Result<Value, ClientError> {
-        self.json("POST", &format!("/admin/users/{user}/rollback"))
+    pub fn rollback(&self, user: &str) -> Result<MoveReport, ClientError> {
+        self.json(&Rollback::new(user), None)
     }
 
-    /// What stands in the way of the user's next move (`movable`, `problems`), without moving.
-    pub fn preflight(&self, user: &str) -> Result<Value, ClientError> {
-        self.json("GET", &format!("/admin/users/{user}/preflight"))
+    /// What stands in the way of the user's next move, without moving.
+    pub fn preflight(&self, user: &str) -> Result<PreflightReport, ClientError> {
+        self.json(&Preflight::new(user), None)
     }
 
-    pub fn verify(&self, user: &str) -> Result<Value, ClientError> {
-        self.json("GET", &format!("/admin/users/{user}/verify"))
+    pub fn verify(&self, user: &str) -> Result<VerifyResult, ClientError> {
+        self.json(&Verify::new(user), None)
     }
 
     /// The user's authoritative database file and its version.
     pub fn export(&self, user: &str) -> Result<(Vec<u8>, Option<String>), ClientError> {
-        let (_, bytes, version) =
-            self.call("GET", &format!("/admin/users/{user}/database"), None)?;
+        let (_, bytes, version) = self.call(&ExportDatabase::new(user), None)?;
         Ok((bytes, version))
     }
 
-    pub fn import(&self, user: &str, file: Vec<u8>) -> Result<Value, ClientError> {
-        let (status, bytes, _) =
-            self.call("PUT", &format!("/admin/users/{user}/database"), Some(file))?;
-        serde_json::from_slice(&bytes).map_err(|err| ClientError::Failed {
-            status,
-            detail: err.to_string(),
-        })
+    pub fn import(&self, user: &str, file: Vec<u8>) -> Result<ImportResult, ClientError> {
+        self.json(&ImportDatabase::new(user), Some(file))
     }
 
-    pub fn prune(&self, older_than_days: u64, dry_run: bool) -> Result<Value, ClientError> {
+    pub fn prune(&self, older_than_days: u64, dry_run: bool) -> Result<PruneResult, ClientError> {
         self.json(
-            "POST",
-            &format!("/admin/prune?older_than_days={older_than_days}&dry_run={dry_run}"),
+            &Prune {
+                older_than_days,
+                dry_run,
+            },
+            None,
         )
     }
 }

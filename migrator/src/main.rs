@@ -16,10 +16,10 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use admin_api::{Action, ObjectState, PreflightReport, R2State};
 use clap::Parser;
 use serde_json::{json, Value};
 
-use batch::Action;
 use cli::{Batch, Cli, Command};
 use client::{AdminClient, ClientError};
 use progress::Reporter;
@@ -50,29 +50,29 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
                 .users()
                 .map_err(error)?
                 .into_iter()
-                .filter(|u| u.exists && u.state == "active")
-                .filter(|u| u.size.unwrap_or(0) >= min_size.unwrap_or(0))
+                .filter(|u| u.r2.exists && u.r2.state == R2State::Active)
+                .filter(|u| u.r2.size.unwrap_or(0) >= min_size.unwrap_or(0))
                 .collect();
-            users.sort_by(|a, b| b.size.cmp(&a.size).then(a.user_id.cmp(&b.user_id)));
+            users.sort_by(|a, b| b.r2.size.cmp(&a.r2.size).then(a.user_id.cmp(&b.user_id)));
             users.truncate(limit.unwrap_or(usize::MAX));
-            let total: u64 = users.iter().map(|u| u.size.unwrap_or(0)).sum();
+            let total: u64 = users.iter().map(|u| u.r2.size.unwrap_or(0)).sum();
             let over = users
                 .iter()
-                .filter(|u| u.size.unwrap_or(0) > MIGRATION_THRESHOLD)
+                .filter(|u| u.r2.size.unwrap_or(0) > MIGRATION_THRESHOLD)
                 .count();
             // Each planned user's preflight: who cannot move, and why, before anyone tries.
-            let checks: Vec<Result<Value, String>> = users
+            let checks: Vec<Result<PreflightReport, String>> = users
                 .iter()
                 .map(|u| client.preflight(&u.user_id).map_err(error))
                 .collect();
-            let blocked = |check: &Result<Value, String>| -> Option<String> {
+            let blocked = |check: &Result<PreflightReport, String>| -> Option<String> {
                 match check {
-                    Ok(report) if report["movable"] == json!(true) => None,
+                    Ok(report) if report.movable => None,
                     Ok(report) => Some(
-                        report["problems"]
-                            .as_array()
-                            .and_then(|problems| problems.first())
-                            .map(problem_sentence)
+                        report
+                            .problems
+                            .first()
+                            .map(ToString::to_string)
                             .unwrap_or_else(|| "cannot move".into()),
                     ),
                     Err(err) => Some(format!("preflight failed: {err}")),
@@ -83,10 +83,10 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
                 .iter()
                 .zip(&checks)
                 .map(|(u, check)| {
-                    json!({"user_id": u.user_id, "size": u.size, "version": u.version,
-                           "over_threshold": u.size.unwrap_or(0) > MIGRATION_THRESHOLD,
+                    json!({"user_id": u.user_id, "size": u.r2.size, "version": u.r2.version,
+                           "over_threshold": u.r2.size.unwrap_or(0) > MIGRATION_THRESHOLD,
                            "movable": blocked(check).is_none(),
-                           "problems": check.as_ref().ok().map(|r| r["problems"].clone()),
+                           "problems": check.as_ref().ok().map(|r| &r.problems),
                            "reason": blocked(check)})
                 })
                 .collect();
@@ -98,10 +98,10 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
                     for (u, check) in users.iter().zip(&checks) {
                         let mark = match blocked(check) {
                             Some(reason) => format!("  cannot move: {reason}"),
-                            None if u.size.unwrap_or(0) > MIGRATION_THRESHOLD => "  > 1 MB: migrate".into(),
+                            None if u.r2.size.unwrap_or(0) > MIGRATION_THRESHOLD => "  > 1 MB: migrate".into(),
                             None => String::new(),
                         };
-                        out.push_str(&format!("{:<24} {:>10} {:>8}{mark}\n", u.user_id, format_size(u.size.unwrap_or(0)), u.version));
+                        out.push_str(&format!("{:<24} {:>10} {:>8}{mark}\n", u.user_id, format_size(u.r2.size.unwrap_or(0)), u.r2.version));
                     }
                     out + &format!(
                         "{} users on the R2 path, {} in all, {over} over 1 MB, {cannot_move} cannot move",
@@ -123,17 +123,17 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
         }
         Command::Status { user: None } => {
             let users = client.users().map_err(error)?;
-            let count = |state: &str| {
+            let count = |state: R2State| {
                 users
                     .iter()
-                    .filter(|u| u.exists && u.state == state)
+                    .filter(|u| u.r2.exists && u.r2.state == state)
                     .count()
             };
             let mismatched = users
                 .iter()
-                .filter(|u| u.exists && (u.state == "migrated") != u.flag)
+                .filter(|u| u.r2.exists && (u.r2.state == R2State::Migrated) != u.flag)
                 .count();
-            let counts = json!({"on_r2": count("active"), "migrated": count("migrated"),
+            let counts = json!({"on_r2": count(R2State::Active), "migrated": count(R2State::Migrated),
                                 "flag_disagrees_with_r2": mismatched, "users": users.len()});
             reporter.value(&counts, |c| {
                 format!(
@@ -157,10 +157,10 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
                         continue;
                     }
                 };
-                let written = verdict["written_since_migration"].as_bool().unwrap_or(true);
-                let ok = verdict["state"] == "active"
-                    && verdict["quick_check"] == "ok"
-                    && (written || verdict["agrees_with_r2"] == true);
+                let written = verdict.written_since_migration;
+                let ok = verdict.state == ObjectState::Active
+                    && verdict.passes_quick_check()
+                    && (written || verdict.agrees_with_r2 == Some(true));
                 failures += u32::from(!ok);
                 let how = if written {
                     "integrity check (written since migration)"
@@ -201,7 +201,7 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
                 .map_err(|e| format!("{} is not a usable SQLite database: {e}", file.display()))?;
             let stored = client.import(user, bytes).map_err(error)?;
             reporter.value(&stored, |v| {
-                format!("{user}: stored as version {}", v["version"])
+                format!("{user}: stored as version {}", v.version)
             });
             Ok(ExitCode::SUCCESS)
         }
@@ -211,12 +211,11 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
         } => {
             let report = client.prune(*older_than, *dry_run).map_err(error)?;
             reporter.value(&report, |r| {
-                let list = |key: &str| r[key].as_array().map(|a| a.len()).unwrap_or(0);
                 format!(
                     "{}{} backups deleted, {} R2 copies turned into tombstones",
                     if *dry_run { "dry run: " } else { "" },
-                    list("deleted_backups"),
-                    list("tombstoned")
+                    r.deleted_backups.len(),
+                    r.tombstoned.len()
                 )
             });
             Ok(ExitCode::SUCCESS)
@@ -270,21 +269,21 @@ fn run_batch(
     if batch.users.is_empty() && !batch.all {
         return Err(format!(
             "name the users to {}, or pass --all",
-            action.name()
+            action.as_str()
         ));
     }
     let candidates: Vec<String> = if batch.all || batch.min_size.is_some() {
         let wanted = match action {
-            Action::Migrate => "active",
-            Action::Rollback => "migrated",
+            Action::Migrate => R2State::Active,
+            Action::Rollback => R2State::Migrated,
         };
         client
             .users()
             .map_err(|e| e.to_string())?
             .into_iter()
-            .filter(|u| u.exists && u.state == wanted)
+            .filter(|u| u.r2.exists && u.r2.state == wanted)
             .filter(|u| batch.users.is_empty() || batch.users.contains(&u.user_id))
-            .filter(|u| u.size.unwrap_or(0) >= batch.min_size.unwrap_or(0))
+            .filter(|u| u.r2.size.unwrap_or(0) >= batch.min_size.unwrap_or(0))
             .map(|u| u.user_id)
             .collect()
     } else {
@@ -296,8 +295,8 @@ fn run_batch(
         .collect();
     if batch.dry_run {
         for user in &users {
-            reporter.value(&json!({"user": user, "would": action.name()}), |_| {
-                format!("would {} {user}", action.name())
+            reporter.value(&json!({"user": user, "would": action.as_str()}), |_| {
+                format!("would {} {user}", action.as_str())
             });
         }
         return Ok(ExitCode::SUCCESS);
@@ -332,7 +331,7 @@ fn run_batch(
     reporter.value(&totals, |_| {
         format!(
             "{}: {} moved, {} already there, {} failed, {} skipped (journal), {} in {:.1} s{}",
-            action.name(),
+            action.as_str(),
             summary.moved,
             summary.already,
             summary.failed,
@@ -351,26 +350,4 @@ fn run_batch(
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// A preflight problem as one line: `an integer outside ±(2^53 − 1) in t.c (rowid 7, and 1 more)`.
-fn problem_sentence(problem: &Value) -> String {
-    let mut sentence = problem["reason"]
-        .as_str()
-        .unwrap_or("cannot move")
-        .to_owned();
-    match (problem["table"].as_str(), problem["column"].as_str()) {
-        (Some(table), Some(column)) => sentence.push_str(&format!(" in {table}.{column}")),
-        (Some(table), None) => sentence.push_str(&format!(" in table {table}")),
-        _ => {}
-    }
-    if let Some(row) = problem["row"].as_str() {
-        let more = problem["count"].as_u64().unwrap_or(1).saturating_sub(1);
-        if more > 0 {
-            sentence.push_str(&format!(" ({row}, and {more} more)"));
-        } else {
-            sentence.push_str(&format!(" ({row})"));
-        }
-    }
-    sentence
 }

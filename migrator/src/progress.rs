@@ -3,8 +3,10 @@
 
 use std::io::IsTerminal;
 
+use admin_api::Outcome;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 
 use crate::size::format_size;
 
@@ -16,10 +18,24 @@ pub struct Reporter {
 /// The outcome of one user's step.
 pub struct UserResult {
     pub user: String,
-    pub outcome: String,
+    /// What the move did, or why it failed.
+    pub outcome: Result<Outcome, String>,
     pub bytes: u64,
     pub milliseconds: u64,
-    pub detail: Option<String>,
+}
+
+impl UserResult {
+    /// The outcome's name, `failed` for a failure.
+    fn outcome_name(&self) -> &'static str {
+        match &self.outcome {
+            Ok(outcome) => outcome.as_str(),
+            Err(_) => "failed",
+        }
+    }
+
+    fn detail(&self) -> Option<&str> {
+        self.outcome.as_ref().err().map(String::as_str)
+    }
 }
 
 impl Reporter {
@@ -52,21 +68,20 @@ impl Reporter {
         if self.json {
             self.line(
                 &json!({
-                    "user": result.user, "outcome": result.outcome, "bytes": result.bytes,
-                    "milliseconds": result.milliseconds, "detail": result.detail,
+                    "user": result.user, "outcome": result.outcome_name(), "bytes": result.bytes,
+                    "milliseconds": result.milliseconds, "detail": result.detail(),
                 })
                 .to_string(),
             );
         } else {
             let detail = result
-                .detail
-                .as_deref()
+                .detail()
                 .map(|d| format!("  {d}"))
                 .unwrap_or_default();
             self.line(&format!(
                 "{:<24} {:<18} {:>10} {:>7} ms{detail}",
                 result.user,
-                result.outcome,
+                result.outcome_name(),
                 format_size(result.bytes),
                 result.milliseconds
             ));
@@ -82,10 +97,10 @@ impl Reporter {
         }
     }
 
-    /// A JSON value as is (JSON mode) or through `human` (tables).
-    pub fn value(&self, value: &Value, human: impl FnOnce(&Value) -> String) {
+    /// A value as one line of JSON (JSON mode) or through `human` (tables).
+    pub fn value<T: Serialize>(&self, value: &T, human: impl FnOnce(&T) -> String) {
         if self.json {
-            self.line(&value.to_string());
+            self.line(&serde_json::to_string(value).expect("string keys serialize"));
         } else {
             self.line(&human(value));
         }

@@ -158,7 +158,7 @@ impl UserDataStore {
         let step = query.get("step").map(String::as_str).unwrap_or_default();
         let crash = query.get("crash").is_some_and(|v| v == "true");
         self.moving(user).arm_fault(action, step, crash)?;
-        Ok(http::json(200, &json!({"armed": true})))
+        Ok(http::json(200, &admin_api::FaultArmed { armed: true }))
     }
 
     /// Runs a migrate or rollback with every other event of this object held back.
@@ -336,20 +336,15 @@ impl UserDataStore {
     fn status(&self, user: UserId) -> std::result::Result<Response, ApiError> {
         let moving = self.moving(user);
         let (state, _) = moving.object_state()?;
-        let tables: serde_json::Map<String, serde_json::Value> = moving
-            .row_counts()?
-            .into_iter()
-            .map(|(name, rows)| (name, json!(rows)))
-            .collect();
         Ok(http::json(
             200,
-            &json!({
-                "state": state,
-                "version": moving.version()?.0,
-                "size": self.db.database_size(),
-                "tables": tables,
-                "last_failure": moving.last_failure()?,
-            }),
+            &admin_api::ObjectStatus {
+                state,
+                version: moving.version()?.0,
+                size: self.db.database_size() as u64,
+                tables: admin_api::TableRows(moving.row_counts()?),
+                last_failure: moving.last_failure()?,
+            },
         ))
     }
 

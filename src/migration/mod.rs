@@ -34,7 +34,6 @@ pub mod copy;
 pub mod preflight;
 pub mod verify;
 
-use serde::Serialize;
 use worker::{Bucket, Env};
 
 use crate::config::{Config, USER_DATA_BUCKET};
@@ -48,6 +47,10 @@ use crate::identity::UserId;
 use crate::layout::{self, R2State};
 use crate::r2;
 use crate::r2::sync::{Saved, Snapshot};
+pub use admin_api::{
+    Action, Failure, MoveReport as Report, ObjectState, Outcome, PreflightReport, Step,
+    VerifyResult,
+};
 use catalog::OBJECT_TABLES;
 pub use preflight::Problem;
 pub use verify::TableDigest;
@@ -61,89 +64,6 @@ const FAULT_TABLE: &str = OBJECT_TABLES[2];
 
 /// How often a migration starts again because a write landed on R2 meanwhile.
 const MAX_MIGRATE_ATTEMPTS: u32 = 5;
-
-/// Where the object stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ObjectState {
-    /// Never migrated: R2 is authoritative.
-    New,
-    /// Holds the user's data and serves it.
-    Active,
-    /// Exporting to R2. Seen at the start of a request only after a crash mid-rollback, and
-    /// then resolved at once ([`Move::resolve_interrupted_rollback`]).
-    RollingBack,
-    /// R2 is authoritative again; what the object holds is stale.
-    RolledBack,
-}
-
-/// The two moves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Migrate,
-    Rollback,
-}
-
-impl Action {
-    fn as_str(self) -> &'static str {
-        match self {
-            Action::Migrate => "migrate",
-            Action::Rollback => "rollback",
-        }
-    }
-}
-
-/// The steps of a move, in order; a failure is recorded with the step it happened in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {
-    /// Reading the source and checking that the destination can hold it.
-    Preflight,
-    /// Copying the rows (import into the object, or export to a file).
-    Copy,
-    /// Comparing the digests of both copies.
-    Verify,
-    /// Keeping the R2 copy a rollback is about to replace.
-    Backup,
-    /// The conditional R2 put that hands authority to the other side.
-    CutOver,
-    /// Marking the object active (migrate) or rolled back (rollback).
-    Activate,
-    /// Setting or deleting the KV flag.
-    Flag,
-    /// A rollback cut short by a crash, found by the next request.
-    Interrupted,
-}
-
-impl Step {
-    fn parse(name: &str) -> Option<Step> {
-        [
-            Step::Preflight,
-            Step::Copy,
-            Step::Verify,
-            Step::Backup,
-            Step::CutOver,
-            Step::Activate,
-            Step::Flag,
-        ]
-        .into_iter()
-        .find(|step| step.as_str() == name)
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Step::Preflight => "preflight",
-            Step::Copy => "copy",
-            Step::Verify => "verify",
-            Step::Backup => "backup",
-            Step::CutOver => "cut_over",
-            Step::Activate => "activate",
-            Step::Flag => "flag",
-            Step::Interrupted => "interrupted",
-        }
-    }
-}
 
 /// Why moving a user failed.
 #[derive(Debug)]
@@ -218,7 +138,7 @@ impl From<MigrationError> for ApiError {
                     },
                     preflight::summary(&problems)
                 ),
-                problems: serde_json::to_value(&problems).unwrap_or_default(),
+                problems,
             },
             err @ (MigrationError::Injected(_) | MigrationError::Crash(_)) => {
                 ApiError::Unavailable(format!("The move failed: {err}"))
@@ -237,36 +157,6 @@ impl From<worker::Error> for MigrationError {
     fn from(err: worker::Error) -> Self {
         MigrationError::Api(err.into())
     }
-}
-
-/// What a migrate or rollback did, for operators.
-#[derive(Debug, Serialize)]
-pub struct Report {
-    pub user_id: String,
-    /// `migrated`, `already_migrated`, `rolled_back` or `already_on_r2`.
-    pub outcome: &'static str,
-    pub version: u64,
-    pub bytes: u64,
-    pub tables: Vec<TableDigest>,
-    pub milliseconds: u64,
-}
-
-/// The object's record of its last failed move, for operators.
-#[derive(Debug, Clone, Serialize)]
-pub struct Failure {
-    pub action: Action,
-    pub step: String,
-    pub reason: String,
-    pub at_ms: u64,
-}
-
-/// What a preflight found, for `GET /admin/users/{id}/preflight`.
-#[derive(Debug, Serialize)]
-pub struct PreflightReport {
-    /// The move the object would make next.
-    pub action: Action,
-    pub movable: bool,
-    pub problems: Vec<Problem>,
 }
 
 /// What an object does with an API request.
@@ -432,7 +322,9 @@ impl Move {
                 } else {
                     Action::Migrate
                 },
-                step: row.get(1)?,
+                // Only `record_failure` writes the step, so it parses; were it ever not to, the
+                // requests that read this record must still be served.
+                step: Step::parse(&row.get::<String>(1)?).unwrap_or(Step::Interrupted),
                 reason: row.get(2)?,
                 at_ms: row.get::<i64>(3)? as u64,
             })
@@ -490,9 +382,11 @@ impl Move {
 
     /// Arms a fault: the next move of `action` that reaches `step` fails there (or crashes).
     pub fn arm_fault(&self, action: Action, step: &str, crash: bool) -> Result<(), ApiError> {
-        let step = Step::parse(step).ok_or_else(|| {
-            ApiError::Unprocessable(format!("query field 'step': unknown step '{step}'"))
-        })?;
+        let step = Step::parse(step)
+            .filter(|step| *step != Step::Interrupted)
+            .ok_or_else(|| {
+                ApiError::Unprocessable(format!("query field 'step': unknown step '{step}'"))
+            })?;
         let action = action.as_str();
         self.db.execute(
             &format!("INSERT INTO {FAULT_TABLE} (action, step, crash) VALUES (?, ?, ?)"),
@@ -528,7 +422,7 @@ impl Move {
     /// The report of a move that ended with the object holding data whose digests are `tables`.
     fn report(
         &self,
-        outcome: &'static str,
+        outcome: Outcome,
         bytes: u64,
         started: u64,
         tables: Vec<TableDigest>,
@@ -633,7 +527,12 @@ impl Move {
         if state == ObjectState::Active {
             self.enter(Action::Migrate, Step::Flag)?;
             self.set_flag(true).await?;
-            return self.report("already_migrated", 0, started, verify::digests(&self.db)?);
+            return self.report(
+                Outcome::AlreadyMigrated,
+                0,
+                started,
+                verify::digests(&self.db)?,
+            );
         }
         let bucket = self.bucket()?;
         let database = r2::database(&bucket, &self.user, &self.config);
@@ -650,7 +549,7 @@ impl Move {
                 // The cut-over happened but the activation did not: R2's file is all the data.
                 let tables = self.import(&source)?;
                 self.activate().await?;
-                return self.report("migrated", bytes, started, tables);
+                return self.report(Outcome::Migrated, bytes, started, tables);
             }
             let version = loaded.version.next();
             version.record_in(&source)?;
@@ -669,7 +568,7 @@ impl Move {
             match put {
                 Ok(Saved::Stored { .. }) => {
                     self.activate().await?;
-                    return self.report("migrated", bytes, started, tables);
+                    return self.report(Outcome::Migrated, bytes, started, tables);
                 }
                 Ok(Saved::Conflict) => {
                     worker::console_log!(
@@ -684,7 +583,7 @@ impl Move {
                     let now = database.head().await?;
                     if now.version == version && now.state != R2State::Active {
                         self.activate().await?;
-                        return self.report("migrated", bytes, started, tables);
+                        return self.report(Outcome::Migrated, bytes, started, tables);
                     }
                     self.wipe()?;
                     return Err(err.into());
@@ -765,8 +664,8 @@ impl Move {
         self.enter(Action::Rollback, Step::Flag)?;
         self.set_flag(false).await?;
         match handed_back {
-            Some((bytes, tables)) => self.report("rolled_back", bytes, started, tables),
-            None => self.report("already_on_r2", 0, started, verify::digests(&self.db)?),
+            Some((bytes, tables)) => self.report(Outcome::RolledBack, bytes, started, tables),
+            None => self.report(Outcome::AlreadyOnR2, 0, started, verify::digests(&self.db)?),
         }
     }
 
@@ -897,7 +796,7 @@ impl Move {
 
     /// Whether the object agrees with its R2 copy (meaningful while nothing was written since
     /// the migration) and passes its integrity check.
-    pub async fn verify(&self) -> Result<serde_json::Value, MigrationError> {
+    pub async fn verify(&self) -> Result<VerifyResult, MigrationError> {
         let (state, _) = self.object_state()?;
         let ours = verify::digests(&self.db)?;
         let integrity = check_integrity(&self.db).map_err(|e| e.to_string());
@@ -912,14 +811,18 @@ impl Move {
             .map(|db| verify::digests(&db))
             .transpose()?;
         let version = self.version()?;
-        Ok(serde_json::json!({
-            "state": state,
-            "version": version.0,
-            "r2_version": copy.version.0,
-            "written_since_migration": version != copy.version,
-            "quick_check": integrity.as_ref().map(|()| "ok").unwrap_or_else(|e| e.as_str()),
-            "agrees_with_r2": r2_digests.as_deref().map(|theirs| verify::same_data(theirs, &ours).is_ok()),
-        }))
+        Ok(VerifyResult {
+            state,
+            version: version.0,
+            r2_version: copy.version.0,
+            written_since_migration: version != copy.version,
+            quick_check: integrity
+                .err()
+                .unwrap_or_else(|| admin_api::QUICK_CHECK_OK.to_owned()),
+            agrees_with_r2: r2_digests
+                .as_deref()
+                .map(|theirs| verify::same_data(theirs, &ours).is_ok()),
+        })
     }
 
     /// Rows per user table, for status pages.

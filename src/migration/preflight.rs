@@ -8,13 +8,13 @@
 //! that is not UTF-8, and damage. Into an R2 file ([`into_r2_file`]): what the R2 path cannot
 //! open (a file over its size ceiling).
 
-use std::fmt;
-
-use serde::Serialize;
-
 use crate::db::{check_integrity, Db, DbError};
 use crate::migration::catalog::{for_each_page, Catalog, Cell, RowKey, Table};
 use crate::migration::copy::MAX_PARAMETERS;
+
+/// One kind of thing the destination cannot hold (the admin API's type: preflight reports and
+/// `not_migratable` errors list them).
+pub use admin_api::Problem;
 
 /// The object keeps integers as JavaScript numbers: beyond ±(2^53 − 1) they are not exact.
 pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
@@ -22,52 +22,6 @@ pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 pub const MAX_VALUE_BYTES: usize = 2_000_000;
 /// The object refuses statements longer than this (a `CREATE` copied verbatim is one).
 const MAX_STATEMENT_BYTES: usize = 100_000;
-
-/// One kind of thing the destination cannot hold, where it first occurs, and how often.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Problem {
-    pub reason: String,
-    pub table: Option<String>,
-    pub column: Option<String>,
-    /// The first offending row's rowid (rowid tables).
-    pub rowid: Option<i64>,
-    /// The first offending row as words: `rowid 17` or `key ('a', 2)`.
-    pub row: Option<String>,
-    pub count: u64,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.reason)?;
-        match (&self.table, &self.column) {
-            (Some(table), Some(column)) => write!(f, " in {table}.{column}")?,
-            (Some(table), None) => write!(f, " in table {table}")?,
-            _ => {}
-        }
-        if let Some(row) = &self.row {
-            write!(f, " ({row}")?;
-            if self.count > 1 {
-                write!(f, ", and {} more", self.count - 1)?;
-            }
-            write!(f, ")")?;
-        }
-        Ok(())
-    }
-}
-
-impl Problem {
-    /// A problem with the file as a whole, not with one table.
-    pub fn about_file(reason: String) -> Self {
-        Problem {
-            reason,
-            table: None,
-            column: None,
-            rowid: None,
-            row: None,
-            count: 1,
-        }
-    }
-}
 
 /// Collects problems, one entry per (reason, table, column), keeping the first row seen.
 #[derive(Default)]

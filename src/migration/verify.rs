@@ -5,23 +5,17 @@
 //! Nothing is rendered by SQLite: two SQLite versions print 0.1 + 0.2 differently (the object's
 //! and the bundled one did), but they store the same bits, and the bits are what is hashed.
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::db::{Db, DbError};
 use crate::migration::catalog::{for_each_page, sequences, Catalog, Cell, PageRow};
 
+/// A table's rows and checksum (the admin API's type: move reports list them).
+pub use admin_api::TableDigest;
+
 /// The pseudo-tables a digest adds to the user's tables.
 const SCHEMA: &str = "(schema)";
 const SEQUENCES: &str = "(sqlite_sequence)";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TableDigest {
-    pub name: String,
-    pub rows: u64,
-    /// SHA-256 (first 32 hex digits) of every row's typed values, in key order.
-    pub checksum: String,
-}
 
 /// Feeds typed values into a hash, each tagged with its class and length, so that no two
 /// different rows encode alike (integer 5, real 5.0 and text '5' differ; so do 0.0 and -0.0).

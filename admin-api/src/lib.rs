@@ -1,0 +1,451 @@
+//! The Worker's admin API (`/admin/*`, behind `Authorization: Bearer <ADMIN_TOKEN>`) as types:
+//! what each route answers ([this module](self)) and how each is called ([`request`]).
+//!
+//! The Worker serializes these types and the migrator deserializes them, so the two cannot drift
+//! apart. The serde attributes are the wire format: field names and their order, `snake_case`
+//! enum values, and optional fields that are `null` (never left out), except in [`ErrorBody`],
+//! which leaves out what does not apply.
+//!
+//! Only serde: no worker dependency, so the crate builds natively and to wasm32 alike.
+
+pub mod request;
+
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Where a user's Durable Object stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectState {
+    /// Never migrated: R2 is authoritative.
+    New,
+    /// Holds the user's data and serves it.
+    Active,
+    /// Exporting to R2. Seen at the start of a request only after a crash mid-rollback, and then
+    /// resolved at once.
+    RollingBack,
+    /// R2 is authoritative again; what the object holds is stale.
+    RolledBack,
+}
+
+/// Which copy is authoritative, as the R2 object's metadata says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum R2State {
+    /// The R2 copy is the user's data; the R2 path serves and writes it.
+    Active,
+    /// The user's Durable Object holds the data; the R2 copy is a frozen snapshot (or a
+    /// tombstone) and fences the R2 path.
+    Migrated,
+}
+
+/// The two moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// From R2 into the user's Durable Object.
+    Migrate,
+    /// From the Durable Object back to R2.
+    Rollback,
+}
+
+impl Action {
+    /// The wire name: `migrate` or `rollback`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Migrate => "migrate",
+            Action::Rollback => "rollback",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The steps of a move, in order; a failure is recorded with the step it happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Reading the source and checking that the destination can hold it.
+    Preflight,
+    /// Copying the rows (import into the object, or export to a file).
+    Copy,
+    /// Comparing the digests of both copies.
+    Verify,
+    /// Keeping the R2 copy a rollback is about to replace.
+    Backup,
+    /// The conditional R2 put that hands authority to the other side.
+    CutOver,
+    /// Marking the object active (migrate) or rolled back (rollback).
+    Activate,
+    /// Setting or deleting the KV flag.
+    Flag,
+    /// A rollback cut short by a crash, found by the next request (not a step a move enters).
+    Interrupted,
+}
+
+impl Step {
+    /// Every step: those a move enters, in order, then [`Step::Interrupted`].
+    pub const ALL: [Step; 8] = [
+        Step::Preflight,
+        Step::Copy,
+        Step::Verify,
+        Step::Backup,
+        Step::CutOver,
+        Step::Activate,
+        Step::Flag,
+        Step::Interrupted,
+    ];
+
+    /// The step of this wire name (`cut_over`), if there is one.
+    pub fn parse(name: &str) -> Option<Step> {
+        Step::ALL.into_iter().find(|step| step.as_str() == name)
+    }
+
+    /// The wire name: `preflight`, `copy`, ..., `cut_over`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Preflight => "preflight",
+            Step::Copy => "copy",
+            Step::Verify => "verify",
+            Step::Backup => "backup",
+            Step::CutOver => "cut_over",
+            Step::Activate => "activate",
+            Step::Flag => "flag",
+            Step::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a migrate or rollback did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The data moved into the object.
+    Migrated,
+    /// The object already held it: nothing moved (the KV flag is set again).
+    AlreadyMigrated,
+    /// The data moved back to R2.
+    RolledBack,
+    /// R2 already held it: nothing moved (the KV flag is deleted again).
+    AlreadyOnR2,
+}
+
+impl Outcome {
+    /// The wire name: `migrated`, `already_migrated`, `rolled_back` or `already_on_r2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Migrated => "migrated",
+            Outcome::AlreadyMigrated => "already_migrated",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::AlreadyOnR2 => "already_on_r2",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What R2 holds of a user's database, from one HEAD. Without an object: `exists: false`,
+/// version 0, `active`, and `null` size, etag and time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct R2Summary {
+    pub exists: bool,
+    /// The `db-version` in the object's metadata (0: none, a legacy object).
+    pub version: u64,
+    pub size: Option<u64>,
+    pub etag: Option<String>,
+    pub state: R2State,
+    /// When the user moved into their object (epoch milliseconds), while `migrated`.
+    pub migrated_at: Option<u64>,
+}
+
+impl R2Summary {
+    /// The summary of a user with no database in R2.
+    pub fn missing() -> Self {
+        R2Summary {
+            exists: false,
+            version: 0,
+            size: None,
+            etag: None,
+            state: R2State::Active,
+            migrated_at: None,
+        }
+    }
+}
+
+/// One user of `GET /admin/users`: what R2 holds (its fields inline), then the id and the flag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSummary {
+    #[serde(flatten)]
+    pub r2: R2Summary,
+    pub user_id: String,
+    /// Whether the KV flag `migrated:<user_id>` is set.
+    pub flag: bool,
+}
+
+/// `GET /admin/users?cursor=&limit=`: a page of users with a folder in R2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPage {
+    pub users: Vec<UserSummary>,
+    /// The `cursor` of the next page; `null` on the last.
+    pub cursor: Option<String>,
+}
+
+/// `GET /admin/users/{id}`: R2, the KV flag, and the user's object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserStatus {
+    pub user_id: String,
+    pub r2: R2Summary,
+    pub flag: bool,
+    pub object: ObjectStatus,
+}
+
+/// The user's Durable Object, as it reports itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectStatus {
+    pub state: ObjectState,
+    /// The data version the object holds (0: never migrated).
+    pub version: u64,
+    /// Bytes of the object's storage.
+    pub size: u64,
+    /// Rows per user table.
+    pub tables: TableRows,
+    /// The last failed move; cleared by the next move that succeeds.
+    pub last_failure: Option<Failure>,
+}
+
+/// Rows per table, in the object's schema order: a JSON object `{"games": 19, ...}` whose keys
+/// keep their order both ways (a map type would sort them).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TableRows(pub Vec<(String, u64)>);
+
+impl TableRows {
+    /// The rows of `table`, if it is listed.
+    pub fn get(&self, table: &str) -> Option<u64> {
+        self.0
+            .iter()
+            .find(|(name, _)| name == table)
+            .map(|(_, rows)| *rows)
+    }
+}
+
+impl Serialize for TableRows {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, rows) in &self.0 {
+            map.serialize_entry(name, rows)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for TableRows {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct InOrder;
+        impl<'de> Visitor<'de> for InOrder {
+            type Value = TableRows;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of table names and row counts")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TableRows, A::Error> {
+                let mut tables = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(entry) = map.next_entry::<String, u64>()? {
+                    tables.push(entry);
+                }
+                Ok(TableRows(tables))
+            }
+        }
+        deserializer.deserialize_map(InOrder)
+    }
+}
+
+/// The object's record of its last failed move.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub action: Action,
+    pub step: Step,
+    pub reason: String,
+    /// When it failed (epoch milliseconds).
+    pub at_ms: u64,
+}
+
+/// The digest of one table (or of the pseudo-tables `(schema)` and `(sqlite_sequence)`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableDigest {
+    pub name: String,
+    pub rows: u64,
+    /// SHA-256 (first 32 hex digits) of every row's typed values, in key order.
+    pub checksum: String,
+}
+
+/// `POST /admin/users/{id}/migrate` and `.../rollback`: what the move did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveReport {
+    pub user_id: String,
+    pub outcome: Outcome,
+    /// The data version the authoritative copy holds afterwards.
+    pub version: u64,
+    /// Bytes moved (0 when nothing moved).
+    pub bytes: u64,
+    /// The digests of the data where it now is, by table name.
+    pub tables: Vec<TableDigest>,
+    pub milliseconds: u64,
+}
+
+/// `GET /admin/users/{id}/preflight`: what stands in the way of the user's next move.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreflightReport {
+    /// The move the object would make next.
+    pub action: Action,
+    /// Whether nothing stands in the way (`problems` is empty).
+    pub movable: bool,
+    pub problems: Vec<Problem>,
+}
+
+/// One kind of thing the destination cannot hold, where it first occurs, and how often.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub reason: String,
+    pub table: Option<String>,
+    pub column: Option<String>,
+    /// The first offending row's rowid (rowid tables).
+    pub rowid: Option<i64>,
+    /// The first offending row as words: `rowid 17` or `key ('a', 2)`.
+    pub row: Option<String>,
+    pub count: u64,
+}
+
+impl Problem {
+    /// A problem with the file as a whole, not with one table.
+    pub fn about_file(reason: String) -> Self {
+        Problem {
+            reason,
+            table: None,
+            column: None,
+            rowid: None,
+            row: None,
+            count: 1,
+        }
+    }
+}
+
+/// One line: `an integer outside ±(2^53 − 1) in t.c (rowid 7, and 1 more)`.
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.reason)?;
+        match (&self.table, &self.column) {
+            (Some(table), Some(column)) => write!(f, " in {table}.{column}")?,
+            (Some(table), None) => write!(f, " in table {table}")?,
+            _ => {}
+        }
+        if let Some(row) = &self.row {
+            write!(f, " ({row}")?;
+            if self.count > 1 {
+                write!(f, ", and {} more", self.count - 1)?;
+            }
+            write!(f, ")")?;
+        }
+        Ok(())
+    }
+}
+
+/// What SQLite's `quick_check` answers for a sound database.
+pub const QUICK_CHECK_OK: &str = "ok";
+
+/// `GET /admin/users/{id}/verify`: whether the object agrees with its R2 copy and passes its
+/// integrity check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyResult {
+    pub state: ObjectState,
+    /// The object's data version.
+    pub version: u64,
+    /// The R2 copy's.
+    pub r2_version: u64,
+    /// Whether the versions differ: then `agrees_with_r2` compares with a stale copy and means
+    /// nothing.
+    pub written_since_migration: bool,
+    /// SQLite's `quick_check` of the object: [`QUICK_CHECK_OK`], or what it found.
+    pub quick_check: String,
+    /// Whether both hold the same data; `null` when R2 holds no readable copy.
+    pub agrees_with_r2: Option<bool>,
+}
+
+impl VerifyResult {
+    pub fn passes_quick_check(&self) -> bool {
+        self.quick_check == QUICK_CHECK_OK
+    }
+}
+
+/// `PUT /admin/users/{id}/database`: the file stored as the user's R2 database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportResult {
+    pub user_id: String,
+    /// The version it was stored as.
+    pub version: u64,
+    pub bytes: u64,
+}
+
+/// `POST /admin/prune`: what was (or, in a dry run, would be) deleted and turned into tombstones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneResult {
+    pub dry_run: bool,
+    pub older_than_days: u64,
+    /// The R2 keys of the backups deleted.
+    pub deleted_backups: Vec<String>,
+    /// The R2 keys of the copies replaced by a tombstone.
+    pub tombstoned: Vec<String>,
+}
+
+/// `POST /admin/users/{id}/fault` (only with `FAULT_INJECTION`): the fault is armed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultArmed {
+    pub armed: bool,
+}
+
+/// What kind of error an operator must look into, for clients to tell it apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 503: the user's database in R2 is not readable SQLite, or fails its integrity check.
+    CorruptDatabase,
+    /// 503: sound SQLite, but its app tables do not have the shape the handlers need.
+    IncompatibleSchema,
+    /// 409: a move was refused by its preflight; nothing changed.
+    NotMigratable,
+}
+
+/// The body of every error response (the admin API's and the user API's alike).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub detail: String,
+    /// Left out, except for the errors an operator must look into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ErrorCode>,
+    /// Left out, except with [`ErrorCode::NotMigratable`]: what the destination cannot hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<Problem>>,
+    /// With a failure whose detail went to the log only: the id of its log line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests;
