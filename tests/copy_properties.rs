@@ -10,33 +10,13 @@
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{Config, RngSeed};
 use test_support::generate::{
-    build, contents, database_spec, database_spec_with_offenders, first_difference, flip_one_bit,
-    persists, Limits, Offender, OffenderKind, Value,
+    build, contents, database_spec, database_spec_with_offenders, first_difference,
+    proptest_config, with_one_bit_flipped, Limits, Offender, OffenderKind,
 };
 use user_data_worker::db::rusqlite_db::RusqliteDb;
 use user_data_worker::db::{check_integrity, Db};
 use user_data_worker::migration::{copy, preflight, verify, Problem};
-
-const SEED: u64 = 20261122;
-
-fn config(cases: u32) -> Config {
-    let defaults = Config::default(); // reads PROPTEST_CASES and PROPTEST_RNG_SEED
-    Config {
-        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-            defaults.cases
-        } else {
-            cases
-        },
-        rng_seed: match defaults.rng_seed {
-            RngSeed::Random => RngSeed::Fixed(SEED),
-            chosen => chosen,
-        },
-        failure_persistence: None,
-        ..defaults
-    }
-}
 
 /// The move's copy of `file` into a new database, as the object's import and export make it.
 /// The digests the copy computes of what it read are those of the file.
@@ -76,7 +56,7 @@ fn reports(problem: &Problem, offender: &Offender) -> bool {
 }
 
 proptest! {
-    #![proptest_config(config(96))]
+    #![proptest_config(proptest_config(96))]
 
     #[test]
     fn a_copy_holds_exactly_what_its_source_holds_and_its_digest_agrees(spec in database_spec()) {
@@ -100,21 +80,10 @@ proptest! {
         cell in any::<Index>(),
         bit in any::<Index>(),
     ) {
-        // A value outside every key, so that the changed row clashes with no other.
-        let cells: Vec<(usize, usize, usize)> = spec.tables.iter().enumerate()
-            .flat_map(|(t, table)| {
-                let columns = (0..table.columns.len()).filter(|&c| !table.is_key_column(c));
-                columns.flat_map(move |c| (0..table.rows.len()).map(move |r| (t, r, c)))
-            })
-            .filter(|&(t, r, c)| spec.tables[t].rows[r].values[c] != Value::Null)
-            .collect();
-        prop_assume!(!cells.is_empty());
-        let (t, r, c) = *cell.get(&cells);
+        let flipped = with_one_bit_flipped(&spec, cell, bit);
+        prop_assume!(flipped.is_some());
+        let (changed, (t, _, _)) = flipped.unwrap();
         let table = &spec.tables[t];
-        let flipped = flip_one_bit(&table.rows[r].values[c], bit);
-        prop_assume!(flipped.as_ref().is_some_and(|v| persists(table.columns[c].affinity(), v)));
-        let mut changed = spec.clone();
-        changed.tables[t].rows[r].values[c] = flipped.unwrap();
 
         let verdict = verify::same_data(&digests_of(&build(&spec)), &digests_of(&build(&changed)));
         prop_assert!(
@@ -131,7 +100,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(32))]
+    #![proptest_config(proptest_config(32))]
 
     #[test]
     fn preflight_reports_every_offender_where_it_is_and_nothing_else(

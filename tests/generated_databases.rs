@@ -11,32 +11,13 @@ use std::collections::HashSet;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{Config, RngSeed, TestError, TestRunner};
+use proptest::test_runner::{TestError, TestRunner};
 use test_support::generate::{
     build, contents, database_spec, database_spec_with, database_spec_with_offenders,
-    first_difference, flip_one_bit, one_row_database, persists, Contents, DatabaseSpec, Limits,
-    Offender, OffenderKind, TableKind, Value, DURABLE_OBJECT_VALUE_LIMIT, MAX_SAFE_INTEGER,
+    first_difference, one_row_database, proptest_config, with_one_bit_flipped, Contents,
+    DatabaseSpec, Limits, Offender, OffenderKind, TableKind, Value, DURABLE_OBJECT_VALUE_LIMIT,
+    MAX_SAFE_INTEGER,
 };
-
-/// The seed CI uses unless `PROPTEST_RNG_SEED` names another.
-const SEED: u64 = 20261122;
-
-fn config(cases: u32) -> Config {
-    let defaults = Config::default(); // reads PROPTEST_CASES and PROPTEST_RNG_SEED
-    Config {
-        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-            defaults.cases
-        } else {
-            cases
-        },
-        rng_seed: match defaults.rng_seed {
-            RngSeed::Random => RngSeed::Fixed(SEED),
-            chosen => chosen,
-        },
-        failure_persistence: None,
-        ..defaults
-    }
-}
 
 fn sqlite(file: &[u8]) -> rusqlite::Connection {
     let mut conn = rusqlite::Connection::open_in_memory().unwrap();
@@ -166,7 +147,7 @@ fn sql_copy(file: &[u8], triggers_first: bool) -> rusqlite::Result<Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(config(128))]
+    #![proptest_config(proptest_config(128))]
 
     #[test]
     fn every_generated_file_passes_integrity_check_at_its_page_size(spec in database_spec()) {
@@ -228,21 +209,10 @@ proptest! {
         cell in any::<Index>(),
         bit in any::<Index>(),
     ) {
-        // A value outside every key, so that the changed row clashes with no other.
-        let cells: Vec<(usize, usize, usize)> = spec.tables.iter().enumerate()
-            .flat_map(|(t, table)| {
-                let columns = (0..table.columns.len()).filter(|&c| !table.is_key_column(c));
-                columns.flat_map(move |c| (0..table.rows.len()).map(move |r| (t, r, c)))
-            })
-            .filter(|&(t, r, c)| spec.tables[t].rows[r].values[c] != Value::Null)
-            .collect();
-        prop_assume!(!cells.is_empty());
-        let (t, r, c) = *cell.get(&cells);
+        let flipped = with_one_bit_flipped(&spec, cell, bit);
+        prop_assume!(flipped.is_some());
+        let (changed, (t, _, c)) = flipped.unwrap();
         let table = &spec.tables[t];
-        let flipped = flip_one_bit(&table.rows[r].values[c], bit);
-        prop_assume!(flipped.as_ref().is_some_and(|v| persists(table.columns[c].affinity(), v)));
-        let mut changed = spec.clone();
-        changed.tables[t].rows[r].values[c] = flipped.unwrap();
 
         let (before, after) = (contents(&build(&spec)), contents(&build(&changed)));
         // The second file holds the flipped bit, and nothing else changed...
@@ -291,7 +261,7 @@ proptest! {
 
 proptest! {
     // Each case builds values of over 2 MB.
-    #![proptest_config(config(24))]
+    #![proptest_config(proptest_config(24))]
 
     #[test]
     fn offenders_are_exactly_where_the_spec_says(spec in database_spec_with_offenders(Limits::default())) {
@@ -308,7 +278,7 @@ proptest! {
 #[test]
 fn a_failing_case_shrinks_to_one_table_with_one_row_holding_the_smallest_culprit() {
     // A stand-in for a copy that fails on texts over 100 bytes.
-    let mut runner = TestRunner::new(config(256));
+    let mut runner = TestRunner::new(proptest_config(256));
     let limits = Limits {
         max_value_bytes: 1000,
         ..Limits::default()

@@ -8,26 +8,13 @@
 
 use std::cell::Cell;
 
-use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::Value as Json;
 use test_support::generate::{
-    build, contents, database_spec_with, first_difference, one_row_database, Contents, Limits,
-    Value, DURABLE_OBJECT_VALUE_LIMIT, MAX_SAFE_INTEGER,
+    build, contents, database_spec_with, first_difference, one_row_database, proptest_config,
+    Contents, Limits, Value, DURABLE_OBJECT_VALUE_LIMIT, MAX_SAFE_INTEGER,
 };
 use test_support::TestWorker;
-
-const SEED: u64 = 20261122;
-
-fn admin_ok(worker: &TestWorker, method: &str, path: &str, body: Vec<u8>) -> Json {
-    let response = worker.admin(method, path, body);
-    assert_eq!(
-        response.status,
-        200,
-        "{method} {path}: {}",
-        String::from_utf8_lossy(&response.body)
-    );
-    response.json()
-}
 
 /// What `file` holds of the tables, indexes, views, triggers and counters `original` has: the
 /// moves add the app's own tables beside them, which are not the user's generated data.
@@ -45,8 +32,7 @@ fn generated_part(file: &[u8], original: &Contents) -> Contents {
 /// hold the same generated data as `file`.
 fn round_trip(worker: &TestWorker, user: &str, file: &[u8]) -> Result<(), String> {
     let original = contents(file);
-    admin_ok(
-        worker,
+    worker.admin_ok(
         "PUT",
         &format!("/admin/users/{user}/database"),
         file.to_vec(),
@@ -72,17 +58,10 @@ fn round_trip(worker: &TestWorker, user: &str, file: &[u8]) -> Result<(), String
 #[test]
 fn generated_databases_migrate_and_roll_back_bit_exact_and_typed() {
     let worker = TestWorker::start_with_admin(&[]);
-    let seed = match Config::default().rng_seed {
-        RngSeed::Random => RngSeed::Fixed(SEED),
-        chosen => chosen,
-    };
     let config = Config {
-        cases: 12,
-        rng_seed: seed,
-        failure_persistence: None,
         // Each case is a seed, two moves and three downloads through wrangler dev.
         max_shrink_iters: 64,
-        ..Config::default()
+        ..proptest_config(12)
     };
     let limits = Limits {
         max_tables: 5,
@@ -160,7 +139,7 @@ fn values_at_the_objects_limits_move_both_ways_unchanged() {
         DURABLE_OBJECT_VALUE_LIMIT
             + 1
     ])]));
-    admin_ok(&worker, "PUT", "/admin/users/over/database", over);
+    worker.admin_ok("PUT", "/admin/users/over/database", over);
     let refused = worker.admin("POST", "/admin/users/over/migrate", vec![]);
     assert_eq!(
         (refused.status, refused.json()["code"].clone()),

@@ -33,17 +33,6 @@ fn seed(worker: &TestWorker, user: &str, file: &[u8]) {
     );
 }
 
-fn admin_ok(worker: &TestWorker, method: &str, path: &str) -> Value {
-    let response = worker.admin(method, path, Vec::new());
-    assert_eq!(
-        response.status,
-        200,
-        "{method} {path}: {}",
-        String::from_utf8_lossy(&response.body)
-    );
-    response.json()
-}
-
 fn authoritative_file(worker: &TestWorker, user: &str) -> Vec<u8> {
     let response = worker.admin("GET", &format!("/admin/users/{user}/database"), Vec::new());
     assert_eq!(response.status, 200);
@@ -83,7 +72,7 @@ fn a_realistic_database_migrates_whole_and_rolls_back_with_the_writes_made_meanw
     );
     seed(&worker, "rich", &seed_file);
 
-    let report = admin_ok(&worker, "POST", "/admin/users/rich/migrate");
+    let report = worker.admin_ok("POST", "/admin/users/rich/migrate", Vec::new());
     assert_eq!(report["outcome"], "migrated");
     let clips = report["tables"]
         .as_array()
@@ -107,7 +96,7 @@ fn a_realistic_database_migrates_whole_and_rolls_back_with_the_writes_made_meanw
             "{table} sequence"
         );
     }
-    let status = admin_ok(&worker, "GET", "/admin/users/rich");
+    let status = worker.admin_ok("GET", "/admin/users/rich", Vec::new());
     assert_eq!(
         (status["flag"].clone(), status["r2"]["state"].clone()),
         (json!(true), json!("migrated"))
@@ -122,14 +111,14 @@ fn a_realistic_database_migrates_whole_and_rolls_back_with_the_writes_made_meanw
         "AUTOINCREMENT ids are not reused"
     );
     assert_eq!(
-        admin_ok(&worker, "POST", "/admin/users/rich/migrate")["outcome"],
+        worker.admin_ok("POST", "/admin/users/rich/migrate", Vec::new())["outcome"],
         "already_migrated"
     );
 
-    let report = admin_ok(&worker, "POST", "/admin/users/rich/rollback");
+    let report = worker.admin_ok("POST", "/admin/users/rich/rollback", Vec::new());
     assert_eq!(report["outcome"], "rolled_back");
     assert_eq!(
-        admin_ok(&worker, "POST", "/admin/users/rich/rollback")["outcome"],
+        worker.admin_ok("POST", "/admin/users/rich/rollback", Vec::new())["outcome"],
         "already_on_r2"
     );
     let back = worker.get("/api/projects", Some("rich"));
@@ -170,7 +159,7 @@ fn a_client_writing_throughout_migration_and_rollback_loses_no_acknowledged_writ
         });
         for action in ["migrate", "rollback", "migrate", "rollback"] {
             std::thread::sleep(std::time::Duration::from_millis(300));
-            admin_ok(&worker, "POST", &format!("/admin/users/busy/{action}"));
+            worker.admin_ok("POST", &format!("/admin/users/busy/{action}"), Vec::new());
         }
         std::thread::sleep(std::time::Duration::from_millis(300));
         done.store(true, Ordering::Relaxed);
@@ -194,11 +183,11 @@ fn migrate_write_rollback_write_migrate_again_keeps_every_write() {
     let worker = TestWorker::start_with_admin(&[]);
     seed(&worker, "loop", &realistic_database(50));
     worker.create_project("loop", "1 on r2");
-    admin_ok(&worker, "POST", "/admin/users/loop/migrate");
+    worker.admin_ok("POST", "/admin/users/loop/migrate", Vec::new());
     worker.create_project("loop", "2 on the object");
-    admin_ok(&worker, "POST", "/admin/users/loop/rollback");
+    worker.admin_ok("POST", "/admin/users/loop/rollback", Vec::new());
     worker.create_project("loop", "3 on r2 again");
-    admin_ok(&worker, "POST", "/admin/users/loop/migrate");
+    worker.admin_ok("POST", "/admin/users/loop/migrate", Vec::new());
     let response = worker.create_project("loop", "4 on the object again");
     assert_eq!(response.header("X-Data-Path"), Some("do"));
     let names = worker.project_names("loop");
@@ -219,7 +208,7 @@ fn migrate_write_rollback_write_migrate_again_keeps_every_write() {
 fn stale_routing_that_ignores_the_flag_still_reaches_the_object() {
     let worker = TestWorker::start_with_admin(&[("ROUTER_FLAG_OVERRIDE", "ignore")]);
     seed(&worker, "stale", &realistic_database(20));
-    admin_ok(&worker, "POST", "/admin/users/stale/migrate");
+    worker.admin_ok("POST", "/admin/users/stale/migrate", Vec::new());
     let written = worker.create_project("stale", "through the fence");
     assert_eq!(written.status, 200);
     assert_eq!(
@@ -238,9 +227,9 @@ fn stale_routing_that_ignores_the_flag_still_reaches_the_object() {
 fn stale_routing_that_still_sees_the_flag_after_a_rollback_reaches_r2() {
     let worker = TestWorker::start_with_admin(&[("ROUTER_FLAG_OVERRIDE", "always")]);
     seed(&worker, "back", &realistic_database(20));
-    admin_ok(&worker, "POST", "/admin/users/back/migrate");
+    worker.admin_ok("POST", "/admin/users/back/migrate", Vec::new());
     worker.create_project("back", "before rollback");
-    admin_ok(&worker, "POST", "/admin/users/back/rollback");
+    worker.admin_ok("POST", "/admin/users/back/rollback", Vec::new());
     let written = worker.create_project("back", "after rollback");
     assert_eq!(written.status, 200);
     assert_eq!(
@@ -259,7 +248,7 @@ fn stale_routing_that_still_sees_the_flag_after_a_rollback_reaches_r2() {
 fn deleting_the_flag_by_hand_rolls_the_user_back_on_the_next_request() {
     let worker = TestWorker::start_with_admin(&[("FLAG_PROPAGATION_SECONDS", "0")]);
     seed(&worker, "hand", &realistic_database(20));
-    admin_ok(&worker, "POST", "/admin/users/hand/migrate");
+    worker.admin_ok("POST", "/admin/users/hand/migrate", Vec::new());
     worker.create_project("hand", "on the object");
     worker.delete_kv("migrated:hand");
     let response = worker.get("/api/projects", Some("hand"));
@@ -267,7 +256,7 @@ fn deleting_the_flag_by_hand_rolls_the_user_back_on_the_next_request() {
     assert!(worker
         .project_names("hand")
         .contains(&"on the object".to_owned()));
-    let status = admin_ok(&worker, "GET", "/admin/users/hand");
+    let status = worker.admin_ok("GET", "/admin/users/hand", Vec::new());
     assert_eq!(
         (
             status["r2"]["state"].clone(),
@@ -301,7 +290,7 @@ fn a_migration_cut_short_by_a_restart_converges_when_run_again() {
         std::thread::sleep(std::time::Duration::from_millis(700));
     });
     worker.restart();
-    let report = admin_ok(&worker, "POST", "/admin/users/crash/migrate");
+    let report = worker.admin_ok("POST", "/admin/users/crash/migrate", Vec::new());
     assert!(["migrated", "already_migrated"].contains(&report["outcome"].as_str().unwrap()));
     let on_object = authoritative_file(&worker, "crash");
     for table in APP_TABLES {
@@ -323,15 +312,15 @@ fn a_migration_cut_short_by_a_restart_converges_when_run_again() {
 fn prune_deletes_old_backups_and_leaves_a_tombstone_that_still_fences() {
     let worker = TestWorker::start_with_admin(&[]);
     seed(&worker, "old", &realistic_database(20));
-    admin_ok(&worker, "POST", "/admin/users/old/migrate");
-    admin_ok(&worker, "POST", "/admin/users/old/rollback");
-    admin_ok(&worker, "POST", "/admin/users/old/migrate");
+    worker.admin_ok("POST", "/admin/users/old/migrate", Vec::new());
+    worker.admin_ok("POST", "/admin/users/old/rollback", Vec::new());
+    worker.admin_ok("POST", "/admin/users/old/migrate", Vec::new());
     worker.create_project("old", "kept on the object");
 
-    let dry = admin_ok(
-        &worker,
+    let dry = worker.admin_ok(
         "POST",
         "/admin/prune?older_than_days=0&dry_run=true",
+        Vec::new(),
     );
     assert_eq!(dry["tombstoned"], json!(["old/database.sqlite"]));
     assert_eq!(dry["deleted_backups"].as_array().unwrap().len(), 1);
@@ -343,7 +332,7 @@ fn prune_deletes_old_backups_and_leaves_a_tombstone_that_still_fences() {
         "dry run"
     );
 
-    admin_ok(&worker, "POST", "/admin/prune?older_than_days=0");
+    worker.admin_ok("POST", "/admin/prune?older_than_days=0", Vec::new());
     let tombstone = worker.get_r2("old/database.sqlite").unwrap();
     assert!(!tombstone.starts_with(b"SQLite format 3"));
     // Even a router that ignores the flag still reaches the object: the tombstone fences.
@@ -353,7 +342,7 @@ fn prune_deletes_old_backups_and_leaves_a_tombstone_that_still_fences() {
         .project_names("old")
         .contains(&"kept on the object".to_owned()));
     assert_eq!(
-        admin_ok(&worker, "POST", "/admin/users/old/rollback")["outcome"],
+        worker.admin_ok("POST", "/admin/users/old/rollback", Vec::new())["outcome"],
         "rolled_back"
     );
     assert!(worker
@@ -390,14 +379,14 @@ fn users_are_listed_with_their_state_a_page_at_a_time() {
     for user in ["ann", "ben", "cat"] {
         seed(&worker, user, &realistic_database(5));
     }
-    admin_ok(&worker, "POST", "/admin/users/ben/migrate");
-    let first = admin_ok(&worker, "GET", "/admin/users?limit=2");
+    worker.admin_ok("POST", "/admin/users/ben/migrate", Vec::new());
+    let first = worker.admin_ok("GET", "/admin/users?limit=2", Vec::new());
     assert_eq!(first["users"].as_array().unwrap().len(), 2);
     let cursor = first["cursor"].as_str().expect("a next page").to_owned();
-    let second = admin_ok(
-        &worker,
+    let second = worker.admin_ok(
         "GET",
         &format!("/admin/users?limit=2&cursor={cursor}"),
+        Vec::new(),
     );
     let mut users: Vec<Value> = first["users"].as_array().unwrap().clone();
     users.extend(second["users"].as_array().unwrap().iter().cloned());
@@ -455,7 +444,7 @@ fn a_file_the_object_cannot_hold_is_refused_with_a_reason_and_its_user_keeps_wor
         detail.contains("raw_clips.rating") && detail.contains("rowid 8"),
         "{detail}"
     );
-    let preflight = admin_ok(&worker, "GET", "/admin/users/big/preflight");
+    let preflight = worker.admin_ok("GET", "/admin/users/big/preflight", Vec::new());
     assert_eq!(
         (preflight["action"].clone(), preflight["movable"].clone()),
         (json!("migrate"), json!(false))
@@ -470,7 +459,7 @@ fn a_file_the_object_cannot_hold_is_refused_with_a_reason_and_its_user_keeps_wor
         (write.status, write.header("X-Data-Path")),
         (200, Some("r2"))
     );
-    let status = admin_ok(&worker, "GET", "/admin/users/big");
+    let status = worker.admin_ok("GET", "/admin/users/big", Vec::new());
     assert_eq!(status["r2"]["state"], "active");
     assert_eq!(status["object"]["last_failure"]["step"], "preflight");
     assert_eq!(

@@ -418,8 +418,63 @@ fn integer_float_order(i: i64, r: f64) -> Ordering {
     }
 }
 
+/// The seed every property test uses unless `PROPTEST_RNG_SEED` names another, so that CI sees
+/// the same databases every run.
+pub const SEED: u64 = 20261122;
+
+/// A proptest configuration of `cases` cases (unless `PROPTEST_CASES` says otherwise) on the fixed
+/// [`SEED`], persisting nothing.
+pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    use proptest::test_runner::{Config, RngSeed};
+    let defaults = Config::default(); // reads PROPTEST_CASES and PROPTEST_RNG_SEED
+    Config {
+        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+            defaults.cases
+        } else {
+            cases
+        },
+        rng_seed: match defaults.rng_seed {
+            RngSeed::Random => RngSeed::Fixed(SEED),
+            chosen => chosen,
+        },
+        failure_persistence: None,
+        ..defaults
+    }
+}
+
+/// `spec` with one bit flipped in one non-NULL value outside every key (so the changed row clashes
+/// with no other), chosen by `cell` and `bit`; with the place changed (table, row, column).
+/// `None` when there is no such value, or when the flipped value would not keep its storage class
+/// in its column.
+pub fn with_one_bit_flipped(
+    spec: &DatabaseSpec,
+    cell: Index,
+    bit: Index,
+) -> Option<(DatabaseSpec, (usize, usize, usize))> {
+    let cells: Vec<(usize, usize, usize)> = spec
+        .tables
+        .iter()
+        .enumerate()
+        .flat_map(|(t, table)| {
+            let columns = (0..table.columns.len()).filter(|&c| !table.is_key_column(c));
+            columns.flat_map(move |c| (0..table.rows.len()).map(move |r| (t, r, c)))
+        })
+        .filter(|&(t, r, c)| spec.tables[t].rows[r].values[c] != Value::Null)
+        .collect();
+    if cells.is_empty() {
+        return None;
+    }
+    let (t, r, c) = *cell.get(&cells);
+    let table = &spec.tables[t];
+    let flipped = flip_one_bit(&table.rows[r].values[c], bit)
+        .filter(|value| persists(table.columns[c].affinity(), value))?;
+    let mut changed = spec.clone();
+    changed.tables[t].rows[r].values[c] = flipped;
+    Some((changed, (t, r, c)))
+}
+
 /// The same value with one bit flipped, if it has bits to flip.
-pub fn flip_one_bit(value: &Value, bit: Index) -> Option<Value> {
+fn flip_one_bit(value: &Value, bit: Index) -> Option<Value> {
     let flip_bytes = |bytes: &[u8]| {
         let mut bytes = bytes.to_vec();
         let bit = bit.index(bytes.len() * 8);

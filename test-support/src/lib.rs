@@ -596,6 +596,18 @@ impl TestWorker {
         let auth = format!("Bearer {ADMIN_TOKEN}");
         self.request(method, path, None, &[("Authorization", &auth)], body)
     }
+
+    /// An admin request that must answer 200; its JSON body.
+    pub fn admin_ok(&self, method: &str, path: &str, body: Vec<u8>) -> serde_json::Value {
+        let response = self.admin(method, path, body);
+        assert_eq!(
+            response.status,
+            200,
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&response.body)
+        );
+        response.json()
+    }
 }
 
 /// A database in the shape of the existing app's (docs/schema.md): all 8 tables, JSON in text
