@@ -34,6 +34,16 @@ impl fmt::Display for FlagError {
 
 impl std::error::Error for FlagError {}
 
+impl FlagError {
+    /// Turns a KV failure on `key` into a `FlagError`.
+    fn on<E: fmt::Display>(key: &str) -> impl Fn(E) -> FlagError + '_ {
+        move |err| FlagError {
+            key: key.to_owned(),
+            reason: err.to_string(),
+        }
+    }
+}
+
 fn key(user: &UserId) -> String {
     format!("migrated:{user}")
 }
@@ -45,10 +55,7 @@ pub struct Flags {
 
 impl Flags {
     pub fn new(env: &Env) -> Result<Self, FlagError> {
-        let kv = env.kv(FLAGS_KV).map_err(|err| FlagError {
-            key: FLAGS_KV.to_owned(),
-            reason: err.to_string(),
-        })?;
+        let kv = env.kv(FLAGS_KV).map_err(FlagError::on(FLAGS_KV))?;
         Ok(Self { kv })
     }
 
@@ -64,33 +71,24 @@ impl Flags {
         if let Some(ttl) = cache_ttl_seconds {
             get = get.cache_ttl(ttl);
         }
-        let value = get.text().await.map_err(|err| FlagError {
-            key: key.clone(),
-            reason: err.to_string(),
-        })?;
+        let value = get.text().await.map_err(FlagError::on(&key))?;
         Ok(value.is_some())
     }
 
     /// Flags `user`, saying why (`BY_OPERATOR` or `BY_SIZE`).
     pub async fn set(&self, user: &UserId, why: &str) -> Result<(), FlagError> {
         let key = key(user);
-        let failed = |err: worker::kv::KvError| FlagError {
-            key: key.clone(),
-            reason: err.to_string(),
-        };
+        let failed = FlagError::on(&key);
         self.kv
             .put(&key, why)
-            .map_err(failed)?
+            .map_err(&failed)?
             .execute()
             .await
-            .map_err(failed)
+            .map_err(&failed)
     }
 
     pub async fn clear(&self, user: &UserId) -> Result<(), FlagError> {
         let key = key(user);
-        self.kv.delete(&key).await.map_err(|err| FlagError {
-            key: key.clone(),
-            reason: err.to_string(),
-        })
+        self.kv.delete(&key).await.map_err(FlagError::on(&key))
     }
 }

@@ -16,7 +16,7 @@ pub struct RusqliteDb {
 impl RusqliteDb {
     /// A new, empty database (a user who has no object in R2 yet).
     pub fn empty() -> Result<Self, DbError> {
-        Self::wrap(Connection::open_in_memory().map_err(to_db_error)?)
+        Self::wrap(Connection::open_in_memory().map_err(DbError::from)?)
     }
 
     /// Opens the bytes of a SQLite file. Fails when they are not a readable SQLite database.
@@ -24,12 +24,12 @@ impl RusqliteDb {
         if bytes.is_empty() {
             return Err(DbError::failed("the file is empty"));
         }
-        let mut conn = Connection::open_in_memory().map_err(to_db_error)?;
+        let mut conn = Connection::open_in_memory().map_err(DbError::from)?;
         conn.deserialize_read_exact(MAIN_DB, bytes, bytes.len(), false)
-            .map_err(to_db_error)?;
+            .map_err(DbError::from)?;
         // Deserialising does not read the header; a query does, and fails on garbage.
         conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))
-            .map_err(to_db_error)?;
+            .map_err(DbError::from)?;
         Self::wrap(conn)
     }
 
@@ -37,7 +37,7 @@ impl RusqliteDb {
         // The app's foreign keys are declared but never enforced (docs/schema.md §0): dangling ids
         // and the `project_id = 0` sentinel are normal. Some SQLite builds enforce by default.
         conn.execute_batch("PRAGMA foreign_keys = OFF")
-            .map_err(to_db_error)?;
+            .map_err(DbError::from)?;
         Ok(Self { conn })
     }
 
@@ -60,12 +60,16 @@ impl RusqliteDb {
     }
 
     fn prepare(&self, sql: &str) -> Result<rusqlite::Statement<'_>, DbError> {
-        self.conn.prepare(sql).map_err(to_db_error)
+        self.conn.prepare(sql).map_err(DbError::from)
     }
 
     /// The database as the bytes of a SQLite file, ready to upload.
     pub fn to_bytes(&mut self) -> Result<Vec<u8>, DbError> {
-        Ok(self.conn.serialize(MAIN_DB).map_err(to_db_error)?.to_vec())
+        Ok(self
+            .conn
+            .serialize(MAIN_DB)
+            .map_err(DbError::from)?
+            .to_vec())
     }
 }
 
@@ -73,7 +77,7 @@ impl Db for RusqliteDb {
     fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<usize, DbError> {
         self.prepare(sql)?
             .execute(params_from_iter(params.iter().map(to_rusqlite)))
-            .map_err(to_db_error)
+            .map_err(DbError::from)
     }
 
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, DbError> {
@@ -86,34 +90,36 @@ impl Db for RusqliteDb {
                     .collect::<Result<Vec<_>, _>>()
                     .map(Row)
             })
-            .map_err(to_db_error)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(to_db_error)
+            .map_err(DbError::from)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(DbError::from)
     }
 
     fn execute_script(&self, sql: &str) -> Result<(), DbError> {
-        self.conn.execute_batch(sql).map_err(to_db_error)
+        self.conn.execute_batch(sql).map_err(DbError::from)
     }
 
     fn transaction<T, E: From<DbError>>(
         &self,
         work: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E> {
-        self.conn.execute_batch("BEGIN").map_err(to_db_error)?;
+        self.conn.execute_batch("BEGIN").map_err(DbError::from)?;
         match work() {
             Ok(value) => {
-                self.conn.execute_batch("COMMIT").map_err(to_db_error)?;
+                self.conn.execute_batch("COMMIT").map_err(DbError::from)?;
                 Ok(value)
             }
             Err(err) => {
-                self.conn.execute_batch("ROLLBACK").map_err(to_db_error)?;
+                self.conn.execute_batch("ROLLBACK").map_err(DbError::from)?;
                 Err(err)
             }
         }
     }
 }
 
-fn to_db_error(err: rusqlite::Error) -> DbError {
-    DbError::from_backend(err.to_string())
+impl From<rusqlite::Error> for DbError {
+    fn from(err: rusqlite::Error) -> Self {
+        DbError::from_backend(err.to_string())
+    }
 }
 
 fn to_rusqlite(value: &SqlValue) -> Value {

@@ -714,28 +714,28 @@ mod tests {
         assert_eq!(clip["filename"], stored);
     }
 
+    /// Uploads a one-byte clip to project 1 with the given text fields.
+    fn upload_with_metadata(db: &TestDb, fields: &[(&str, &str)]) -> crate::handlers::Reply {
+        let file = UploadedFile {
+            filename: "c.mp4".into(),
+            content_type: "video/mp4".into(),
+            bytes: vec![1].into(),
+        };
+        let mut form = vec![("file".to_owned(), FormValue::File(file))];
+        form.extend(
+            fields
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), FormValue::Text((*value).to_owned()))),
+        );
+        let path = "/api/clips/projects/1/clips/upload-with-metadata";
+        call(db, Method::Post, path, Body::Form(form)).unwrap()
+    }
+
     #[test]
     fn upload_with_metadata_makes_names_unique_among_uploaded_clips() {
         let db = seeded();
         let upload = |name: &str, tags: &str| {
-            let file = UploadedFile {
-                filename: "c.mp4".into(),
-                content_type: "video/mp4".into(),
-                bytes: vec![1].into(),
-            };
-            let body = Body::Form(vec![
-                ("file".into(), FormValue::File(file)),
-                ("name".into(), FormValue::Text(name.into())),
-                ("rating".into(), FormValue::Text("5".into())),
-                ("tags".into(), FormValue::Text(tags.into())),
-            ]);
-            call(
-                &db,
-                Method::Post,
-                "/api/clips/projects/1/clips/upload-with-metadata",
-                body,
-            )
-            .unwrap()
+            upload_with_metadata(&db, &[("name", name), ("rating", "5"), ("tags", tags)])
         };
         let first = upload("Skill", "[\"Goals\"]");
         let ApiResponse::Json(first_clip) = &first.response else {
@@ -765,21 +765,9 @@ mod tests {
             name.len() > 50,
             "longer than a LIKE pattern may be on the object"
         );
-        let upload = |name: &str| {
-            let file = UploadedFile {
-                filename: "c.mp4".into(),
-                content_type: "video/mp4".into(),
-                bytes: vec![1].into(),
-            };
-            let body = Body::Form(vec![
-                ("file".into(), FormValue::File(file)),
-                ("name".into(), FormValue::Text(name.into())),
-            ]);
-            let path = "/api/clips/projects/1/clips/upload-with-metadata";
-            match call(&db, Method::Post, path, body).unwrap().response {
-                ApiResponse::Json(clip) => clip["name"].clone(),
-                other => panic!("{other:?}"),
-            }
+        let upload = |name: &str| match upload_with_metadata(&db, &[("name", name)]).response {
+            ApiResponse::Json(clip) => clip["name"].clone(),
+            other => panic!("{other:?}"),
         };
         assert_eq!(upload("Other"), "Other");
         assert_eq!(upload(name), name);

@@ -152,14 +152,14 @@ pub struct ObjectDb {
 impl ObjectDb {
     /// A new, empty database, set up as workerd sets up a Durable Object's.
     pub fn empty() -> Result<Self, DbError> {
-        let mut conn = Connection::open_in_memory().map_err(to_db_error)?;
+        let mut conn = Connection::open_in_memory().map_err(DbError::from)?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
-            .map_err(to_db_error)?;
+            .map_err(DbError::from)?;
         for (limit, value) in LIMITS {
-            conn.set_limit(limit, value).map_err(to_db_error)?;
+            conn.set_limit(limit, value).map_err(DbError::from)?;
         }
         conn.execute_batch("PRAGMA foreign_keys = ON")
-            .map_err(to_db_error)?;
+            .map_err(DbError::from)?;
         let trusted = Arc::new(AtomicBool::new(false));
         let refused = Arc::new(Mutex::new(None));
         let (is_trusted, record) = (trusted.clone(), refused.clone());
@@ -175,7 +175,7 @@ impl ObjectDb {
                 }
             }
         }))
-        .map_err(to_db_error)?;
+        .map_err(DbError::from)?;
         Ok(Self {
             conn,
             trusted,
@@ -192,14 +192,14 @@ impl ObjectDb {
             {
                 DbError::failed(format!("{err}: {reason}"))
             }
-            _ => to_db_error(err),
+            _ => err.into(),
         }
     }
 
     /// Runs `sql` trusted (the authorizer allows it), as workerd runs its own statements.
     fn trusted(&self, sql: &str) -> Result<(), DbError> {
         self.trusted.store(true, Ordering::SeqCst);
-        let result = self.conn.execute_batch(sql).map_err(to_db_error);
+        let result = self.conn.execute_batch(sql).map_err(DbError::from);
         self.trusted.store(false, Ordering::SeqCst);
         result
     }
@@ -218,7 +218,7 @@ impl ObjectDb {
         let mut read = Vec::new();
         while let Some(row) = rows.next().map_err(|err| self.error(err))? {
             let values = (0..columns)
-                .map(|i| row.get_ref(i).map_err(to_db_error).and_then(from_sqlite))
+                .map(|i| row.get_ref(i).map_err(DbError::from).and_then(from_sqlite))
                 .collect::<Result<Vec<_>, _>>()?;
             read.push(Row(values));
         }
@@ -402,10 +402,6 @@ fn allowed_name(name: &str) -> bool {
     !name
         .get(..4)
         .is_some_and(|prefix| prefix.eq_ignore_ascii_case("_cf_"))
-}
-
-fn to_db_error(err: rusqlite::Error) -> DbError {
-    DbError::from_backend(err.to_string())
 }
 
 /// A parameter as the object binds it: through a JavaScript value (`SqlDb`'s `to_js`), then
