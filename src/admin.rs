@@ -11,15 +11,16 @@ use admin_api::{ImportResult, PruneResult, R2Summary, UserPage, UserStatus, User
 use constant_time_eq::constant_time_eq;
 use worker::{Env, Headers, Method, Request, RequestInit, Response, ResponseBuilder};
 
+use crate::bucket::database::Saved;
+use crate::bucket::layout::{self, R2State};
+use crate::bucket::R2Error;
 use crate::config::{Config, USER_DATA_BUCKET, USER_DATA_DO};
 use crate::db::rusqlite_db::RusqliteDb;
 use crate::error::ApiError;
 use crate::flag::Flags;
 use crate::http;
 use crate::identity::{UserId, USER_ID_HEADER};
-use crate::layout::{self, R2State};
 use crate::r2;
-use crate::r2::sync::Saved;
 
 /// Answers one admin request; never fails.
 pub async fn handle(req: Request, env: &Env) -> Response {
@@ -196,7 +197,12 @@ async fn import_database(
     let database = r2::database(&bucket, user, config);
     // A file the R2 path would refuse to serve is refused here, before it replaces anything.
     match r2::upgrade(&database.key, &db) {
-        Err(ApiError::IncompatibleSchema(why)) => return Err(ApiError::BadRequest(why)),
+        Err(R2Error::Incompatible { reason, .. }) => {
+            return Err(ApiError::BadRequest(format!(
+                "The database does not have the tables the app needs ({reason}); nothing was \
+                 imported"
+            )))
+        }
         other => other?,
     };
     let current = database.head().await?;

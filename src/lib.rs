@@ -24,17 +24,18 @@
 //! flag, layout < r2 < migration < durable < admin < router.
 
 pub mod admin;
+pub mod bucket;
 pub mod config;
 pub mod db;
 pub mod durable;
 pub mod error;
-pub mod files;
 pub mod flag;
 pub mod handlers;
 pub mod http;
 pub mod identity;
-pub mod layout;
+pub mod lifecycle;
 pub mod migration;
+pub mod placement;
 pub mod r2;
 pub mod router;
 

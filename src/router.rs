@@ -4,19 +4,21 @@
 //! - `/admin/*` is the operators' API ([`crate::admin`]).
 //! - Every other `/api/*` request names its user (`X-User-ID`, else `DEFAULT_USER_ID`); the KV
 //!   flag `migrated:<user_id>` then sends it to the user's `UserDataStore`, and its absence to
-//!   the R2-SQLite path. The flag may be stale: the R2 path hands a migrated user's request to
-//!   the object (its fence), and the object hands a request it must not serve back.
+//!   the R2-SQLite path ([`crate::placement`]). The flag may be stale: the R2 path hands a
+//!   migrated user's request to the object (its fence), and the object hands a request it must
+//!   not serve back.
 
 use serde_json::json;
 use worker::{Env, Method, Request, Response};
 
 use crate::admin;
 use crate::config::{Config, USER_DATA_DO};
-use crate::durable::FLAG_SEEN_HEADER;
 use crate::error::ApiError;
 use crate::flag::Flags;
 use crate::http::{self, RawRequest};
 use crate::identity::{UserId, USER_ID_HEADER};
+use crate::lifecycle::Served;
+use crate::placement::{self, Placement, Side, FLAG_SEEN_HEADER};
 use crate::r2;
 
 /// Answers one request; never fails (errors become their HTTP responses here).
@@ -74,7 +76,7 @@ async fn route_api(mut req: Request, env: &Env) -> Result<Response, ApiError> {
         config.default_user_id.as_deref(),
     )?;
 
-    let flagged = match config.router_flag_override {
+    let flag_seen = match config.router_flag_override {
         Some(flagged) => flagged,
         None => {
             Flags::new(env)?
@@ -82,12 +84,12 @@ async fn route_api(mut req: Request, env: &Env) -> Result<Response, ApiError> {
                 .await?
         }
     };
-    if flagged {
+    if placement::decide_without_r2(Side::R2Path, flag_seen) == Some(Placement::HandOver) {
         return forward_to_object(env, &user, raw, true).await;
     }
-    match r2::serve(env, &config, &user, &raw).await {
-        r2::Served::Response(response) => Ok(response),
-        r2::Served::MovedToObject => forward_to_object(env, &user, raw, false).await,
+    match r2::serve(env, &config, &user, &raw, flag_seen).await {
+        Served::Response(response) => Ok(response),
+        Served::Elsewhere => forward_to_object(env, &user, raw, false).await,
     }
 }
 

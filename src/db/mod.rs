@@ -115,6 +115,14 @@ pub trait Db {
             .transpose()
     }
 
+    /// How many rows all statements on this connection have inserted, updated or deleted:
+    /// SQLite's own count, so an UPDATE that matched no row is no change, on either backend.
+    fn total_changes(&self) -> Result<u64, DbError> {
+        Ok(self
+            .query_value::<i64>("SELECT total_changes()", &[])?
+            .unwrap_or(0) as u64)
+    }
+
     /// Runs several `;`-separated statements that take no parameters (schema migrations).
     fn execute_script(&self, sql: &str) -> Result<(), DbError>;
 

@@ -52,13 +52,6 @@ impl RusqliteDb {
             .map_or(0, |size| size as u64)
     }
 
-    /// How many rows all statements on this connection have inserted, updated or deleted:
-    /// SQLite's own count (`sqlite3_total_changes64`), so an UPDATE that matched no row is no
-    /// change, as on the Durable Object.
-    pub fn total_changes(&self) -> u64 {
-        self.conn.total_changes()
-    }
-
     fn prepare(&self, sql: &str) -> Result<rusqlite::Statement<'_>, DbError> {
         self.conn.prepare(sql).map_err(DbError::from)
     }
@@ -74,6 +67,10 @@ impl RusqliteDb {
 }
 
 impl Db for RusqliteDb {
+    fn total_changes(&self) -> Result<u64, DbError> {
+        Ok(self.conn.total_changes())
+    }
+
     fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<usize, DbError> {
         self.prepare(sql)?
             .execute(params_from_iter(params.iter().map(to_rusqlite)))
@@ -152,9 +149,9 @@ mod tests {
         let db = RusqliteDb::empty().unwrap();
         apply_migrations(&db).unwrap();
         let changed = |sql: &str| {
-            let before = db.total_changes();
+            let before = db.total_changes().unwrap();
             db.query(sql, &[]).unwrap();
-            db.total_changes() - before
+            db.total_changes().unwrap() - before
         };
         assert_eq!(changed("SELECT * FROM games"), 0);
         assert_eq!(

@@ -53,13 +53,6 @@ impl SqlDb {
         self.execute_script("PRAGMA foreign_keys = OFF")
     }
 
-    /// How many rows all statements so far have inserted, updated or deleted.
-    pub fn total_changes(&self) -> Result<u64, DbError> {
-        Ok(self
-            .query_value::<i64>("SELECT total_changes()", &[])?
-            .unwrap_or(0) as u64)
-    }
-
     /// Size of the object's database in bytes.
     pub fn database_size(&self) -> usize {
         self.sql.database_size() as usize

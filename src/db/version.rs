@@ -1,6 +1,6 @@
 //! The version of a user's data: it only goes up, by one per stored change. It is recorded in
 //! the database itself (the `data_version` table), so that the bytes of two versions always
-//! differ, and, on the R2 path, in the object's metadata too ([`crate::layout`]).
+//! differ, and, on the R2 path, in the object's metadata too ([`crate::bucket::layout`]).
 
 use std::fmt;
 

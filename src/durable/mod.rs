@@ -1,41 +1,31 @@
 //! `UserDataStore`: one Durable Object per user (`id_from_name(user_id)`), holding that user's
-//! database in its embedded SQLite storage and serving the API from the shared handlers.
+//! database in its embedded SQLite storage and serving the API through the shared request
+//! lifecycle ([`crate::lifecycle`]).
 //!
 //! The schema is migrated in the constructor, before the first request is delivered. Every
 //! request is one `transactionSync`: all of its writes or none. Only an `active` object serves:
-//! the migration state machine (`migration`) decides, per request, whether to serve, to finish
-//! or start a migration first, or to hand the request to the R2 path. Migrate and rollback run
-//! inside `block_concurrency_while`, so requests that arrive meanwhile wait; none is dropped.
+//! [`crate::placement`] decides, per request, whether to serve, to finish or start a move first,
+//! or to hand the request to the R2 path. Migrate and rollback ([`crate::migration`]) run inside
+//! `block_concurrency_while`, so requests that arrive meanwhile wait; none is dropped.
 //!
 //! Paths under `/internal/` are the Worker's own calls (migrate, rollback, status, export); the
 //! router forwards only `/api/*` here, so clients cannot reach them.
 
 use serde_json::json;
 use worker::{
-    durable_object, Bucket, DurableObject, Env, Headers, Request, Response, ResponseBuilder,
-    Result, State,
+    durable_object, DurableObject, Env, Headers, Request, Response, ResponseBuilder, Result, State,
 };
 
 use crate::config::{Config, USER_DATA_BUCKET};
 use crate::db::sql_db::SqlDb;
-use crate::db::DbVersion;
-use crate::db::{apply_migrations, Db, DbError};
+use crate::db::{apply_migrations, Db, DbError, DbVersion};
 use crate::error::ApiError;
-use crate::files;
-use crate::handlers::{self, ApiRequest, Reply, Upload};
 use crate::http::{self, DataPath, RawRequest};
 use crate::identity::{UserId, USER_ID_HEADER};
-use crate::layout::R2State;
-use crate::migration::{self, Action, Decision, MigrationError, Move, Report};
+use crate::lifecycle::{self, Backend, Served};
+use crate::migration::{self, Action, MigrationError, Move, Report, Step};
+use crate::placement::{self, ObjectFacts, ObjectState, Placement, Side, FLAG_SEEN_HEADER};
 use crate::r2;
-
-/// The header the router (or the R2 path's fence) sets on forwarded API requests: whether the
-/// KV flag was seen. Clients cannot set it: the router removes it from what they send.
-pub const FLAG_SEEN_HEADER: &str = "X-Migrated-Flag";
-
-/// How often a request may find new files to store before its commit (each time, another
-/// request changed the data it depends on while the files were being stored).
-const MAX_UPLOAD_ROUNDS: usize = 3;
 
 /// How often one request decides where it is served and moves the user (a failed migrate whose
 /// cut-over happened is finished in the next round, then served in the one after).
@@ -80,16 +70,35 @@ impl DurableObject for UserDataStore {
     }
 }
 
-/// Why a run of the handler was rolled back.
-enum Rollback {
-    Failed(ApiError),
-    /// The handler wants files stored that are not yet: store them, then run it again.
-    StoreFirst(Vec<Upload>),
+/// The object's storage as a [`Backend`]: one attempt is enough, since a committed transaction
+/// is durable by itself.
+struct ObjectStorage<'a> {
+    state: &'a State,
+    /// The data version after the commit.
+    version: Option<DbVersion>,
 }
 
-impl From<DbError> for Rollback {
-    fn from(err: DbError) -> Self {
-        Rollback::Failed(err.into())
+impl Backend for ObjectStorage<'_> {
+    type Db = SqlDb;
+    const PATH: DataPath = DataPath::DurableObject;
+
+    async fn open(&mut self) -> std::result::Result<Option<SqlDb>, ApiError> {
+        Ok(Some(SqlDb::new(self.state.storage())))
+    }
+
+    /// One more version per request that changed a row, in the same transaction.
+    fn record_change(&self, db: &SqlDb) -> std::result::Result<(), DbError> {
+        db.execute("UPDATE data_version SET version = version + 1", &[])?;
+        Ok(())
+    }
+
+    async fn save(&mut self, db: SqlDb, _changed: bool) -> std::result::Result<bool, ApiError> {
+        self.version = Some(DbVersion::read_from(&db)?);
+        Ok(true)
+    }
+
+    fn version(&self) -> Option<DbVersion> {
+        self.version
     }
 }
 
@@ -156,6 +165,11 @@ impl UserDataStore {
             }
         };
         let step = query.get("step").map(String::as_str).unwrap_or_default();
+        let step = Step::parse(step)
+            .filter(|step| *step != Step::Interrupted)
+            .ok_or_else(|| {
+                ApiError::Unprocessable(format!("query field 'step': unknown step '{step}'"))
+            })?;
         let crash = query.get("crash").is_some_and(|v| v == "true");
         self.moving(user).arm_fault(action, step, crash)?;
         Ok(http::json(200, &admin_api::FaultArmed { armed: true }))
@@ -211,7 +225,7 @@ impl UserDataStore {
         // the side that is authoritative. A failed move is not retried by the next round
         // (`recently_failed`), except to finish a cut-over, so this ends within a few rounds.
         for _round in 0..MAX_DECISION_ROUNDS {
-            if moving.object_state()?.0 == migration::ObjectState::RollingBack {
+            if moving.object_state()?.0 == ObjectState::RollingBack {
                 // A crash cut a rollback short: settle who is authoritative first.
                 self.exclusive(user.clone(), |m| async move {
                     m.resolve_interrupted_rollback().await
@@ -219,29 +233,29 @@ impl UserDataStore {
                 .await??;
             }
             let (state, since_ms) = moving.object_state()?;
-            // Asked only of an object that is not active (an extra R2 HEAD on a rare path).
-            let r2_migrated = if state == migration::ObjectState::Active {
-                false
-            } else {
-                r2::database(&bucket, user, &config).head().await?.state != R2State::Active
-            };
-            let decision = migration::decide(
+            let side = Side::Object(ObjectFacts {
                 state,
                 since_ms,
-                flag_seen,
-                r2_migrated,
-                config.flag_propagation_ms,
-                moving.recently_failed()?,
-            );
-            match decision {
-                Decision::Serve => return self.serve(&bucket, user, raw).await,
-                Decision::HandOver => return self.hand_over(&config, user, raw).await,
-                Decision::MigrateThenServe => {
+                recently_failed: moving.recently_failed()?,
+                flag_propagation_ms: config.flag_propagation_ms,
+            });
+            let placement = match placement::decide_without_r2(side, flag_seen) {
+                Some(placement) => placement,
+                // An object that is not active asks R2 (one HEAD, on a rare path).
+                None => {
+                    let r2 = r2::database(&bucket, user, &config).head().await?;
+                    placement::decide(side, flag_seen, r2.state)
+                }
+            };
+            match placement {
+                Placement::Serve => return Ok(self.serve(&bucket, user, raw).await),
+                Placement::HandOver => return self.hand_over(&config, user, raw, flag_seen).await,
+                Placement::MigrateFirst => {
                     let _ = self
                         .exclusive(user.clone(), |m| async move { m.migrate().await })
                         .await?;
                 }
-                Decision::RollBackThenHandOver => {
+                Placement::RollBackFirst => {
                     let _ = self
                         .exclusive(user.clone(), |m| async move { m.rollback().await })
                         .await?;
@@ -259,77 +273,32 @@ impl UserDataStore {
         config: &Config,
         user: &UserId,
         raw: &RawRequest,
+        flag_seen: bool,
     ) -> std::result::Result<Response, ApiError> {
-        match r2::serve(&self.env, config, user, raw).await {
-            r2::Served::Response(response) => Ok(response),
+        match r2::serve(&self.env, config, user, raw, flag_seen).await {
+            Served::Response(response) => Ok(response),
             // R2 and this object disagree for a moment (a move in progress elsewhere).
-            r2::Served::MovedToObject => Err(ApiError::Moving(
+            Served::Elsewhere => Err(ApiError::Moving(
                 "The user's data is being moved; try again".into(),
             )),
         }
     }
 
-    async fn serve(
-        &self,
-        bucket: &Bucket,
-        user: &UserId,
-        raw: &RawRequest,
-    ) -> std::result::Result<Response, ApiError> {
-        let request = raw.to_api_request().await?;
-        let (reply, version) = self.commit(bucket, user, &request).await?;
-        files::delete(bucket, user, &reply.deletions).await;
-        let mut response =
-            files::respond(bucket, user, reply.response, raw.header("Range")).await?;
-        let _ = response
-            .headers_mut()
-            .set("X-DB-Version", &version.to_string());
-        Ok(http::labelled(response, DataPath::DurableObject))
-    }
-
-    /// Runs the handler in a transaction and commits it once every file it names is stored;
-    /// returns the reply and the data version it reflects.
-    /// A run that needs new files is rolled back, the files are stored (an await: other
-    /// requests may run meanwhile), and the handler runs again on the current data; names come
-    /// from the request's entropy, so an unchanged run needs nothing more.
-    async fn commit(
-        &self,
-        bucket: &Bucket,
-        user: &UserId,
-        request: &ApiRequest,
-    ) -> std::result::Result<(Reply, DbVersion), ApiError> {
-        let mut stored: Vec<String> = Vec::new();
-        for _ in 0..MAX_UPLOAD_ROUNDS {
-            let run = self.db.transaction(|| {
-                let changes_before = self.db.total_changes()?;
-                let reply = handlers::handle(&self.db, user, request).map_err(Rollback::Failed)?;
-                let missing: Vec<Upload> = reply
-                    .uploads
-                    .iter()
-                    .filter(|upload| !stored.contains(&upload.key))
-                    .cloned()
-                    .collect();
-                if !missing.is_empty() {
-                    return Err(Rollback::StoreFirst(missing));
-                }
-                // One more version per request that changed a row, in the same transaction.
-                if self.db.total_changes()? > changes_before {
-                    self.db
-                        .execute("UPDATE data_version SET version = version + 1", &[])?;
-                }
-                Ok((reply, DbVersion::read_from(&self.db)?))
-            });
-            match run {
-                Ok(committed) => return Ok(committed),
-                Err(Rollback::Failed(err)) => return Err(err),
-                Err(Rollback::StoreFirst(uploads)) => {
-                    files::store(bucket, user, &uploads).await?;
-                    stored.extend(uploads.into_iter().map(|upload| upload.key));
-                }
-            }
+    async fn serve(&self, bucket: &worker::Bucket, user: &UserId, raw: &RawRequest) -> Response {
+        let mut storage = ObjectStorage {
+            state: &self.state,
+            version: None,
+        };
+        match lifecycle::serve(&mut storage, bucket, user, raw).await {
+            Served::Response(response) => response,
+            // The object's storage always opens.
+            Served::Elsewhere => http::labelled(
+                http::error(&ApiError::Internal(
+                    "the object's storage did not open".into(),
+                )),
+                DataPath::DurableObject,
+            ),
         }
-        Err(ApiError::Conflict(
-            "The data changed while the request's files were being stored; try again".into(),
-        ))
     }
 
     /// `GET /internal/status`: the object's state, version, size and rows per table.

@@ -25,9 +25,9 @@
 //! export as `active`, conditional on the object just backed up; 5. mark the object
 //! `rolled_back`; 6. delete the KV flag.
 //!
-//! Hand edits of the flag are honoured by the first request that arrives ([`decide`]); a flag
-//! that changed less than `FLAG_PROPAGATION_SECONDS` ago may still be stale at some locations,
-//! so within that window the records, not the flag, decide.
+//! Hand edits of the flag are honoured by the first request that arrives
+//! ([`crate::placement`]); a flag that changed less than `FLAG_PROPAGATION_SECONDS` ago may still
+//! be stale at some locations, so within that window the records, not the flag, decide.
 
 pub mod catalog;
 pub mod copy;
@@ -36,17 +36,17 @@ pub mod verify;
 
 use worker::{Bucket, Env};
 
+use crate::bucket::database::{Saved, Snapshot};
+use crate::bucket::layout::{self, R2State};
+use crate::bucket::R2Error;
 use crate::config::{Config, USER_DATA_BUCKET};
 use crate::db::rusqlite_db::RusqliteDb;
 use crate::db::sql_db::SqlDb;
-use crate::db::DbVersion;
-use crate::db::{apply_migrations, check_integrity, Db, DbError};
+use crate::db::{apply_migrations, check_integrity, Db, DbError, DbVersion};
 use crate::error::ApiError;
 use crate::flag::{self, Flags};
 use crate::identity::UserId;
-use crate::layout::{self, R2State};
 use crate::r2;
-use crate::r2::sync::{Saved, Snapshot};
 pub use admin_api::{
     Action, Failure, MoveReport as Report, ObjectState, Outcome, PreflightReport, Step,
     VerifyResult,
@@ -68,8 +68,8 @@ const MAX_MIGRATE_ATTEMPTS: u32 = 5;
 /// Why moving a user failed.
 #[derive(Debug)]
 pub enum MigrationError {
-    /// R2, KV or the request around it failed (with its own status).
-    Api(ApiError),
+    /// R2 failed, or its copy of the database cannot be read.
+    R2(R2Error),
     /// A statement failed.
     Db(DbError),
     /// The KV flag could not be set or cleared.
@@ -90,7 +90,7 @@ pub enum MigrationError {
 impl std::fmt::Display for MigrationError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            MigrationError::Api(err) => write!(f, "{}", err.detail()),
+            MigrationError::R2(err) => write!(f, "{err}"),
             MigrationError::Db(err) => write!(f, "database error: {err}"),
             MigrationError::Flag(err) => write!(f, "{err}"),
             MigrationError::Verification(detail) | MigrationError::Busy(detail) => {
@@ -105,9 +105,9 @@ impl std::fmt::Display for MigrationError {
     }
 }
 
-impl From<ApiError> for MigrationError {
-    fn from(err: ApiError) -> Self {
-        MigrationError::Api(err)
+impl From<R2Error> for MigrationError {
+    fn from(err: R2Error) -> Self {
+        MigrationError::R2(err)
     }
 }
 
@@ -122,7 +122,7 @@ impl From<flag::FlagError> for MigrationError {
 impl From<MigrationError> for ApiError {
     fn from(err: MigrationError) -> Self {
         match err {
-            MigrationError::Api(err) => err,
+            MigrationError::R2(err) => err.into(),
             MigrationError::Flag(err) => err.into(),
             MigrationError::Db(err) => ApiError::Internal(format!("Migration failed: {err}")),
             MigrationError::Verification(detail) => {
@@ -155,47 +155,7 @@ impl From<DbError> for MigrationError {
 
 impl From<worker::Error> for MigrationError {
     fn from(err: worker::Error) -> Self {
-        MigrationError::Api(err.into())
-    }
-}
-
-/// What an object does with an API request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Serve,
-    MigrateThenServe,
-    RollBackThenHandOver,
-    HandOver,
-}
-
-/// Decides what an object in `state` (entered `since_ms` ago) does with an API request that
-/// came with (`flag_seen`) or without the KV flag. `r2_migrated` says whether R2 marks the user
-/// migrated; an `active` object's decision does not depend on it. `recently_failed` is the
-/// move that failed within the retry delay, if one did: it is not tried again on a request
-/// (an operator can), so a failing move costs one request, not every request.
-pub fn decide(
-    state: ObjectState,
-    since_ms: u64,
-    flag_seen: bool,
-    r2_migrated: bool,
-    grace_ms: u64,
-    recently_failed: Option<Action>,
-) -> Decision {
-    let settled = since_ms >= grace_ms;
-    let may = |action| recently_failed != Some(action);
-    match state {
-        ObjectState::Active if !flag_seen && settled && may(Action::Rollback) => {
-            Decision::RollBackThenHandOver
-        }
-        ObjectState::Active => Decision::Serve,
-        // A cut-over happened and the activation did not (a crash): finish it. R2 will not
-        // serve the user, so there is no other side to fall back to.
-        _ if r2_migrated => Decision::MigrateThenServe,
-        ObjectState::RolledBack if flag_seen && settled && may(Action::Migrate) => {
-            Decision::MigrateThenServe
-        }
-        ObjectState::New if flag_seen && may(Action::Migrate) => Decision::MigrateThenServe,
-        _ => Decision::HandOver,
+        MigrationError::R2(err.into())
     }
 }
 
@@ -237,7 +197,7 @@ fn upgrade_and_preflight(key: &str, source: &RusqliteDb) -> Result<Vec<Problem>,
     }
     match r2::upgrade(key, source) {
         Ok(_) => Ok(Vec::new()),
-        Err(ApiError::IncompatibleSchema(why)) => Ok(vec![Problem::about_file(why)]),
+        Err(R2Error::Incompatible { reason, .. }) => Ok(vec![Problem::about_file(reason)]),
         Err(err) => Err(err.into()),
     }
 }
@@ -381,12 +341,7 @@ impl Move {
     }
 
     /// Arms a fault: the next move of `action` that reaches `step` fails there (or crashes).
-    pub fn arm_fault(&self, action: Action, step: &str, crash: bool) -> Result<(), ApiError> {
-        let step = Step::parse(step)
-            .filter(|step| *step != Step::Interrupted)
-            .ok_or_else(|| {
-                ApiError::Unprocessable(format!("query field 'step': unknown step '{step}'"))
-            })?;
+    pub fn arm_fault(&self, action: Action, step: Step, crash: bool) -> Result<(), DbError> {
         let action = action.as_str();
         self.db.execute(
             &format!("INSERT INTO {FAULT_TABLE} (action, step, crash) VALUES (?, ?, ?)"),
@@ -731,7 +686,7 @@ impl Move {
                 .custom_metadata(layout::object_metadata(old.version, old.state))
                 .execute()
                 .await
-                .map_err(|err| ApiError::Unavailable(format!("Could not store {key}: {err}")))?;
+                .map_err(R2Error::on(&key))?;
         }
         Ok(())
     }
@@ -842,85 +797,6 @@ impl Move {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const GRACE: u64 = 120_000;
-
-    fn decide_now(state: ObjectState, since: u64, flag: bool, r2_migrated: bool) -> Decision {
-        decide(state, since, flag, r2_migrated, GRACE, None)
-    }
-
-    #[test]
-    fn an_active_object_serves_and_rolls_back_only_on_a_settled_absent_flag() {
-        for r2_migrated in [true, false] {
-            let decide_active =
-                |since, flag| decide_now(ObjectState::Active, since, flag, r2_migrated);
-            assert_eq!(decide_active(5, true), Decision::Serve);
-            assert_eq!(decide_active(5, false), Decision::Serve, "KV may be stale");
-            assert_eq!(decide_active(GRACE, false), Decision::RollBackThenHandOver);
-        }
-    }
-
-    #[test]
-    fn an_inactive_object_migrates_on_the_flag_or_to_finish_a_cut_over() {
-        let on_r2 = false;
-        assert_eq!(
-            decide_now(ObjectState::New, u64::MAX, true, on_r2),
-            Decision::MigrateThenServe
-        );
-        assert_eq!(
-            decide_now(ObjectState::New, u64::MAX, false, on_r2),
-            Decision::HandOver
-        );
-        let stale = decide_now(ObjectState::RolledBack, 5, true, on_r2);
-        assert_eq!(stale, Decision::HandOver, "KV may be stale");
-        let settled = decide_now(ObjectState::RolledBack, GRACE, true, on_r2);
-        assert_eq!(settled, Decision::MigrateThenServe);
-        let cut_over = decide_now(ObjectState::New, u64::MAX, false, true);
-        assert_eq!(cut_over, Decision::MigrateThenServe);
-    }
-
-    #[test]
-    fn a_move_that_failed_recently_is_not_retried_by_requests_but_the_user_is_served() {
-        let failed = |action| Some(action);
-        let migrate_failed = decide(
-            ObjectState::New,
-            u64::MAX,
-            true,
-            false,
-            GRACE,
-            failed(Action::Migrate),
-        );
-        assert_eq!(migrate_failed, Decision::HandOver, "R2 keeps serving");
-        let rollback_failed = decide(
-            ObjectState::Active,
-            GRACE,
-            false,
-            true,
-            GRACE,
-            failed(Action::Rollback),
-        );
-        assert_eq!(rollback_failed, Decision::Serve, "the object keeps serving");
-        // A cut-over already happened: the object is the only side that can serve.
-        let finish = decide(
-            ObjectState::New,
-            u64::MAX,
-            false,
-            true,
-            GRACE,
-            failed(Action::Migrate),
-        );
-        assert_eq!(finish, Decision::MigrateThenServe);
-        // The other move is not held back by this one's failure.
-        let other = decide(
-            ObjectState::New,
-            u64::MAX,
-            true,
-            false,
-            GRACE,
-            failed(Action::Rollback),
-        );
-        assert_eq!(other, Decision::MigrateThenServe);
-    }
 
     fn app_database() -> RusqliteDb {
         let db = RusqliteDb::empty().unwrap();

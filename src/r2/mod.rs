@@ -1,41 +1,35 @@
 //! The R2-SQLite path: users not yet moved to a Durable Object.
 //!
-//! A user's database is the object `{user_id}/database.sqlite` in the `USER_DATA` bucket. One
-//! request: load it (unchanged bytes come from the isolate's cache), open it with rusqlite
-//! (SQLite compiled to wasm), run the handler as one transaction, store the files it uploads,
-//! and, only if it wrote, upload the database once as the next version, conditionally on R2
-//! still holding the version that was loaded. When another request got there first, the default
-//! is to run this request again on the newer database, so that concurrent writers are
-//! serialised and no acknowledged write is lost.
+//! A user's database is the object `{user_id}/database.sqlite` in the `USER_DATA` bucket. Each
+//! attempt of a request ([`crate::lifecycle`]) loads it (unchanged bytes come from the isolate's
+//! cache) and opens it with rusqlite (SQLite compiled to wasm); a request that changed a row
+//! uploads the database once as the next version, conditionally on R2 still holding the version
+//! that was loaded. When another request got there first, the default is to run this request
+//! again on the newer database, so that concurrent writers are serialised and no acknowledged
+//! write is lost.
 //!
-//! The fence: the R2 path serves and writes a database only while its metadata says `active`.
-//! One marked `migrated` belongs to the user's Durable Object, whatever a (possibly stale) KV
-//! flag said; the request is handed over instead ([`Served::MovedToObject`]).
+//! The fence: the R2 path serves and writes a database only while its metadata says `active`
+//! ([`crate::placement`]). One marked `migrated` belongs to the user's Durable Object, whatever
+//! a (possibly stale) KV flag said; the request is handed over instead ([`Served::Elsewhere`]).
 //!
 //! A user without an object reads as an empty database; the object appears with the first
 //! write. A downloaded object that is not SQLite, fails `quick_check`, or whose app tables have
 //! another shape is answered 503 and never overwritten.
 
-mod cache;
-pub mod sync;
-
 use worker::{Bucket, Env, Response};
 
+use crate::bucket::database::{R2Database, Saved, Snapshot};
+use crate::bucket::layout::{self, R2State};
+use crate::bucket::{mb, R2Error};
 use crate::config::{Config, ConflictStrategy, USER_DATA_BUCKET};
 use crate::db::rusqlite_db::RusqliteDb;
-use crate::db::DbVersion;
-use crate::db::{apply_migrations, check_shape, Db, Difference, ShapeError};
+use crate::db::{apply_migrations, check_shape, DbError, DbVersion, Difference, ShapeError};
 use crate::error::ApiError;
-use crate::files;
 use crate::flag::{self, Flags};
-use crate::handlers::{self, Reply};
-use crate::http::{self, DataPath, RawRequest};
+use crate::http::{DataPath, RawRequest};
 use crate::identity::UserId;
-use crate::layout::{self, R2State};
-use sync::{R2Database, Saved, Snapshot};
-
-/// How often a request runs again on a newer database before it answers 409.
-const MAX_ATTEMPTS: u32 = 10;
+use crate::lifecycle::{self, Backend, Served};
+use crate::placement::{self, Placement, Side};
 
 /// The user's database object, with the limits from `config`.
 pub fn database<'a>(bucket: &'a Bucket, user: &UserId, config: &Config) -> R2Database<'a> {
@@ -47,46 +41,203 @@ pub fn database<'a>(bucket: &'a Bucket, user: &UserId, config: &Config) -> R2Dat
     }
 }
 
-/// What became of a request on the R2 path.
-pub enum Served {
-    Response(Response),
-    /// The R2 object says the user's Durable Object holds the data: nothing was read or written.
-    MovedToObject,
+/// Serves one API request for `user` from their database in R2; `flag_seen` says whether the
+/// request came with the KV flag (an object handing it over saw it).
+pub async fn serve(
+    env: &Env,
+    config: &Config,
+    user: &UserId,
+    raw: &RawRequest,
+    flag_seen: bool,
+) -> Served {
+    let bucket = match env.bucket(USER_DATA_BUCKET) {
+        Ok(bucket) => bucket,
+        Err(err) => return unavailable(R2Error::from(err)),
+    };
+    let mut path = R2Path {
+        env,
+        config,
+        user,
+        flag_seen,
+        database: database(&bucket, user, config),
+        attempt: None,
+        report: SyncReport::default(),
+    };
+    lifecycle::serve(&mut path, &bucket, user, raw).await
 }
 
-/// What the response tells about the sync: `X-DB-Version` and `X-Sync-Status`.
+fn unavailable(err: R2Error) -> Served {
+    let response = crate::http::error(&err.into());
+    Served::Response(crate::http::labelled(response, DataPath::R2))
+}
+
+/// What the response tells about the sync: `X-Sync-Status` and `X-DB-Cache` (and the version).
 #[derive(Debug, Default)]
 struct SyncReport {
     /// The version the response reflects.
     version: Option<DbVersion>,
     /// `conflict` when another writer got in between, `failed` when storing failed.
     status: Option<&'static str>,
-    /// `X-DB-Cache`: whether the (last) attempt found the opened database in the isolate.
+    /// Whether the (last) attempt found the opened database in the isolate.
     cache_hit: Option<bool>,
 }
 
-/// Serves one API request for `user` from their database in R2.
-pub async fn serve(env: &Env, config: &Config, user: &UserId, raw: &RawRequest) -> Served {
-    let mut report = SyncReport::default();
-    let mut response = match run(env, config, user, raw, &mut report).await {
-        Ok(Some(response)) => response,
-        Ok(None) => return Served::MovedToObject,
-        Err(err) => http::error(&err),
-    };
-    let headers = response.headers_mut();
-    if let Some(version) = report.version {
-        let _ = headers.set("X-DB-Version", &version.to_string());
+/// One attempt's starting point: what was loaded, and whether the database already differs
+/// from it (pending schema migrations applied in memory).
+struct Attempt {
+    loaded: Snapshot,
+    migrated: bool,
+    number: u32,
+}
+
+/// The R2 path as a [`Backend`]: an attempt loads the database (unchanged bytes come from the
+/// isolate's cache) and a change is kept by uploading it as the next version.
+struct R2Path<'a> {
+    env: &'a Env,
+    config: &'a Config,
+    user: &'a UserId,
+    flag_seen: bool,
+    database: R2Database<'a>,
+    attempt: Option<Attempt>,
+    report: SyncReport,
+}
+
+impl R2Path<'_> {
+    fn attempt(&self) -> Result<&Attempt, DbError> {
+        self.attempt
+            .as_ref()
+            .ok_or_else(|| DbError::failed("the R2 path saved before it loaded"))
     }
-    if let Some(status) = report.status {
-        let _ = headers.set("X-Sync-Status", status);
+
+    /// Another writer stored a version after ours was loaded: either this request is stored
+    /// over it anyway (last write wins, when configured) or it runs again after a pause.
+    async fn after_conflict(&mut self, mut db: RusqliteDb) -> Result<bool, ApiError> {
+        let Attempt { loaded, number, .. } = self.attempt()?;
+        let (loaded_version, number) = (loaded.version, *number);
+        self.report.status = Some("conflict");
+        let current = self.database.head().await?;
+        worker::console_warn!(
+            "R2 write conflict for user {}: loaded version {loaded_version}, R2 now has version {} \
+             (attempt {number}, strategy {:?})",
+            self.user,
+            current.version,
+            self.config.conflict_strategy
+        );
+        // A migration's cut-over is a conflict too: the next attempt meets the fence.
+        if self.config.conflict_strategy == ConflictStrategy::LastWriteWins
+            && current.state == R2State::Active
+        {
+            let version = current.version.max(loaded_version).next();
+            version.record_in(&db)?;
+            let stored = self
+                .database
+                .put(
+                    version,
+                    R2State::Active,
+                    db.to_bytes()?,
+                    Some(current.unchanged()),
+                )
+                .await
+                .inspect_err(|_| self.report.status = Some("failed"))?;
+            if let Saved::Stored { etag } = stored {
+                self.database.keep(&etag, db);
+            }
+            self.report.version = Some(version);
+            return Ok(true);
+        }
+        worker::Delay::from(std::time::Duration::from_millis(jitter_ms(number))).await;
+        Ok(false)
     }
-    if let Some(hit) = report.cache_hit {
-        let _ = headers.set("X-DB-Cache", if hit { "hit" } else { "miss" });
+}
+
+impl Backend for R2Path<'_> {
+    type Db = RusqliteDb;
+    const PATH: DataPath = DataPath::R2;
+
+    async fn open(&mut self) -> Result<Option<RusqliteDb>, ApiError> {
+        let (loaded, db, cache_hit) = self.database.load().await?;
+        if placement::decide(Side::R2Path, self.flag_seen, loaded.state) != Placement::Serve {
+            return Ok(None);
+        }
+        self.report.cache_hit = Some(cache_hit);
+        self.report.version = Some(loaded.version);
+        let downloaded = db.is_some() && !cache_hit;
+        let db = match db {
+            Some(db) => db,
+            None => RusqliteDb::empty()?,
+        };
+        // Pending migrations are applied in memory and stored with the request's write, if it
+        // writes: a read never uploads, so readers never race writers (and a user with no
+        // object gets one only with their first write).
+        let migrated = migrate(&self.database.key, &db, downloaded)?;
+        let number = self
+            .attempt
+            .as_ref()
+            .map_or(1, |attempt| attempt.number + 1);
+        self.attempt = Some(Attempt {
+            loaded,
+            migrated,
+            number,
+        });
+        Ok(Some(db))
     }
-    if config.report_wasm_memory {
-        let _ = headers.set("X-Wasm-Memory-Bytes", &wasm_memory_bytes().to_string());
+
+    fn record_change(&self, db: &RusqliteDb) -> Result<(), DbError> {
+        self.attempt()?.loaded.version.next().record_in(db)
     }
-    Served::Response(http::labelled(response, DataPath::R2))
+
+    async fn save(&mut self, mut db: RusqliteDb, changed: bool) -> Result<bool, ApiError> {
+        let Attempt {
+            loaded, migrated, ..
+        } = self.attempt()?;
+        if !changed {
+            // Still exactly R2's object, unless this request migrated it in memory.
+            if let (Some(etag), false) = (&loaded.etag, migrated) {
+                self.database.keep(etag, db);
+            }
+            return Ok(true);
+        }
+        let (version, condition) = (loaded.version.next(), loaded.unchanged());
+        let bytes = db.to_bytes()?;
+        let size = bytes.len() as u64;
+        let saved = self
+            .database
+            .put(version, R2State::Active, bytes, Some(condition))
+            .await
+            .inspect_err(|_| self.report.status = Some("failed"))?;
+        let Saved::Stored { etag } = saved else {
+            return self.after_conflict(db).await;
+        };
+        self.database.keep(&etag, db);
+        self.report.version = Some(version);
+        log_size(self.config, self.user, size);
+        if self
+            .config
+            .auto_migrate_bytes
+            .is_some_and(|limit| size > limit)
+        {
+            request_migration(self.env, self.user, size).await;
+        }
+        Ok(true)
+    }
+
+    fn version(&self) -> Option<DbVersion> {
+        self.report.version
+    }
+
+    fn annotate(&self, response: &mut Response) {
+        // Our own responses have mutable headers; setting one cannot fail.
+        let headers = response.headers_mut();
+        if let Some(status) = self.report.status {
+            let _ = headers.set("X-Sync-Status", status);
+        }
+        if let Some(hit) = self.report.cache_hit {
+            let _ = headers.set("X-DB-Cache", if hit { "hit" } else { "miss" });
+        }
+        if self.config.report_wasm_memory {
+            let _ = headers.set("X-Wasm-Memory-Bytes", &wasm_memory_bytes().to_string());
+        }
+    }
 }
 
 /// The size of the wasm linear memory: it never shrinks, so it is the isolate's high-water mark.
@@ -100,117 +251,9 @@ fn wasm_memory_bytes() -> usize {
     0
 }
 
-/// `Ok(None)`: the fence found the object migrated.
-async fn run(
-    env: &Env,
-    config: &Config,
-    user: &UserId,
-    raw: &RawRequest,
-    report: &mut SyncReport,
-) -> Result<Option<Response>, ApiError> {
-    let bucket = env.bucket(USER_DATA_BUCKET)?;
-    let database = database(&bucket, user, config);
-    let request = raw.to_api_request().await?;
-    let range = raw.header("Range");
-    // Files already stored by an earlier attempt (names repeat: they come from the request).
-    let mut stored: Vec<String> = Vec::new();
-
-    for attempt in 1..=MAX_ATTEMPTS {
-        let (loaded, db, cache_hit) = database.load().await?;
-        if loaded.state != R2State::Active {
-            return Ok(None);
-        }
-        report.cache_hit = Some(cache_hit);
-        let downloaded = db.is_some() && !cache_hit;
-        let mut db = match db {
-            Some(db) => db,
-            None => RusqliteDb::empty()?,
-        };
-        report.version = Some(loaded.version);
-
-        // Pending migrations are applied in memory and stored with the request's write, if it
-        // writes: a read never uploads, so readers never race writers (and a user with no
-        // object gets one only with their first write).
-        let migrated = migrate(&database.key, &db, downloaded)?;
-        // Whether the request changed a row, by SQLite's count: an UPDATE that matched nothing
-        // (`/api/exports/active` with no stale job) uploads nothing.
-        let changes_before = db.total_changes();
-        let reply = db.transaction(|| handlers::handle(&db, user, &request))?;
-        if db.total_changes() == changes_before {
-            // Still exactly R2's object, unless this request migrated it in memory.
-            if let (Some(etag), false) = (&loaded.etag, migrated) {
-                database.keep(etag, db);
-            }
-            return finish(&bucket, user, reply, range).await.map(Some);
-        }
-
-        let new_uploads: Vec<_> = reply
-            .uploads
-            .iter()
-            .filter(|upload| !stored.contains(&upload.key))
-            .cloned()
-            .collect();
-        files::store(&bucket, user, &new_uploads).await?;
-        stored.extend(new_uploads.into_iter().map(|upload| upload.key));
-
-        let version = loaded.version.next();
-        version.record_in(&db)?;
-        let bytes = db.to_bytes()?;
-        let size = bytes.len() as u64;
-        let saved = database
-            .put(version, R2State::Active, bytes, Some(loaded.unchanged()))
-            .await
-            .inspect_err(|_| report.status = Some("failed"))?;
-        if let Saved::Stored { etag } = saved {
-            database.keep(&etag, db);
-            report.version = Some(version);
-            log_size(config, user, size);
-            if config.auto_migrate_bytes.is_some_and(|limit| size > limit) {
-                request_migration(env, user, size).await;
-            }
-            return finish(&bucket, user, reply, range).await.map(Some);
-        }
-
-        report.status = Some("conflict");
-        let current = database.head().await?;
-        worker::console_warn!(
-            "R2 write conflict for user {user}: loaded version {}, R2 now has version {} \
-             (attempt {attempt}, strategy {:?})",
-            loaded.version,
-            current.version,
-            config.conflict_strategy
-        );
-        // A migration's cut-over is a conflict too: the next attempt meets the fence.
-        if config.conflict_strategy == ConflictStrategy::LastWriteWins
-            && current.state == R2State::Active
-        {
-            let version = current.version.max(loaded.version).next();
-            version.record_in(&db)?;
-            let stored = database
-                .put(
-                    version,
-                    R2State::Active,
-                    db.to_bytes()?,
-                    Some(current.unchanged()),
-                )
-                .await
-                .inspect_err(|_| report.status = Some("failed"))?;
-            if let Saved::Stored { etag } = stored {
-                database.keep(&etag, db);
-            }
-            report.version = Some(version);
-            return finish(&bucket, user, reply, range).await.map(Some);
-        }
-        worker::Delay::from(std::time::Duration::from_millis(jitter_ms(attempt))).await;
-    }
-    Err(ApiError::Conflict(format!(
-        "The data changed under {MAX_ATTEMPTS} attempts in a row; nothing was saved, try again"
-    )))
-}
-
 /// Applies pending migrations; returns whether there were any (the database then differs from
 /// R2's object). A database just downloaded must then have the app's shape: see [`upgrade`].
-fn migrate(key: &str, db: &RusqliteDb, downloaded: bool) -> Result<bool, ApiError> {
+fn migrate(key: &str, db: &RusqliteDb, downloaded: bool) -> Result<bool, R2Error> {
     if downloaded {
         upgrade(key, db)
     } else {
@@ -220,9 +263,9 @@ fn migrate(key: &str, db: &RusqliteDb, downloaded: bool) -> Result<bool, ApiErro
 
 /// Applies pending migrations to a database downloaded from R2 (held in memory, R2's object
 /// untouched) and checks that it then has the app's shape ([`check_shape`]); returns whether
-/// migrations were applied. One that does not have the shape is answered 503
-/// `incompatible_schema`, for an operator to look at.
-pub fn upgrade(key: &str, db: &RusqliteDb) -> Result<bool, ApiError> {
+/// migrations were applied. One that does not have the shape is [`R2Error::Incompatible`]
+/// (answered 503 `incompatible_schema`), for an operator to look at.
+pub fn upgrade(key: &str, db: &RusqliteDb) -> Result<bool, R2Error> {
     let applied = apply_migrations(db);
     let fresh = RusqliteDb::empty()?;
     apply_migrations(&fresh)?;
@@ -235,37 +278,25 @@ pub fn upgrade(key: &str, db: &RusqliteDb) -> Result<bool, ApiError> {
             .filter(|difference| applied.is_ok() || difference.column.is_some())
             .collect(),
     };
+    let incompatible = |reason: String| {
+        let err = R2Error::Incompatible {
+            key: key.to_owned(),
+            reason,
+        };
+        worker::console_error!("{err}");
+        err
+    };
     match applied {
         _ if !differences.is_empty() => {
             let words: Vec<String> = differences.iter().map(ToString::to_string).collect();
-            Err(incompatible(key, &words.join("; ")))
+            Err(incompatible(words.join("; ")))
         }
         Ok(applied) => Ok(applied > 0),
         // They apply to any database of the app's shape (a fresh one above): the file is why.
-        Err(err) => Err(incompatible(
-            key,
-            &format!("the app's migrations fail on it: {err}"),
-        )),
+        Err(err) => Err(incompatible(format!(
+            "the app's migrations fail on it: {err}"
+        ))),
     }
-}
-
-fn incompatible(key: &str, why: &str) -> ApiError {
-    worker::console_error!("R2 object {key} does not have the app's schema: {why}");
-    ApiError::IncompatibleSchema(format!(
-        "The database does not have the tables the app needs ({why}); it was left \
-         unchanged"
-    ))
-}
-
-/// After the commit: delete what the request removed, then answer.
-async fn finish(
-    bucket: &Bucket,
-    user: &UserId,
-    reply: Reply,
-    range: Option<&str>,
-) -> Result<Response, ApiError> {
-    files::delete(bucket, user, &reply.deletions).await;
-    files::respond(bucket, user, reply.response, range).await
 }
 
 /// Exponential backoff with jitter after each lost race (10 ms, 20 ms, ... up to 640 ms, each
@@ -273,11 +304,6 @@ async fn finish(
 fn jitter_ms(attempt: u32) -> u64 {
     let cap = 10u64 << attempt.min(6);
     cap / 2 + (worker::js_sys::Math::random() * (cap / 2) as f64) as u64
-}
-
-/// Bytes as megabytes (1 MB = 1,048,576 bytes, as the size notices count).
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
 }
 
 /// The existing app's size notices, after each upload.
@@ -310,9 +336,9 @@ async fn request_migration(env: &Env, user: &UserId, size: u64) {
 }
 
 /// Opens a downloaded snapshot, or an empty database for a user without an object.
-pub fn open(key: &str, loaded: &Snapshot) -> Result<RusqliteDb, ApiError> {
+pub fn open(key: &str, loaded: &Snapshot) -> Result<RusqliteDb, R2Error> {
     match &loaded.bytes {
-        Some(bytes) => sync::open(key, bytes),
+        Some(bytes) => crate::bucket::database::open(key, bytes),
         None => Ok(RusqliteDb::empty()?),
     }
 }

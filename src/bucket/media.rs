@@ -1,4 +1,4 @@
-//! The users' media files in R2 (keys: [`crate::layout`]): streaming them to the client
+//! The users' media files in R2 (keys: [`crate::bucket::layout`]): streaming them to the client
 //! with `Range` support, storing uploads, and deleting what a request removed.
 //!
 //! Ordering keeps the database honest: uploads are stored before the request's database changes
@@ -6,31 +6,27 @@
 
 use worker::{Bucket, Headers, Range, Response, ResponseBuilder};
 
+use crate::bucket::{layout, R2Error};
 use crate::error::ApiError;
 use crate::handlers::{ApiResponse, Deletion, FileResponse, Upload};
 use crate::http;
 use crate::identity::UserId;
-use crate::layout;
 
 /// Stores every upload under the user's folder.
-pub async fn store(bucket: &Bucket, user: &UserId, uploads: &[Upload]) -> Result<(), ApiError> {
+pub async fn store(bucket: &Bucket, user: &UserId, uploads: &[Upload]) -> Result<(), R2Error> {
     for upload in uploads {
         let metadata = worker::HttpMetadata {
             content_type: Some(upload.content_type.clone()).filter(|ct| !ct.is_empty()),
             ..Default::default()
         };
         // R2 takes the bytes by value; this copy lives only until the runtime has its own.
+        let key = layout::media_key(user, &upload.key);
         bucket
-            .put(
-                layout::media_key(user, &upload.key),
-                Vec::clone(&upload.bytes),
-            )
+            .put(&key, Vec::clone(&upload.bytes))
             .http_metadata(metadata)
             .execute()
             .await
-            .map_err(|err| {
-                ApiError::Unavailable(format!("Could not store {}: {err}", upload.key))
-            })?;
+            .map_err(R2Error::on(&key))?;
     }
     Ok(())
 }

@@ -10,12 +10,11 @@ use std::rc::Rc;
 
 use worker::{Bucket, Conditional, Object};
 
+use crate::bucket::cache;
+use crate::bucket::layout::{object_metadata, version_from_metadata, R2State};
+use crate::bucket::R2Error;
 use crate::db::rusqlite_db::RusqliteDb;
 use crate::db::DbVersion;
-use crate::error::ApiError;
-use crate::layout::{object_metadata, version_from_metadata, R2State};
-use crate::r2::cache;
-use crate::r2::mb;
 
 /// The database as loaded (or looked at) in R2.
 #[derive(Debug, Clone)]
@@ -72,16 +71,12 @@ pub struct R2Database<'a> {
     pub max_bytes: u64,
 }
 
-fn storage_error(key: &str, err: worker::Error) -> ApiError {
-    ApiError::Unavailable(format!("R2 error on {key}: {err}"))
-}
-
 impl R2Database<'_> {
     /// The object's version and state now, and the database opened: from the isolate's cache
     /// when R2 still holds the same object, else downloaded and parsed. No database when the user
     /// has no object, or when R2 marks the user migrated (the fence: not ours to read).
     /// The `bool` says whether the database came from the cache.
-    pub async fn load(&self) -> Result<(Snapshot, Option<RusqliteDb>, bool), ApiError> {
+    pub async fn load(&self) -> Result<(Snapshot, Option<RusqliteDb>, bool), R2Error> {
         let cached_etag = cache::etag(&self.key);
         let mut request = self.bucket.get(&self.key);
         if let Some(etag) = &cached_etag {
@@ -90,11 +85,7 @@ impl R2Database<'_> {
                 ..Default::default()
             });
         }
-        let Some(object) = request
-            .execute()
-            .await
-            .map_err(|e| storage_error(&self.key, e))?
-        else {
+        let Some(object) = request.execute().await.map_err(R2Error::on(&self.key))? else {
             cache::remove(&self.key);
             return Ok((Snapshot::absent(), None, false));
         };
@@ -110,19 +101,14 @@ impl R2Database<'_> {
             return Ok((snapshot, None, false));
         }
         if object.size() > self.max_bytes {
-            return Err(ApiError::TooLarge(format!(
-                "The database is {:.1} MB, more than the {:.1} MB the R2 path can open; \
-                 migrate this user to their Durable Object",
-                mb(object.size()),
-                mb(self.max_bytes)
-            )));
+            return Err(R2Error::TooLarge {
+                bytes: object.size(),
+                max_bytes: self.max_bytes,
+            });
         }
         let (db, cached) = match object.body() {
             Some(body) => {
-                let bytes = body
-                    .bytes()
-                    .await
-                    .map_err(|e| storage_error(&self.key, e))?;
+                let bytes = body.bytes().await.map_err(R2Error::on(&self.key))?;
                 (open_checked(&self.key, &bytes)?, false)
             }
             // Not modified: the precondition failed, so R2 sent no body. Another request of this
@@ -145,24 +131,21 @@ impl R2Database<'_> {
 
     /// The object with its bytes whatever its state, past the cache and the size ceiling:
     /// what a migration moves.
-    pub async fn download(&self) -> Result<Snapshot, ApiError> {
+    pub async fn download(&self) -> Result<Snapshot, R2Error> {
         let object = self
             .bucket
             .get(&self.key)
             .execute()
             .await
-            .map_err(|e| storage_error(&self.key, e))?;
+            .map_err(R2Error::on(&self.key))?;
         let Some(object) = object else {
             return Ok(Snapshot::absent());
         };
         let (version, state) = metadata_of(&object, &self.key)?;
-        let body = object.body().ok_or_else(|| {
-            ApiError::Unavailable(format!("R2 returned {} without its body", self.key))
-        })?;
-        let bytes = body
-            .bytes()
-            .await
-            .map_err(|e| storage_error(&self.key, e))?;
+        let body = object
+            .body()
+            .ok_or_else(|| R2Error::on(&self.key)("R2 returned the object without its body"))?;
+        let bytes = body.bytes().await.map_err(R2Error::on(&self.key))?;
         Ok(Snapshot {
             etag: Some(object.etag()),
             version,
@@ -172,12 +155,12 @@ impl R2Database<'_> {
     }
 
     /// What R2 holds now, without the bytes.
-    pub async fn head(&self) -> Result<Snapshot, ApiError> {
+    pub async fn head(&self) -> Result<Snapshot, R2Error> {
         let object = self
             .bucket
             .head(&self.key)
             .await
-            .map_err(|e| storage_error(&self.key, e))?;
+            .map_err(R2Error::on(&self.key))?;
         let Some(object) = object else {
             return Ok(Snapshot::absent());
         };
@@ -197,7 +180,7 @@ impl R2Database<'_> {
         state: R2State,
         bytes: Vec<u8>,
         condition: Option<Conditional>,
-    ) -> Result<Saved, ApiError> {
+    ) -> Result<Saved, R2Error> {
         // The object changes (or someone else's did): whatever the cache holds is stale.
         cache::remove(&self.key);
         let mut put = self
@@ -207,10 +190,7 @@ impl R2Database<'_> {
         if let Some(condition) = condition {
             put = put.only_if(condition);
         }
-        let stored = put
-            .execute()
-            .await
-            .map_err(|e| storage_error(&self.key, e))?;
+        let stored = put.execute().await.map_err(R2Error::on(&self.key))?;
         Ok(match stored {
             Some(object) => Saved::Stored {
                 etag: object.etag(),
@@ -222,12 +202,14 @@ impl R2Database<'_> {
 
 /// Opens the bytes of a user's database; ones that are not SQLite are a corrupt database,
 /// reported and left as they are.
-pub fn open(key: &str, bytes: &[u8]) -> Result<RusqliteDb, ApiError> {
+pub fn open(key: &str, bytes: &[u8]) -> Result<RusqliteDb, R2Error> {
     RusqliteDb::from_bytes(bytes).map_err(|err| {
-        worker::console_error!("R2 object {key} is not a valid SQLite database: {err}");
-        ApiError::CorruptDatabase(format!(
-            "The user's database in R2 is not a valid SQLite database ({err}); it was left unchanged"
-        ))
+        let err = R2Error::NotSqlite {
+            key: key.to_owned(),
+            reason: err.to_string(),
+        };
+        worker::console_error!("{err}");
+        err
     })
 }
 
@@ -235,23 +217,21 @@ pub fn open(key: &str, bytes: &[u8]) -> Result<RusqliteDb, ApiError> {
 /// `quick_check`. A damaged one is reported and left as it is: never served, never overwritten
 /// (a request that fails here reaches no handler and uploads nothing). The isolate cache only
 /// ever holds databases that passed, so a cache hit is not checked again.
-fn open_checked(key: &str, bytes: &[u8]) -> Result<RusqliteDb, ApiError> {
+fn open_checked(key: &str, bytes: &[u8]) -> Result<RusqliteDb, R2Error> {
     let db = open(key, bytes)?;
     crate::db::check_integrity(&db).map_err(|err| {
-        worker::console_error!("R2 object {key} is damaged: {err}");
-        ApiError::CorruptDatabase(
-            "The user's database in R2 is damaged (SQLite's integrity check failed); it was left \
-             unchanged"
-                .into(),
-        )
+        let err = R2Error::Damaged {
+            key: key.to_owned(),
+            reason: err.to_string(),
+        };
+        worker::console_error!("{err}");
+        err
     })?;
     Ok(db)
 }
 
-fn metadata_of(object: &Object, key: &str) -> Result<(DbVersion, R2State), ApiError> {
-    let metadata = object
-        .custom_metadata()
-        .map_err(|e| storage_error(key, e))?;
+fn metadata_of(object: &Object, key: &str) -> Result<(DbVersion, R2State), R2Error> {
+    let metadata = object.custom_metadata().map_err(R2Error::on(key))?;
     Ok((
         version_from_metadata(&metadata),
         R2State::from_metadata(&metadata),

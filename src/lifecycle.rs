@@ -1,0 +1,168 @@
+//! One API request, the same on both backends: parse it, run the handler in one transaction that
+//! commits only once every file it stores is in R2, delete the files it removed after the
+//! commit, and answer (streaming a file it names, honouring `Range`) with `X-DB-Version` and
+//! `X-Data-Path`. Failures are answered here too, so a backend never builds a response.
+//!
+//! A [`Backend`] says where one attempt's data comes from and how a committed change is made
+//! durable: the object's transaction is durable by itself; the R2 path uploads the database,
+//! conditionally on R2 still holding what it loaded, and asks for another attempt when it does
+//! not.
+
+use worker::{Bucket, Response};
+
+use crate::bucket::media;
+use crate::db::{Db, DbError, DbVersion};
+use crate::error::ApiError;
+use crate::handlers::{self, ApiRequest, Reply, Upload};
+use crate::http::{self, DataPath, RawRequest};
+use crate::identity::UserId;
+
+/// How often a request runs again after another writer got its change in first.
+const MAX_ATTEMPTS: u32 = 10;
+
+/// How often one run may find new files to store before its commit (each time, another request
+/// changed the data it depends on while the files were being stored).
+const MAX_UPLOAD_ROUNDS: usize = 3;
+
+/// Where the data of a request comes from, and how its changes are kept.
+#[allow(async_fn_in_trait)] // used with concrete types only, on one thread
+pub trait Backend {
+    type Db: Db;
+    /// Which path serves, for `X-Data-Path`.
+    const PATH: DataPath;
+
+    /// The data for one attempt, or `None` when the request belongs to the other side.
+    async fn open(&mut self) -> Result<Option<Self::Db>, ApiError>;
+
+    /// Inside the transaction of a run that changed a row: records the change's version in the
+    /// data, so that every stored version differs.
+    fn record_change(&self, db: &Self::Db) -> Result<(), DbError>;
+
+    /// After the commit: keeps the attempt's data (`changed` says whether the run changed a
+    /// row). `false` when another writer got there first and nothing was kept: run again.
+    async fn save(&mut self, db: Self::Db, changed: bool) -> Result<bool, ApiError>;
+
+    /// The data version the answer reflects, if known.
+    fn version(&self) -> Option<DbVersion>;
+
+    /// Sets the backend's own headers on the answer, success or failure.
+    fn annotate(&self, _response: &mut Response) {}
+}
+
+/// What became of a request.
+pub enum Served {
+    Response(Response),
+    /// The backend found that the other side holds the data; nothing was read or written.
+    Elsewhere,
+}
+
+/// Serves one API request for `user` from `backend`; media files live in `bucket`.
+pub async fn serve<B: Backend>(
+    backend: &mut B,
+    bucket: &Bucket,
+    user: &UserId,
+    raw: &RawRequest,
+) -> Served {
+    let mut response = match attempts(backend, bucket, user, raw).await {
+        Ok(Some(response)) => response,
+        Ok(None) => return Served::Elsewhere,
+        Err(err) => http::error(&err),
+    };
+    if let Some(version) = backend.version() {
+        // Our own responses have mutable headers; setting one cannot fail.
+        let _ = response
+            .headers_mut()
+            .set("X-DB-Version", &version.to_string());
+    }
+    backend.annotate(&mut response);
+    Served::Response(http::labelled(response, B::PATH))
+}
+
+async fn attempts<B: Backend>(
+    backend: &mut B,
+    bucket: &Bucket,
+    user: &UserId,
+    raw: &RawRequest,
+) -> Result<Option<Response>, ApiError> {
+    let request = raw.to_api_request().await?;
+    // Files already stored by an earlier run (names repeat: they come from the request).
+    let mut stored: Vec<String> = Vec::new();
+    for _ in 0..MAX_ATTEMPTS {
+        let Some(db) = backend.open().await? else {
+            return Ok(None);
+        };
+        let (reply, changed) = run(&*backend, &db, bucket, user, &request, &mut stored).await?;
+        if backend.save(db, changed).await? {
+            // After the commit: a failure to delete leaves an orphan file, never a row that
+            // names a missing one.
+            media::delete(bucket, user, &reply.deletions).await;
+            return media::respond(bucket, user, reply.response, raw.header("Range"))
+                .await
+                .map(Some);
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "The data changed under {MAX_ATTEMPTS} attempts in a row; nothing was saved, try again"
+    )))
+}
+
+/// Why a run of the handler was rolled back.
+enum Rollback {
+    Failed(ApiError),
+    /// The handler wants files stored that are not yet: store them, then run it again.
+    StoreFirst(Vec<Upload>),
+}
+
+impl From<DbError> for Rollback {
+    fn from(err: DbError) -> Self {
+        Rollback::Failed(err.into())
+    }
+}
+
+/// Runs the handler in a transaction and commits it once every file it names is stored; returns
+/// the reply and whether it changed a row. A run that needs new files is rolled back, the files
+/// are stored (an await: on the object, other requests may run meanwhile), and the handler runs
+/// again on the current data; names come from the request's entropy, so an unchanged run needs
+/// nothing more.
+async fn run<B: Backend>(
+    backend: &B,
+    db: &B::Db,
+    bucket: &Bucket,
+    user: &UserId,
+    request: &ApiRequest,
+    stored: &mut Vec<String>,
+) -> Result<(Reply, bool), ApiError> {
+    for _ in 0..MAX_UPLOAD_ROUNDS {
+        let outcome = db.transaction(|| {
+            let changes_before = db.total_changes()?;
+            let reply = handlers::handle(db, user, request).map_err(Rollback::Failed)?;
+            let missing: Vec<Upload> = reply
+                .uploads
+                .iter()
+                .filter(|upload| !stored.contains(&upload.key))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                return Err(Rollback::StoreFirst(missing));
+            }
+            // By SQLite's count: an UPDATE that matched nothing (`/api/exports/active` with no
+            // stale job) is no change, and stores nothing.
+            let changed = db.total_changes()? > changes_before;
+            if changed {
+                backend.record_change(db)?;
+            }
+            Ok((reply, changed))
+        });
+        match outcome {
+            Ok(committed) => return Ok(committed),
+            Err(Rollback::Failed(err)) => return Err(err),
+            Err(Rollback::StoreFirst(uploads)) => {
+                media::store(bucket, user, &uploads).await?;
+                stored.extend(uploads.into_iter().map(|upload| upload.key));
+            }
+        }
+    }
+    Err(ApiError::Conflict(
+        "The data changed while the request's files were being stored; try again".into(),
+    ))
+}

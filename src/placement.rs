@@ -1,0 +1,231 @@
+//! Where a user's request is served: the one decision the router, the R2 path and the user's
+//! Durable Object all take, from what each knows when the request reaches it.
+//!
+//! Three records say where a user's data is:
+//! - the KV flag (`crate::flag`): the intent, which may be stale for about a minute;
+//! - the R2 object's [`R2State`]: `active` (the R2 path serves) or `migrated` (the fence: the
+//!   object holds the data);
+//! - the object's own [`ObjectState`]: only an `active` object serves.
+//!
+//! The flag only routes: a side that finds the records against it hands the request over, and
+//! an object moves the user when the flag has asked for it long enough to be seen everywhere
+//! (the records, not the flag, decide within `FLAG_PROPAGATION_SECONDS` of a change). A move that
+//! failed recently is not tried again by requests (an operator can), so a failing move costs one
+//! request, not every request.
+
+pub use admin_api::{Action, ObjectState};
+
+use crate::bucket::layout::R2State;
+
+/// The header the router (or the R2 path's fence) sets on API requests it forwards to an
+/// object: whether the KV flag was seen. Clients cannot set it: the router removes it.
+pub const FLAG_SEEN_HEADER: &str = "X-Migrated-Flag";
+
+/// The side a request is at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Side {
+    /// The R2-SQLite path (the router's default).
+    R2Path,
+    /// The user's Durable Object, in `state` since `since_ms` ago.
+    Object(ObjectFacts),
+}
+
+/// What an object knows of itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ObjectFacts {
+    pub state: ObjectState,
+    pub since_ms: u64,
+    /// The move that failed within the retry delay, if one did.
+    pub recently_failed: Option<Action>,
+    /// How long a flag change may take to reach every location.
+    pub flag_propagation_ms: u64,
+}
+
+/// What the side does with the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Serve it here.
+    Serve,
+    /// Give it to the other side.
+    HandOver,
+    /// Move the user into the object first, then decide again.
+    MigrateFirst,
+    /// Move the user back to R2 first, then decide again.
+    RollBackFirst,
+}
+
+/// What `side` does with a request that came with (`flag_seen`) or without the KV flag, before
+/// anything is read from R2; `None` when that depends on R2's state: read it (one HEAD, or the
+/// load that serves the request) and ask [`decide`].
+pub fn decide_without_r2(side: Side, flag_seen: bool) -> Option<Placement> {
+    match side {
+        // The flag is the cheap hint (a cached KV read): follow it without reading R2.
+        Side::R2Path => flag_seen.then_some(Placement::HandOver),
+        // R2 is fenced off while the object is active; its state does not matter.
+        Side::Object(object) if object.state == ObjectState::Active => {
+            Some(at_active_object(object, flag_seen))
+        }
+        Side::Object(_) => None,
+    }
+}
+
+/// What `side` does with a request, knowing R2's state `r2`.
+pub fn decide(side: Side, flag_seen: bool, r2: R2State) -> Placement {
+    match side {
+        // R2's state alone decides: the R2 path is authoritative while it says `active`, and
+        // fenced off once it says `migrated`, whatever a stale flag said.
+        Side::R2Path if r2 == R2State::Active => Placement::Serve,
+        Side::R2Path => Placement::HandOver,
+        Side::Object(object) if object.state == ObjectState::Active => {
+            at_active_object(object, flag_seen)
+        }
+        Side::Object(object) => at_inactive_object(object, flag_seen, r2),
+    }
+}
+
+fn settled(object: ObjectFacts) -> bool {
+    object.since_ms >= object.flag_propagation_ms
+}
+
+fn may(object: ObjectFacts, action: Action) -> bool {
+    object.recently_failed != Some(action)
+}
+
+fn at_active_object(object: ObjectFacts, flag_seen: bool) -> Placement {
+    if !flag_seen && settled(object) && may(object, Action::Rollback) {
+        Placement::RollBackFirst
+    } else {
+        Placement::Serve
+    }
+}
+
+fn at_inactive_object(object: ObjectFacts, flag_seen: bool, r2: R2State) -> Placement {
+    match (object.state, r2) {
+        // A cut-over happened and the activation did not (a crash): finish it. R2 will not
+        // serve the user, so there is no other side to fall back to.
+        (_, R2State::Migrated { .. }) => Placement::MigrateFirst,
+        // A user rolled back is moved again only once the flag has had time to reach every
+        // location: before that, a flag seen set may be the stale one the rollback cleared.
+        (ObjectState::RolledBack, _)
+            if flag_seen && settled(object) && may(object, Action::Migrate) =>
+        {
+            Placement::MigrateFirst
+        }
+        (ObjectState::New, _) if flag_seen && may(object, Action::Migrate) => {
+            Placement::MigrateFirst
+        }
+        _ => Placement::HandOver,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRACE: u64 = 120_000;
+    const ACTIVE: R2State = R2State::Active;
+    const MIGRATED: R2State = R2State::Migrated { at_ms: 1 };
+
+    fn object(state: ObjectState, since_ms: u64, recently_failed: Option<Action>) -> Side {
+        Side::Object(ObjectFacts {
+            state,
+            since_ms,
+            recently_failed,
+            flag_propagation_ms: GRACE,
+        })
+    }
+
+    fn at(state: ObjectState, since_ms: u64) -> Side {
+        object(state, since_ms, None)
+    }
+
+    #[test]
+    fn the_r2_path_follows_the_flag_until_r2_itself_says() {
+        let before_r2 = |flag| decide_without_r2(Side::R2Path, flag);
+        assert_eq!(before_r2(true), Some(Placement::HandOver));
+        assert_eq!(before_r2(false), None, "R2's state decides");
+        for flag in [true, false] {
+            // An object that hands a request over (it saw the flag) is served by an active R2.
+            assert_eq!(decide(Side::R2Path, flag, ACTIVE), Placement::Serve);
+            let fenced = decide(Side::R2Path, flag, MIGRATED);
+            assert_eq!(fenced, Placement::HandOver, "the fence, whatever the flag");
+        }
+    }
+
+    #[test]
+    fn an_active_object_serves_and_rolls_back_only_on_a_settled_absent_flag() {
+        let active = |since| at(ObjectState::Active, since);
+        for r2 in [ACTIVE, MIGRATED] {
+            for (since, flag, expected) in [
+                (5, true, Placement::Serve),
+                (5, false, Placement::Serve), // KV may be stale
+                (GRACE, true, Placement::Serve),
+                (GRACE, false, Placement::RollBackFirst),
+            ] {
+                assert_eq!(decide(active(since), flag, r2), expected);
+                let without_r2 = decide_without_r2(active(since), flag);
+                assert_eq!(without_r2, Some(expected), "R2 is not read");
+            }
+        }
+    }
+
+    #[test]
+    fn an_inactive_object_reads_r2_before_anything_else() {
+        for state in [
+            ObjectState::New,
+            ObjectState::RolledBack,
+            ObjectState::RollingBack,
+        ] {
+            for flag in [true, false] {
+                assert_eq!(decide_without_r2(at(state, GRACE), flag), None);
+            }
+        }
+    }
+
+    #[test]
+    fn an_inactive_object_migrates_on_the_flag_or_to_finish_a_cut_over() {
+        let new = at(ObjectState::New, u64::MAX);
+        assert_eq!(decide(new, true, ACTIVE), Placement::MigrateFirst);
+        assert_eq!(decide(new, false, ACTIVE), Placement::HandOver);
+        let stale = decide(at(ObjectState::RolledBack, 5), true, ACTIVE);
+        assert_eq!(stale, Placement::HandOver, "KV may be stale");
+        let settled = decide(at(ObjectState::RolledBack, GRACE), true, ACTIVE);
+        assert_eq!(settled, Placement::MigrateFirst);
+        assert_eq!(decide(new, false, MIGRATED), Placement::MigrateFirst);
+    }
+
+    #[test]
+    fn a_move_that_failed_recently_is_not_retried_by_requests_but_the_user_is_served() {
+        let failed = |state, since, action| object(state, since, Some(action));
+        let migrate_failed = decide(
+            failed(ObjectState::New, u64::MAX, Action::Migrate),
+            true,
+            ACTIVE,
+        );
+        assert_eq!(migrate_failed, Placement::HandOver, "R2 keeps serving");
+        let rollback_failed = decide(
+            failed(ObjectState::Active, GRACE, Action::Rollback),
+            false,
+            MIGRATED,
+        );
+        assert_eq!(
+            rollback_failed,
+            Placement::Serve,
+            "the object keeps serving"
+        );
+        // A cut-over already happened: the object is the only side that can serve.
+        let finish = decide(
+            failed(ObjectState::New, u64::MAX, Action::Migrate),
+            false,
+            MIGRATED,
+        );
+        assert_eq!(finish, Placement::MigrateFirst);
+        // The other move is not held back by this one's failure.
+        let other = decide(
+            failed(ObjectState::New, u64::MAX, Action::Rollback),
+            true,
+            ACTIVE,
+        );
+        assert_eq!(other, Placement::MigrateFirst);
+    }
+}
