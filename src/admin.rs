@@ -9,13 +9,15 @@ use std::collections::HashMap;
 use admin_api::request::{ListUsers, Prune};
 use admin_api::{ImportResult, PruneResult, R2Summary, UserPage, UserStatus, UserSummary};
 use constant_time_eq::constant_time_eq;
-use worker::{Env, Headers, Method, Request, RequestInit, Response, ResponseBuilder};
+use worker::{Env, Headers, Method, Request, RequestInit, Response};
 
+use crate::bucket;
 use crate::bucket::database::Saved;
 use crate::bucket::layout::{self, R2State};
 use crate::bucket::R2Error;
-use crate::config::{Config, USER_DATA_BUCKET, USER_DATA_DO};
+use crate::config::Config;
 use crate::db::rusqlite_db::RusqliteDb;
+use crate::durable;
 use crate::error::ApiError;
 use crate::flag::Flags;
 use crate::http;
@@ -26,7 +28,8 @@ use crate::r2;
 pub async fn handle(req: Request, env: &Env) -> Response {
     match run(req, env).await {
         Ok(response) => response,
-        Err(err) => http::error(&err),
+        // The details of admin failures name the user's keys, when there is a user.
+        Err(err) => http::error(&err, None),
     }
 }
 
@@ -40,7 +43,12 @@ fn admin_token(env: &Env) -> Option<String> {
 
 /// 401 unless the request carries the token; compared in constant time.
 fn authorize(req: &Request, token: &str) -> Result<(), ApiError> {
-    let given = req.headers().get("Authorization")?.unwrap_or_default();
+    let given = req
+        .headers()
+        .get("Authorization")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let given = given.strip_prefix("Bearer ").unwrap_or_default();
     if constant_time_eq(given.as_bytes(), token.as_bytes()) {
         Ok(())
@@ -55,7 +63,9 @@ async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
     let token = admin_token(env).ok_or_else(|| ApiError::NotFound("Not Found".into()))?;
     authorize(&req, &token)?;
     let config = Config::from_env(env);
-    let url = req.url()?;
+    let url = req
+        .url()
+        .map_err(|err| ApiError::BadRequest(format!("Invalid URL: {err}")))?;
     let query: HashMap<String, String> = url.query_pairs().into_owned().collect();
     let path = url.path().trim_end_matches('/').to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -65,7 +75,9 @@ async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
         (Method::Get, ["admin", "users"]) => list_users(env, &query).await,
         (Method::Get, ["admin", "users", u]) => user_status(env, &user(u)?).await,
         (Method::Put, ["admin", "users", u, "database"]) => {
-            let bytes = req.bytes().await?;
+            let bytes = req.bytes().await.map_err(|err| {
+                ApiError::BadRequest(format!("Could not read the request body: {err}"))
+            })?;
             import_database(env, &config, &user(u)?, bytes).await
         }
         (Method::Get, ["admin", "users", u, "database"]) => {
@@ -99,25 +111,23 @@ async fn call_object(
     method: Method,
     action: &str,
 ) -> Result<Response, ApiError> {
-    let stub = env
-        .durable_object(USER_DATA_DO)?
-        .id_from_name(user.as_str())?
-        .get_stub()?;
     let headers: Headers = [(USER_ID_HEADER, user.as_str())].iter().collect();
     let mut init = RequestInit::new();
     init.with_method(method).with_headers(headers);
-    let request =
-        Request::new_with_init(&format!("https://user-data-store/internal/{action}"), &init)?;
-    Ok(stub.fetch_with_request(request).await?)
+    let url = format!("https://user-data-store/internal/{action}");
+    let request = Request::new_with_init(&url, &init)
+        .map_err(|err| ApiError::Internal(format!("Could not call {url}: {err}")))?;
+    durable::call(env, user, request).await
 }
 
 /// What R2 says of a user's database (one HEAD).
 async fn r2_summary(env: &Env, user: &UserId) -> Result<R2Summary, ApiError> {
-    let bucket = env.bucket(USER_DATA_BUCKET)?;
-    let Some(object) = bucket.head(layout::database_key(user)).await? else {
+    let key = layout::database_key(user);
+    let failed = R2Error::on(&key);
+    let Some(object) = bucket::user_data(env)?.head(&key).await.map_err(&failed)? else {
         return Ok(R2Summary::missing());
     };
-    let metadata = object.custom_metadata()?;
+    let metadata = object.custom_metadata().map_err(&failed)?;
     let (state, migrated_at) = match R2State::from_metadata(&metadata) {
         R2State::Active => (admin_api::R2State::Active, None),
         R2State::Migrated { at_ms } => (admin_api::R2State::Migrated, Some(at_ms)),
@@ -136,12 +146,12 @@ async fn r2_summary(env: &Env, user: &UserId) -> Result<R2Summary, ApiError> {
 async fn list_users(env: &Env, query: &HashMap<String, String>) -> Result<Response, ApiError> {
     let request = ListUsers::from_query(|field| query.get(field).map(String::as_str))
         .map_err(ApiError::Unprocessable)?;
-    let bucket = env.bucket(USER_DATA_BUCKET)?;
+    let bucket = bucket::user_data(env)?;
     let mut list = bucket.list().delimiter("/").limit(request.limit);
     if let Some(cursor) = request.cursor {
         list = list.cursor(cursor);
     }
-    let page = list.execute().await?;
+    let page = list.execute().await.map_err(R2Error::on("/"))?;
     let mut users = Vec::new();
     for prefix in page.delimited_prefixes() {
         let Ok(user) = UserId::parse(prefix.trim_end_matches('/')) else {
@@ -164,7 +174,11 @@ async fn user_status(env: &Env, user: &UserId) -> Result<Response, ApiError> {
     if object.status_code() != 200 {
         return Ok(object);
     }
-    let object = object.json().await?;
+    let object = object.json().await.map_err(|err| {
+        ApiError::Internal(format!(
+            "The object's status of {user} did not parse: {err}"
+        ))
+    })?;
     Ok(http::json(
         200,
         &UserStatus {
@@ -193,7 +207,7 @@ async fn import_database(
         .map_err(|err| ApiError::BadRequest(format!("The SQLite file cannot be opened: {err}")))?;
     crate::db::check_integrity(&db)
         .map_err(|err| ApiError::BadRequest(format!("The SQLite file is damaged: {err}")))?;
-    let bucket = env.bucket(USER_DATA_BUCKET)?;
+    let bucket = bucket::user_data(env)?;
     let database = r2::database(&bucket, user, config);
     // A file the R2 path would refuse to serve is refused here, before it replaces anything.
     match r2::upgrade(&database.key, &db) {
@@ -233,7 +247,7 @@ async fn import_database(
 
 /// `GET /admin/users/{id}/database`: the authoritative database, wherever it is.
 async fn export_database(env: &Env, config: &Config, user: &UserId) -> Result<Response, ApiError> {
-    let bucket = env.bucket(USER_DATA_BUCKET)?;
+    let bucket = bucket::user_data(env)?;
     let database = r2::database(&bucket, user, config);
     if database.head().await?.state != R2State::Active {
         return call_object(env, user, Method::Get, "export").await;
@@ -242,12 +256,7 @@ async fn export_database(env: &Env, config: &Config, user: &UserId) -> Result<Re
     let bytes = snapshot
         .bytes
         .ok_or_else(|| ApiError::NotFound(format!("User {user} has no database")))?;
-    let headers = Headers::new();
-    headers.set("Content-Type", "application/vnd.sqlite3")?;
-    headers.set("X-DB-Version", &snapshot.version.to_string())?;
-    Ok(ResponseBuilder::new()
-        .with_headers(headers)
-        .fixed(bytes.as_ref().clone()))
+    Ok(http::sqlite_file(snapshot.version, bytes.as_ref().clone()))
 }
 
 /// What replaces the R2 copy of a user migrated long ago: small, and still `migrated`, because
@@ -266,7 +275,7 @@ async fn prune(env: &Env, query: &HashMap<String, String>) -> Result<Response, A
     let cutoff = worker::Date::now()
         .as_millis()
         .saturating_sub(days * 86_400_000);
-    let bucket = env.bucket(USER_DATA_BUCKET)?;
+    let bucket = bucket::user_data(env)?;
 
     let (mut deleted, mut tombstoned) = (Vec::new(), Vec::new());
     let mut cursor: Option<String> = None;
@@ -275,13 +284,13 @@ async fn prune(env: &Env, query: &HashMap<String, String>) -> Result<Response, A
         if let Some(next) = cursor.take() {
             list = list.cursor(next);
         }
-        let page = list.execute().await?;
+        let page = list.execute().await.map_err(R2Error::on("/"))?;
         for object in page.objects() {
             let key = object.key();
             let metadata = object.custom_metadata().unwrap_or_default();
             if layout::is_backup(&key) && object.uploaded().as_millis() < cutoff {
                 if !dry_run {
-                    bucket.delete(key.clone()).await?;
+                    bucket.delete(&key).await.map_err(R2Error::on(&key))?;
                 }
                 deleted.push(key);
             } else if layout::is_database(&key) && !layout::is_tombstone(&metadata) {
@@ -303,7 +312,8 @@ async fn prune(env: &Env, query: &HashMap<String, String>) -> Result<Response, A
                             ..Default::default()
                         })
                         .execute()
-                        .await?;
+                        .await
+                        .map_err(R2Error::on(&key))?;
                 }
                 tombstoned.push(key);
             }

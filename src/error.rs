@@ -173,12 +173,6 @@ impl From<crate::flag::FlagError> for ApiError {
     }
 }
 
-impl From<worker::Error> for ApiError {
-    fn from(err: worker::Error) -> Self {
-        ApiError::Unavailable(format!("Storage error: {err}"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,8 +9,10 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
 use worker::{Headers, Request, Response, ResponseBuilder};
 
+use crate::db::DbVersion;
 use crate::error::ApiError;
 use crate::handlers::{check_request_body_size, ApiRequest, Body, FormValue, Method, UploadedFile};
+use crate::identity::UserId;
 
 /// Which storage served a request; sent as `X-Data-Path` on every response from a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +115,8 @@ impl RawRequest {
         if self.body.length() > 0 {
             init.with_body(Some(self.body.clone().into()));
         }
-        Ok(Request::new_with_init(self.url.as_str(), &init)?)
+        Request::new_with_init(self.url.as_str(), &init)
+            .map_err(|err| ApiError::Internal(format!("Could not forward the request: {err}")))
     }
 }
 
@@ -188,8 +191,8 @@ pub fn labelled(mut response: Response, path: DataPath) -> Response {
 }
 
 /// The response for an error: its status, `{"detail": ...}` and, for a wait that passes,
-/// `Retry-After`. Server-side failures are logged.
-pub fn error(err: &ApiError) -> Response {
+/// `Retry-After`. Server-side failures are logged, with the request's `user` when known.
+pub fn error(err: &ApiError, user: Option<&UserId>) -> Response {
     let mut body = err.body();
     if err.status() >= 500 {
         let request_id = request_id();
@@ -198,6 +201,7 @@ pub fn error(err: &ApiError) -> Response {
             serde_json::json!({
                 "event": "request_failed",
                 "request_id": request_id,
+                "user": user.map(UserId::as_str),
                 "status": err.status(),
                 "detail": err.detail(),
             })
@@ -220,6 +224,18 @@ pub fn error(err: &ApiError) -> Response {
 fn request_id() -> String {
     let random = worker::js_sys::Math::random();
     format!("{:013x}", (random * (1u64 << 52) as f64) as u64)
+}
+
+/// A user's database as a SQLite file at `version` (the admin API's export).
+pub fn sqlite_file(version: DbVersion, bytes: Vec<u8>) -> Response {
+    let version = version.to_string();
+    let headers: Headers = [
+        ("Content-Type", "application/vnd.sqlite3"),
+        ("X-DB-Version", &version),
+    ]
+    .iter()
+    .collect();
+    ResponseBuilder::new().with_headers(headers).fixed(bytes)
 }
 
 /// A JSON response with the given status.

@@ -1,27 +1,32 @@
 //! The router Worker for per-user data of the video editor.
 //!
-//! Layout (one module per concern; each starts with a note on what it owns):
-//! - [`router`]: the outer routes; picks the R2-SQLite path or the user's Durable Object from the
-//!   KV flag.
-//! - [`flag`]: the KV flag `migrated:<user_id>`: its key, reading, setting and clearing it.
-//! - [`layout`]: where things live in R2: every key and metadata key, and [`layout::R2State`].
+//! Layout (one module per concern; each starts with a note on what it owns), from the bottom up:
 //! - [`identity`]: `X-User-ID` -> [`identity::UserId`], the only place a user id is made.
 //! - [`config`]: vars and binding names, read from `Env` once per request.
-//! - [`error`]: [`error::ApiError`] and its one mapping to an HTTP status and `{"detail": ...}`;
-//!   the lower modules' typed errors (identity, flag, database) become it there.
-//! - [`http`]: converts workers-rs requests and responses to and from the handlers' plain types.
-//! - [`files`]: the users' media files in R2: streamed with `Range`, stored, deleted.
 //! - [`db`]: the synchronous [`db::Db`] abstraction and its two backends (rusqlite, the object's
-//!   SqlStorage), typed values and errors, [`db::DbVersion`], the schema migration runner and the
-//!   check that a database's app tables have the app's shape.
+//!   SqlStorage), typed values and errors ([`db::DbError`]), [`db::DbVersion`], the schema
+//!   migration runner and the check that a database's app tables have the app's shape.
+//! - [`flag`]: the KV flag `migrated:<user_id>`: its key, reading, setting and clearing it.
+//! - [`error`]: [`error::ApiError`] and its one mapping to an HTTP status and body; the lower
+//!   modules' typed errors become it there, the higher ones' beside their type.
 //! - [`handlers`]: the API routes of `docs/api.md`, written once over `Db`; no I/O.
+//! - [`http`]: converts workers-rs requests and responses to and from the handlers' plain
+//!   types; builds every JSON and error response.
+//! - [`bucket`]: the `USER_DATA` bucket: every R2 key and metadata key ([`bucket::layout`]), a
+//!   user's database object with the isolate's cache ([`bucket::database`]), media files
+//!   ([`bucket::media`]) and [`bucket::R2Error`].
+//! - [`placement`]: where a request is served: the flag, R2's state and the object's state give
+//!   serve here, hand over, or move first. The router, the R2 path and the object all ask it.
+//! - [`lifecycle`]: one API request on either backend: parse, one transaction committed once
+//!   its files are stored, deletions after, the answer and its headers.
 //! - [`r2`]: the R2-SQLite path: the user's SQLite file in R2 opened with rusqlite.
+//! - [`migration`]: moving a user R2 -> Durable Object and back, and
+//!   [`migration::MigrationError`].
 //! - [`durable`]: [`durable::UserDataStore`], the per-user Durable Object with SQLite storage.
-//! - [`migration`]: moving a user R2 -> Durable Object and back; the fences against KV lag.
 //! - [`admin`]: `/admin/*` behind the admin token: users, import/export, migrate, rollback, prune.
+//! - [`router`]: the outer routes; sends each API request to the R2 path or the user's object.
 //!
-//! Modules import only those below them: identity, config < error < db < handlers < http, files,
-//! flag, layout < r2 < migration < durable < admin < router.
+//! Modules import only those above them in this list; none imports one below it.
 
 pub mod admin;
 pub mod bucket;

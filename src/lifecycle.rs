@@ -66,7 +66,7 @@ pub async fn serve<B: Backend>(
     let mut response = match attempts(backend, bucket, user, raw).await {
         Ok(Some(response)) => response,
         Ok(None) => return Served::Elsewhere,
-        Err(err) => http::error(&err),
+        Err(err) => http::error(&err, Some(user)),
     };
     if let Some(version) = backend.version() {
         // Our own responses have mutable headers; setting one cannot fail.

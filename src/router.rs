@@ -12,7 +12,8 @@ use serde_json::json;
 use worker::{Env, Method, Request, Response};
 
 use crate::admin;
-use crate::config::{Config, USER_DATA_DO};
+use crate::config::Config;
+use crate::durable;
 use crate::error::ApiError;
 use crate::flag::Flags;
 use crate::http::{self, RawRequest};
@@ -53,12 +54,9 @@ pub async fn handle(req: Request, env: Env) -> Response {
         return admin::handle(req, &env).await;
     }
     if !path.starts_with("/api/") {
-        return http::error(&ApiError::NotFound("Not Found".to_owned()));
+        return http::error(&ApiError::NotFound("Not Found".to_owned()), None);
     }
-    match route_api(req, &env).await {
-        Ok(response) => response,
-        Err(err) => http::error(&err),
-    }
+    route_api(req, &env).await
 }
 
 /// The current time (UTC in Workers) as `2026-01-24T10:11:12.123000`.
@@ -67,29 +65,47 @@ fn local_iso_now() -> String {
     format!("{}000", iso.trim_end_matches('Z'))
 }
 
-async fn route_api(mut req: Request, env: &Env) -> Result<Response, ApiError> {
+async fn route_api(mut req: Request, env: &Env) -> Response {
     let config = Config::from_env(env);
-    let mut raw = RawRequest::read(&mut req).await?;
+    let read = RawRequest::read(&mut req).await.and_then(|raw| {
+        let user = UserId::from_header(
+            raw.header(USER_ID_HEADER),
+            config.default_user_id.as_deref(),
+        )?;
+        Ok((raw, user))
+    });
+    let (mut raw, user) = match read {
+        Ok(read) => read,
+        Err(err) => return http::error(&err, None),
+    };
     raw.remove_header(FLAG_SEEN_HEADER);
-    let user = UserId::from_header(
-        raw.header(USER_ID_HEADER),
-        config.default_user_id.as_deref(),
-    )?;
+    match route_user(env, &config, &user, raw).await {
+        Ok(response) => response,
+        Err(err) => http::error(&err, Some(&user)),
+    }
+}
 
+/// Sends a request of `user` to the side that serves them.
+async fn route_user(
+    env: &Env,
+    config: &Config,
+    user: &UserId,
+    raw: RawRequest,
+) -> Result<Response, ApiError> {
     let flag_seen = match config.router_flag_override {
         Some(flagged) => flagged,
         None => {
             Flags::new(env)?
-                .is_set(&user, Some(config.flag_cache_ttl_seconds))
+                .is_set(user, Some(config.flag_cache_ttl_seconds))
                 .await?
         }
     };
     if placement::decide_without_r2(Side::R2Path, flag_seen) == Some(Placement::HandOver) {
-        return forward_to_object(env, &user, raw, true).await;
+        return forward_to_object(env, user, raw, true).await;
     }
-    match r2::serve(env, &config, &user, &raw, flag_seen).await {
+    match r2::serve(env, config, user, &raw, flag_seen).await {
         Served::Response(response) => Ok(response),
-        Served::Elsewhere => forward_to_object(env, &user, raw, false).await,
+        Served::Elsewhere => forward_to_object(env, user, raw, false).await,
     }
 }
 
@@ -106,9 +122,5 @@ async fn forward_to_object(
         FLAG_SEEN_HEADER,
         if flag_seen { "present" } else { "absent" },
     );
-    let stub = env
-        .durable_object(USER_DATA_DO)?
-        .id_from_name(user.as_str())?
-        .get_stub()?;
-    Ok(stub.fetch_with_request(raw.to_worker_request()?).await?)
+    durable::call(env, user, raw.to_worker_request()?).await
 }

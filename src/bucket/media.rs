@@ -117,6 +117,13 @@ fn byte_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, ()>
     Ok(Some((start, end)))
 }
 
+fn to_headers(pairs: &[(&str, String)]) -> Headers {
+    pairs
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect()
+}
+
 /// Streams `{user}/{file.key}`, honouring `Range` (206, or 416 when unsatisfiable).
 async fn serve(
     bucket: &Bucket,
@@ -125,61 +132,65 @@ async fn serve(
     range: Option<&str>,
 ) -> Result<Response, ApiError> {
     let key = layout::media_key(user, &file.key);
+    let failed = R2Error::on(&key);
+    let missing = || ApiError::NotFound(file.missing_detail.clone());
     let head = bucket
-        .head(key.clone())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(file.missing_detail.clone()))?;
+        .head(&key)
+        .await
+        .map_err(&failed)?
+        .ok_or_else(missing)?;
     let size = head.size();
-    let headers = Headers::new();
     let content_type = head
         .http_metadata()
         .content_type
         .unwrap_or_else(|| "video/mp4".into());
-    headers.set("Content-Type", &content_type)?;
-    headers.set("Accept-Ranges", "bytes")?;
+    let mut headers = vec![
+        ("Content-Type", content_type),
+        ("Accept-Ranges", "bytes".to_owned()),
+    ];
     if let Some(name) = &file.attachment_name {
-        headers.set(
-            "Content-Disposition",
-            &format!("attachment; filename=\"{name}\""),
-        )?;
+        let disposition = format!("attachment; filename=\"{name}\"");
+        headers.push(("Content-Disposition", disposition));
     }
     if file.no_cache {
-        headers.set("Cache-Control", "no-cache")?;
+        headers.push(("Cache-Control", "no-cache".to_owned()));
     }
 
     let (status, request) = match byte_range(range, size) {
         Err(()) => {
-            headers.set("Content-Range", &format!("bytes */{size}"))?;
+            headers.push(("Content-Range", format!("bytes */{size}")));
             return Ok(ResponseBuilder::new()
                 .with_status(416)
-                .with_headers(headers)
+                .with_headers(to_headers(&headers))
                 .empty());
         }
         Ok(Some((start, end))) => {
-            headers.set("Content-Range", &format!("bytes {start}-{end}/{size}"))?;
-            headers.set("Content-Length", &(end - start + 1).to_string())?;
+            headers.push(("Content-Range", format!("bytes {start}-{end}/{size}")));
+            headers.push(("Content-Length", (end - start + 1).to_string()));
             let range = Range::OffsetWithLength {
                 offset: start,
                 length: end - start + 1,
             };
-            (206, bucket.get(key).range(range))
+            (206, bucket.get(&key).range(range))
         }
         Ok(None) => {
-            headers.set("Content-Length", &size.to_string())?;
-            (200, bucket.get(key))
+            headers.push(("Content-Length", size.to_string()));
+            (200, bucket.get(&key))
         }
     };
     let object = request
         .execute()
-        .await?
-        .ok_or_else(|| ApiError::NotFound(file.missing_detail.clone()))?;
+        .await
+        .map_err(&failed)?
+        .ok_or_else(missing)?;
     let body = object
         .body()
-        .ok_or_else(|| ApiError::NotFound(file.missing_detail.clone()))?
-        .response_body()?;
+        .ok_or_else(missing)?
+        .response_body()
+        .map_err(&failed)?;
     Ok(ResponseBuilder::new()
         .with_status(status)
-        .with_headers(headers)
+        .with_headers(to_headers(&headers))
         .body(body))
 }
 

@@ -9,8 +9,16 @@ pub mod media;
 
 use std::fmt;
 
+use worker::{Bucket, Env};
+
+use crate::config::USER_DATA_BUCKET;
 use crate::db::DbError;
 use crate::error::ApiError;
+
+/// The `USER_DATA` bucket binding.
+pub fn user_data(env: &Env) -> Result<Bucket, R2Error> {
+    Ok(env.bucket(USER_DATA_BUCKET)?)
+}
 
 /// What went wrong with the bucket or with a user's database object in it.
 #[derive(Debug)]

@@ -12,11 +12,10 @@
 //! router forwards only `/api/*` here, so clients cannot reach them.
 
 use serde_json::json;
-use worker::{
-    durable_object, DurableObject, Env, Headers, Request, Response, ResponseBuilder, Result, State,
-};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
-use crate::config::{Config, USER_DATA_BUCKET};
+use crate::bucket;
+use crate::config::{Config, USER_DATA_DO};
 use crate::db::sql_db::SqlDb;
 use crate::db::{apply_migrations, Db, DbError, DbVersion};
 use crate::error::ApiError;
@@ -30,6 +29,24 @@ use crate::r2;
 /// How often one request decides where it is served and moves the user (a failed migrate whose
 /// cut-over happened is finished in the next round, then served in the one after).
 const MAX_DECISION_ROUNDS: usize = 3;
+
+/// Sends `request` to `user`'s object (the router's API requests, the admin API's calls). Not
+/// reaching it is a dependency's failure: 503.
+pub async fn call(
+    env: &Env,
+    user: &UserId,
+    request: Request,
+) -> std::result::Result<Response, ApiError> {
+    let unreachable = |err: worker::Error| {
+        ApiError::Unavailable(format!("The Durable Object of {user} failed: {err}"))
+    };
+    let namespace = env.durable_object(USER_DATA_DO).map_err(unreachable)?;
+    let stub = namespace
+        .id_from_name(user.as_str())
+        .and_then(|id| id.get_stub())
+        .map_err(unreachable)?;
+    stub.fetch_with_request(request).await.map_err(unreachable)
+}
 
 #[durable_object(fetch)]
 pub struct UserDataStore {
@@ -62,10 +79,17 @@ impl DurableObject for UserDataStore {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        // For the log line of a failure; `dispatch` refuses a request without a valid one.
+        let user = req
+            .headers()
+            .get(USER_ID_HEADER)
+            .ok()
+            .flatten()
+            .and_then(|id| UserId::parse(&id).ok());
         // Responses are labelled where they are made: one handed to the R2 path says `r2`.
         Ok(match self.dispatch(&mut req).await {
             Ok(response) => response,
-            Err(err) => http::labelled(http::error(&err), DataPath::DurableObject),
+            Err(err) => http::labelled(http::error(&err, user.as_ref()), DataPath::DurableObject),
         })
     }
 }
@@ -219,7 +243,7 @@ impl UserDataStore {
         let config = Config::from_env(&self.env);
         let flag_seen = raw.header(FLAG_SEEN_HEADER) != Some("absent");
         let moving = self.moving(user.clone());
-        let bucket = self.env.bucket(USER_DATA_BUCKET)?;
+        let bucket = bucket::user_data(&self.env)?;
         // Decide, move if that is the decision, and decide again on the new state: whether the
         // move succeeded or failed (recorded and logged by the move), the request then goes to
         // the side that is authoritative. A failed move is not retried by the next round
@@ -248,7 +272,7 @@ impl UserDataStore {
                 }
             };
             match placement {
-                Placement::Serve => return Ok(self.serve(&bucket, user, raw).await),
+                Placement::Serve => return self.serve(&bucket, user, raw).await,
                 Placement::HandOver => return self.hand_over(&config, user, raw, flag_seen).await,
                 Placement::MigrateFirst => {
                     let _ = self
@@ -284,20 +308,22 @@ impl UserDataStore {
         }
     }
 
-    async fn serve(&self, bucket: &worker::Bucket, user: &UserId, raw: &RawRequest) -> Response {
+    async fn serve(
+        &self,
+        bucket: &worker::Bucket,
+        user: &UserId,
+        raw: &RawRequest,
+    ) -> std::result::Result<Response, ApiError> {
         let mut storage = ObjectStorage {
             state: &self.state,
             version: None,
         };
         match lifecycle::serve(&mut storage, bucket, user, raw).await {
-            Served::Response(response) => response,
-            // The object's storage always opens.
-            Served::Elsewhere => http::labelled(
-                http::error(&ApiError::Internal(
-                    "the object's storage did not open".into(),
-                )),
-                DataPath::DurableObject,
-            ),
+            Served::Response(response) => Ok(response),
+            // Not from this backend: the object's storage always opens.
+            Served::Elsewhere => Err(ApiError::Internal(
+                "The object's storage did not open".into(),
+            )),
         }
     }
 
@@ -320,12 +346,7 @@ impl UserDataStore {
     /// `GET /internal/export`: the object's data as a SQLite file.
     fn export(&self, user: UserId) -> std::result::Result<Response, ApiError> {
         let export = self.moving(user).export()?;
-        let headers = Headers::new();
-        headers.set("Content-Type", "application/vnd.sqlite3")?;
-        headers.set("X-DB-Version", &export.version.to_string())?;
-        Ok(ResponseBuilder::new()
-            .with_headers(headers)
-            .fixed(export.file))
+        Ok(http::sqlite_file(export.version, export.file))
     }
 }
 

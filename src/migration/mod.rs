@@ -36,10 +36,11 @@ pub mod verify;
 
 use worker::{Bucket, Env};
 
+use crate::bucket;
 use crate::bucket::database::{Saved, Snapshot};
 use crate::bucket::layout::{self, R2State};
 use crate::bucket::R2Error;
-use crate::config::{Config, USER_DATA_BUCKET};
+use crate::config::Config;
 use crate::db::rusqlite_db::RusqliteDb;
 use crate::db::sql_db::SqlDb;
 use crate::db::{apply_migrations, check_integrity, Db, DbError, DbVersion};
@@ -150,12 +151,6 @@ impl From<MigrationError> for ApiError {
 impl From<DbError> for MigrationError {
     fn from(err: DbError) -> Self {
         MigrationError::Db(err)
-    }
-}
-
-impl From<worker::Error> for MigrationError {
-    fn from(err: worker::Error) -> Self {
-        MigrationError::R2(err.into())
     }
 }
 
@@ -371,7 +366,7 @@ impl Move {
     }
 
     fn bucket(&self) -> Result<Bucket, MigrationError> {
-        Ok(self.env.bucket(USER_DATA_BUCKET)?)
+        Ok(bucket::user_data(&self.env)?)
     }
 
     /// The report of a move that ended with the object holding data whose digests are `tables`.

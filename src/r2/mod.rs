@@ -21,7 +21,7 @@ use worker::{Bucket, Env, Response};
 use crate::bucket::database::{R2Database, Saved, Snapshot};
 use crate::bucket::layout::{self, R2State};
 use crate::bucket::{mb, R2Error};
-use crate::config::{Config, ConflictStrategy, USER_DATA_BUCKET};
+use crate::config::{Config, ConflictStrategy};
 use crate::db::rusqlite_db::RusqliteDb;
 use crate::db::{apply_migrations, check_shape, DbError, DbVersion, Difference, ShapeError};
 use crate::error::ApiError;
@@ -50,9 +50,12 @@ pub async fn serve(
     raw: &RawRequest,
     flag_seen: bool,
 ) -> Served {
-    let bucket = match env.bucket(USER_DATA_BUCKET) {
+    let bucket = match crate::bucket::user_data(env) {
         Ok(bucket) => bucket,
-        Err(err) => return unavailable(R2Error::from(err)),
+        Err(err) => {
+            let response = crate::http::error(&err.into(), Some(user));
+            return Served::Response(crate::http::labelled(response, DataPath::R2));
+        }
     };
     let mut path = R2Path {
         env,
@@ -64,11 +67,6 @@ pub async fn serve(
         report: SyncReport::default(),
     };
     lifecycle::serve(&mut path, &bucket, user, raw).await
-}
-
-fn unavailable(err: R2Error) -> Served {
-    let response = crate::http::error(&err.into());
-    Served::Response(crate::http::labelled(response, DataPath::R2))
 }
 
 /// What the response tells about the sync: `X-Sync-Status` and `X-DB-Cache` (and the version).
