@@ -1,8 +1,6 @@
 //! The edge between workers-rs HTTP types and the handlers' plain [`ApiRequest`] /
 //! [`ApiResponse`], and the one place JSON and error responses are built.
 
-use std::rc::Rc;
-
 use wasm_bindgen::JsCast;
 use worker::js_sys::{self, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
@@ -11,7 +9,9 @@ use worker::{Headers, Request, Response, ResponseBuilder};
 
 use crate::db::DbVersion;
 use crate::error::ApiError;
-use crate::handlers::{check_request_body_size, ApiRequest, Body, FormValue, Method, UploadedFile};
+use crate::handlers::{
+    check_request_body_size, ApiRequest, Body, FileBytes, FormValue, Method, UploadedFile,
+};
 use crate::identity::UserId;
 
 /// Which storage served a request; sent as `X-Data-Path` on every response from a path.
@@ -38,7 +38,7 @@ pub struct RawRequest {
     pub method: worker::Method,
     pub url: worker::Url,
     pub headers: Vec<(String, String)>,
-    /// Kept on the JS side: an upload's bytes enter wasm memory once, as the form's file.
+    /// Kept on the JS side, as is a form's file: an upload's bytes never enter wasm memory.
     body: Uint8Array,
 }
 
@@ -166,16 +166,12 @@ async fn parse_form(
         let name = entry.get(0).as_string().unwrap_or_default();
         let value = entry.get(1);
         let value = match value.dyn_into::<web_sys::File>() {
-            Ok(file) => {
-                let buffer = JsFuture::from(file.array_buffer())
-                    .await
-                    .map_err(malformed)?;
-                FormValue::File(UploadedFile {
-                    filename: file.name(),
-                    content_type: file.type_(),
-                    bytes: Rc::new(Uint8Array::new(&buffer).to_vec()),
-                })
-            }
+            // The file stays the runtime's: its bytes never enter wasm memory.
+            Ok(file) => FormValue::File(UploadedFile {
+                filename: file.name(),
+                content_type: file.type_(),
+                bytes: FileBytes::from_blob(file.into()),
+            }),
             Err(text) => FormValue::Text(text.as_string().unwrap_or_default()),
         };
         fields.push((name, value));

@@ -349,3 +349,56 @@ fn the_same_session_answers_identically_on_both_paths() {
         assert_eq!(r2, durable, "the paths differ at {}", r2.0);
     }
 }
+
+/// `len` bytes with no pattern: a truncated, shifted or repeated copy cannot pass for them.
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..len)
+        .map(|_| {
+            // xorshift64*
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn an_uploaded_video_of_megabytes_streams_back_byte_for_byte_on_both_paths() {
+    let worker = TestWorker::start();
+    worker.put_kv("migrated:big_do", "1");
+    let video = random_bytes(5 * 1024 * 1024 + 7);
+    for (user, path) in [("big_r2", "r2"), ("big_do", "do")] {
+        let (content_type, body) = multipart(&[("name", Part::Text("Final"))]);
+        let headers = [("Content-Type", content_type.as_str())];
+        let created = worker.request("POST", "/api/games", Some(user), &headers, body);
+        assert_eq!(created.status, 200, "{path}: {:?}", created.json());
+        let game = created.json()["game"]["id"].as_i64().expect("a game id");
+
+        let file = Part::File {
+            filename: "final.mp4",
+            content_type: "video/mp4",
+            bytes: &video,
+        };
+        let (content_type, body) = multipart(&[("video", file)]);
+        let headers = [("Content-Type", content_type.as_str())];
+        let url = format!("/api/games/{game}/video");
+        let stored = worker.request("PUT", &url, Some(user), &headers, body);
+        assert_eq!(stored.status, 200, "{path}: {:?}", stored.json());
+        assert_eq!(stored.header("X-Data-Path"), Some(path));
+
+        let back = worker.get(&url, Some(user));
+        assert_eq!(back.status, 200, "{path}");
+        assert_eq!(back.header("Content-Type"), Some("video/mp4"), "{path}");
+        assert_eq!(back.body.len(), video.len(), "{path}");
+        assert!(back.body == video, "{path}: the bytes differ");
+
+        let tail = worker.request("GET", &url, Some(user), &[("Range", "bytes=-1000")], vec![]);
+        assert_eq!(tail.status, 206, "{path}");
+        assert!(
+            tail.body == video[video.len() - 1000..],
+            "{path}: the range differs"
+        );
+    }
+}

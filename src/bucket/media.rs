@@ -4,11 +4,14 @@
 //! Ordering keeps the database honest: uploads are stored before the request's database changes
 //! commit, deletions happen after, so a committed row never names a file that is not there.
 
-use worker::{Bucket, Headers, Range, Response, ResponseBuilder};
+use wasm_bindgen::JsCast;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::R2Bucket;
+use worker::{js_sys, Bucket, Headers, Range, Response, ResponseBuilder};
 
 use crate::bucket::{layout, R2Error};
 use crate::error::ApiError;
-use crate::handlers::{ApiResponse, Deletion, FileResponse, Upload};
+use crate::handlers::{ApiResponse, Deletion, FileBytes, FileResponse, Upload};
 use crate::http;
 use crate::identity::UserId;
 
@@ -19,15 +22,31 @@ pub async fn store(bucket: &Bucket, user: &UserId, uploads: &[Upload]) -> Result
             content_type: Some(upload.content_type.clone()).filter(|ct| !ct.is_empty()),
             ..Default::default()
         };
-        // R2 takes the bytes by value; this copy lives only until the runtime has its own.
         let key = layout::media_key(user, &upload.key);
-        bucket
-            .put(&key, Vec::clone(&upload.bytes))
-            .http_metadata(metadata)
-            .execute()
+        put(bucket, key.clone(), &upload.bytes, metadata)
             .await
             .map_err(R2Error::on(&key))?;
     }
+    Ok(())
+}
+
+/// R2's own `put`, handed the upload's `Blob`: workers-rs's `Bucket::put` takes only streams,
+/// text or bytes, and bytes would be copied into wasm memory first.
+async fn put(
+    bucket: &Bucket,
+    key: String,
+    bytes: &FileBytes,
+    metadata: worker::HttpMetadata,
+) -> worker::Result<()> {
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(
+        &options,
+        &"httpMetadata".into(),
+        &js_sys::Object::from(metadata),
+    )?;
+    // workers-rs's `Bucket` wraps the binding itself.
+    let bucket: &R2Bucket = bucket.as_ref().unchecked_ref();
+    JsFuture::from(bucket.put(key, bytes.to_js(), options.into())?).await?;
     Ok(())
 }
 

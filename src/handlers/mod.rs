@@ -22,8 +22,8 @@ mod request;
 
 pub use auth::DATA_TABLES;
 pub use request::{
-    check_request_body_size, ApiRequest, ApiResponse, Body, Deletion, FileResponse, FormValue,
-    Method, Reply, Upload, UploadedFile,
+    check_request_body_size, ApiRequest, ApiResponse, Body, Deletion, FileBytes, FileResponse,
+    FormValue, Method, Reply, Upload, UploadedFile,
 };
 
 use crate::db::{Db, SqlValue};

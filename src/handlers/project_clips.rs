@@ -710,7 +710,7 @@ mod tests {
         assert_eq!((stored.len(), &stored[32..]), (36, ".mov"));
         assert_eq!(reply.uploads.len(), 1);
         assert_eq!(reply.uploads[0].key, format!("uploads/{stored}"));
-        assert_eq!(*reply.uploads[0].bytes, [7; 3]);
+        assert_eq!(reply.uploads[0].bytes, vec![7; 3].into());
         assert_eq!(clip["filename"], stored);
     }
 

@@ -3,10 +3,11 @@
 //! a 422 and input over a cap a 413, each with a detail that names the field; neither reaches SQL.
 
 use std::fmt::Write as _;
-use std::rc::Rc;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use wasm_bindgen::JsValue;
+use worker::worker_sys::web_sys::Blob;
 
 use crate::error::ApiError;
 
@@ -24,8 +25,8 @@ pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 pub const MAX_JSON_BODY_BYTES: usize = 384 * 1024;
 /// A text field of a form, for the same reason as a JSON body.
 pub const MAX_FORM_TEXT_BYTES: usize = 384 * 1024;
-/// An uploaded file: the Worker buffers it whole within its 128 MB (about twice in wasm memory
-/// while R2 stores it, measured; docs/api.md §2.3).
+/// An uploaded file: the Worker buffers it whole within its 128 MB, in JS memory, never in wasm
+/// memory (docs/api.md §2.3).
 pub const MAX_UPLOAD_BYTES: usize = 32 * 1024 * 1024;
 /// Items of any JSON array (tags, ids to reorder, annotations, keyframes): an item can cost a
 /// statement, and a request must stay short.
@@ -119,7 +120,56 @@ pub struct UploadedFile {
     pub filename: String,
     pub content_type: String,
     /// Shared with the [`Upload`] that stores it: an upload of up to 32 MiB is not copied again.
-    pub bytes: Rc<Vec<u8>>,
+    pub bytes: FileBytes,
+}
+
+/// An uploaded file's bytes. In the Worker they stay in the runtime's `Blob`, in JS memory,
+/// and R2 stores that `Blob` itself: wasm memory never shrinks, so a copy there would raise the
+/// isolate's memory for good. Handlers only need the length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileBytes(Held);
+
+#[derive(Debug, Clone, PartialEq)]
+enum Held {
+    Blob(Blob),
+    /// Native tests have no runtime to make a `Blob`; the wasm build cannot hold bytes.
+    #[cfg(not(target_arch = "wasm32"))]
+    Bytes(std::rc::Rc<[u8]>),
+}
+
+impl FileBytes {
+    pub fn from_blob(blob: Blob) -> Self {
+        Self(Held::Blob(blob))
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Held::Blob(blob) => blob.size() as usize,
+            #[cfg(not(target_arch = "wasm32"))]
+            Held::Bytes(bytes) => bytes.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value to hand R2: the `Blob` itself, not a copy.
+    pub fn to_js(&self) -> JsValue {
+        match &self.0 {
+            Held::Blob(blob) => blob.into(),
+            // Natively never called: no test stores files.
+            #[cfg(not(target_arch = "wasm32"))]
+            Held::Bytes(bytes) => worker::js_sys::Uint8Array::from(&bytes[..]).into(),
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl From<Vec<u8>> for FileBytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self(Held::Bytes(bytes.into()))
+    }
 }
 
 /// A successful answer; the status is always 200 (the contract never uses 201).
@@ -148,7 +198,7 @@ pub struct FileResponse {
 pub struct Upload {
     pub key: String,
     pub content_type: String,
-    pub bytes: Rc<Vec<u8>>,
+    pub bytes: FileBytes,
 }
 
 /// Objects to delete from the user's folder *after* the commit: a failure leaves an orphan file,
