@@ -11,6 +11,7 @@ use crate::db::DbVersion;
 use crate::error::ApiError;
 use crate::handlers::{
     check_request_body_size, ApiRequest, Body, FileBytes, FormValue, Method, UploadedFile,
+    MAX_JSON_BODY_BYTES,
 };
 use crate::identity::UserId;
 
@@ -133,6 +134,9 @@ async fn parse_body(content_type: Option<&str>, bytes: &Uint8Array) -> Result<Bo
     match (is_form, content_type) {
         (true, Some(content_type)) => Body::form(parse_form(content_type, bytes).await?),
         _ if bytes.length() == 0 => Ok(Body::Empty),
+        _ if bytes.length() as usize > MAX_JSON_BODY_BYTES => {
+            Ok(Body::Oversized(bytes.length() as usize))
+        }
         _ => Ok(Body::Bytes(bytes.to_vec())),
     }
 }

@@ -23,7 +23,7 @@ mod request;
 pub use auth::DATA_TABLES;
 pub use request::{
     check_request_body_size, ApiRequest, ApiResponse, Body, Deletion, FileBytes, FileResponse,
-    FormValue, Method, Reply, Upload, UploadedFile,
+    FormValue, Method, Reply, Upload, UploadedFile, MAX_JSON_BODY_BYTES,
 };
 
 use crate::db::{Db, SqlValue};

@@ -68,6 +68,10 @@ pub enum Body {
     Empty,
     /// Any non-form body; JSON routes parse it.
     Bytes(Vec<u8>),
+    /// A non-form body of this many bytes, more than any route reads
+    /// ([`MAX_JSON_BODY_BYTES`]): only its length is kept, so that it never enters wasm memory
+    /// (which never shrinks). A route that parses it answers 413; one that ignores it, as ever.
+    Oversized(usize),
     /// `multipart/form-data` or `application/x-www-form-urlencoded`; made by [`Body::form`].
     Form(Vec<(String, FormValue)>),
 }
@@ -412,12 +416,23 @@ fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
+fn json_too_large(length: usize) -> ApiError {
+    too_large(
+        "body",
+        format!(
+            "{length} bytes of JSON, more than the {} a JSON body may have",
+            amount(MAX_JSON_BODY_BYTES)
+        ),
+    )
+}
+
 impl ApiRequest {
     /// The JSON body as `T`, within the limits: parsed exactly (every number to the nearest
     /// f64), checked once by [`check_json`], then read as `T`.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         let bytes = match &self.body {
             Body::Bytes(bytes) => bytes.as_slice(),
+            Body::Oversized(length) => return Err(json_too_large(*length)),
             Body::Empty => b"".as_slice(),
             Body::Form(_) => {
                 return Err(ApiError::Unprocessable(
@@ -426,14 +441,7 @@ impl ApiRequest {
             }
         };
         if bytes.len() > MAX_JSON_BODY_BYTES {
-            return Err(too_large(
-                "body",
-                format!(
-                    "{} bytes of JSON, more than the {} a JSON body may have",
-                    bytes.len(),
-                    amount(MAX_JSON_BODY_BYTES)
-                ),
-            ));
+            return Err(json_too_large(bytes.len()));
         }
         // Numbers beyond f64 (`1e400`) are a parse error here, never infinity.
         let value: Value = serde_json::from_slice(bytes)
@@ -760,6 +768,9 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.status(), 413);
         assert!(err.detail().contains("384 KiB"), "{err}");
+        // The edge keeps only the length of a body that large: the same answer.
+        let oversized = with_body(Body::Oversized(MAX_JSON_BODY_BYTES + 1));
+        assert_eq!(oversized.json::<Value>().unwrap_err(), err);
     }
 
     #[test]
