@@ -9,7 +9,8 @@
 //! to `bench/results/<date>.md`.
 //!
 //! `BENCH_ONLY=moves` measures only the moves (the three move tables) and writes
-//! `bench/results/<date>-moves.md`.
+//! `bench/results/<date>-moves.md`; `BENCH_ONLY=requests` only the requests (latency, requests
+//! per second, wasm memory) and writes `bench/results/<date>-requests.md`.
 //!
 //! Numbers are from local workerd (R2 and Durable Objects on local disk, no network): they
 //! compare the two paths' own work, not Cloudflare's network.
@@ -355,13 +356,14 @@ fn machine() -> String {
 }
 
 fn main() {
-    let only_moves = match std::env::var("BENCH_ONLY").as_deref() {
-        Err(_) | Ok("") => false,
-        Ok("moves") => true,
+    let (only_moves, only_requests) = match std::env::var("BENCH_ONLY").as_deref() {
+        Err(_) | Ok("") => (false, false),
+        Ok("moves") => (true, false),
+        Ok("requests") => (false, true),
         Ok(other) => {
             eprintln!(
                 "bench: BENCH_ONLY={other} is not known: BENCH_ONLY=moves measures the moves \
-                 alone; unset, everything is measured"
+                 alone, BENCH_ONLY=requests the requests alone; unset, everything is measured"
             );
             std::process::exit(2);
         }
@@ -448,6 +450,9 @@ fn main() {
             }
         }
 
+        if only_requests {
+            continue;
+        }
         let m = measure_moves(&worker, &tag, &file);
         let per_s = |moved: &Move, amount: f64| amount / (moved.ms / 1000.0);
         writeln!(
@@ -517,7 +522,17 @@ fn main() {
          backup and put).\n\n{parts}"
     );
     let machine = machine();
-    let (report, path) = if only_moves {
+    let requests = format!(
+        "# Benchmark: R2-SQLite path vs Durable Object\n\n{date}, {machine}; workerd from `wrangler dev` (local R2 and Durable Objects).\n\
+         Read: `GET /api/projects`; write: `PUT /api/clips/raw/{{id}}`; {READS} reads and {WRITES} writes per path and size, one client.\n\n\
+         {latency}\n## One user, {CLIENTS} concurrent clients, 1 MB database\n\n{rates}\n"
+    );
+    let (report, path) = if only_requests {
+        (
+            requests,
+            format!("{}/results/{date}-requests.md", env!("CARGO_MANIFEST_DIR")),
+        )
+    } else if only_moves {
         (
             format!(
                 "# Benchmark: moving a user (BENCH_ONLY=moves)\n\n{date}, {machine}; workerd from `wrangler dev` (local R2 and Durable Objects).\n\n{move_sections}"
@@ -526,11 +541,7 @@ fn main() {
         )
     } else {
         (
-            format!(
-                "# Benchmark: R2-SQLite path vs Durable Object\n\n{date}, {machine}; workerd from `wrangler dev` (local R2 and Durable Objects).\n\
-                 Read: `GET /api/projects`; write: `PUT /api/clips/raw/{{id}}`; {READS} reads and {WRITES} writes per path and size, one client.\n\n\
-                 {latency}\n## One user, {CLIENTS} concurrent clients, 1 MB database\n\n{rates}\n{move_sections}"
-            ),
+            format!("{requests}{move_sections}"),
             format!("{}/results/{date}.md", env!("CARGO_MANIFEST_DIR")),
         )
     };
