@@ -12,7 +12,7 @@ use constant_time_eq::constant_time_eq;
 use worker::{Env, Headers, Method, Request, RequestInit, Response};
 
 use crate::bucket;
-use crate::bucket::database::Saved;
+use crate::bucket::database::{R2Database, Saved};
 use crate::bucket::layout::{self, R2State};
 use crate::bucket::R2Error;
 use crate::config::Config;
@@ -26,11 +26,18 @@ use crate::r2;
 
 /// Answers one admin request; never fails.
 pub async fn handle(req: Request, env: &Env) -> Response {
+    let user = named_user(&req);
     match run(req, env).await {
         Ok(response) => response,
-        // The details of admin failures name the user's keys, when there is a user.
-        Err(err) => http::error(&err, None),
+        Err(err) => http::error(&err, user.as_ref()),
     }
+}
+
+/// The user of `/admin/users/{id}/...`, for the log line of a failure.
+fn named_user(req: &Request) -> Option<UserId> {
+    let path = req.path();
+    let id = path.strip_prefix("/admin/users/")?.split('/').next()?;
+    UserId::parse(id).ok()
 }
 
 fn admin_token(env: &Env) -> Option<String> {
@@ -151,7 +158,10 @@ async fn list_users(env: &Env, query: &HashMap<String, String>) -> Result<Respon
     if let Some(cursor) = request.cursor {
         list = list.cursor(cursor);
     }
-    let page = list.execute().await.map_err(R2Error::on("/"))?;
+    let page = list
+        .execute()
+        .await
+        .map_err(R2Error::on("the list of users"))?;
     let mut users = Vec::new();
     for prefix in page.delimited_prefixes() {
         let Ok(user) = UserId::parse(prefix.trim_end_matches('/')) else {
@@ -174,9 +184,14 @@ async fn user_status(env: &Env, user: &UserId) -> Result<Response, ApiError> {
     if object.status_code() != 200 {
         return Ok(object);
     }
-    let object = object.json().await.map_err(|err| {
+    let text = object.text().await.map_err(|err| {
+        ApiError::Unavailable(format!(
+            "The status of {user}'s object was cut short: {err}"
+        ))
+    })?;
+    let object = serde_json::from_str(&text).map_err(|err| {
         ApiError::Internal(format!(
-            "The object's status of {user} did not parse: {err}"
+            "The status of {user}'s object did not parse: {err}"
         ))
     })?;
     Ok(http::json(
@@ -208,9 +223,9 @@ async fn import_database(
     crate::db::check_integrity(&db)
         .map_err(|err| ApiError::BadRequest(format!("The SQLite file is damaged: {err}")))?;
     let bucket = bucket::user_data(env)?;
-    let database = r2::database(&bucket, user, config);
+    let database = R2Database::of(&bucket, user, config);
     // A file the R2 path would refuse to serve is refused here, before it replaces anything.
-    match r2::upgrade(&database.key, &db) {
+    match r2::upgrade(&format!("the file imported for {}", database.key), &db) {
         Err(R2Error::Incompatible { reason, .. }) => {
             return Err(ApiError::BadRequest(format!(
                 "The database does not have the tables the app needs ({reason}); nothing was \
@@ -248,7 +263,7 @@ async fn import_database(
 /// `GET /admin/users/{id}/database`: the authoritative database, wherever it is.
 async fn export_database(env: &Env, config: &Config, user: &UserId) -> Result<Response, ApiError> {
     let bucket = bucket::user_data(env)?;
-    let database = r2::database(&bucket, user, config);
+    let database = R2Database::of(&bucket, user, config);
     if database.head().await?.state != R2State::Active {
         return call_object(env, user, Method::Get, "export").await;
     }
@@ -284,7 +299,10 @@ async fn prune(env: &Env, query: &HashMap<String, String>) -> Result<Response, A
         if let Some(next) = cursor.take() {
             list = list.cursor(next);
         }
-        let page = list.execute().await.map_err(R2Error::on("/"))?;
+        let page = list
+            .execute()
+            .await
+            .map_err(R2Error::on("the list of objects"))?;
         for object in page.objects() {
             let key = object.key();
             let metadata = object.custom_metadata().unwrap_or_default();

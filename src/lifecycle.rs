@@ -1,7 +1,7 @@
 //! One API request, the same on both backends: parse it, run the handler in one transaction that
 //! commits only once every file it stores is in R2, delete the files it removed after the
-//! commit, and answer (streaming a file it names, honouring `Range`) with `X-DB-Version` and
-//! `X-Data-Path`. Failures are answered here too, so a backend never builds a response.
+//! commit, and answer (streaming a file it names, honouring `Range`) with `X-DB-Version` (once
+//! the data was opened, success or failure) and `X-Data-Path`. Failures are answered here too.
 //!
 //! A [`Backend`] says where one attempt's data comes from and how a committed change is made
 //! durable: the object's transaction is durable by itself; the R2 path uploads the database,
@@ -17,11 +17,13 @@ use crate::handlers::{self, ApiRequest, Reply, Upload};
 use crate::http::{self, DataPath, RawRequest};
 use crate::identity::UserId;
 
-/// How often a request runs again after another writer got its change in first.
+/// How often a request runs again after another writer got its change in first (the R2 path's
+/// conditional upload; the object's commit cannot lose such a race).
 const MAX_ATTEMPTS: u32 = 10;
 
-/// How often one run may find new files to store before its commit (each time, another request
-/// changed the data it depends on while the files were being stored).
+/// How often one attempt may find new files to store before its commit. The second run names the
+/// same files (the names come from the request), unless another request changed the data
+/// meanwhile: on the object, requests run while the files are being stored.
 const MAX_UPLOAD_ROUNDS: usize = 3;
 
 /// Where the data of a request comes from, and how its changes are kept.
@@ -35,14 +37,15 @@ pub trait Backend {
     async fn open(&mut self) -> Result<Option<Self::Db>, ApiError>;
 
     /// Inside the transaction of a run that changed a row: records the change's version in the
-    /// data, so that every stored version differs.
-    fn record_change(&self, db: &Self::Db) -> Result<(), DbError>;
+    /// data, so that every stored version differs; returns it.
+    fn record_change(&self, db: &Self::Db) -> Result<DbVersion, DbError>;
 
-    /// After the commit: keeps the attempt's data (`changed` says whether the run changed a
-    /// row). `false` when another writer got there first and nothing was kept: run again.
-    async fn save(&mut self, db: Self::Db, changed: bool) -> Result<bool, ApiError>;
+    /// After the commit: keeps the attempt's data; `changed` is the version a run that changed
+    /// a row recorded. `false` when another writer got there first and nothing was kept: run
+    /// again.
+    async fn save(&mut self, db: Self::Db, changed: Option<DbVersion>) -> Result<bool, ApiError>;
 
-    /// The data version the answer reflects, if known.
+    /// The data version the answer reflects, once the data was opened.
     fn version(&self) -> Option<DbVersion>;
 
     /// Sets the backend's own headers on the answer, success or failure.
@@ -120,7 +123,7 @@ impl From<DbError> for Rollback {
 }
 
 /// Runs the handler in a transaction and commits it once every file it names is stored; returns
-/// the reply and whether it changed a row. A run that needs new files is rolled back, the files
+/// the reply and, if it changed a row, the version it recorded. A run that needs new files is rolled back, the files
 /// are stored (an await: on the object, other requests may run meanwhile), and the handler runs
 /// again on the current data; names come from the request's entropy, so an unchanged run needs
 /// nothing more.
@@ -131,7 +134,7 @@ async fn run<B: Backend>(
     user: &UserId,
     request: &ApiRequest,
     stored: &mut Vec<String>,
-) -> Result<(Reply, bool), ApiError> {
+) -> Result<(Reply, Option<DbVersion>), ApiError> {
     for _ in 0..MAX_UPLOAD_ROUNDS {
         let outcome = db.transaction(|| {
             let changes_before = db.total_changes()?;
@@ -148,10 +151,8 @@ async fn run<B: Backend>(
             // By SQLite's count: an UPDATE that matched nothing (`/api/exports/active` with no
             // stale job) is no change, and stores nothing.
             let changed = db.total_changes()? > changes_before;
-            if changed {
-                backend.record_change(db)?;
-            }
-            Ok((reply, changed))
+            let version = changed.then(|| backend.record_change(db)).transpose()?;
+            Ok((reply, version))
         });
         match outcome {
             Ok(committed) => return Ok(committed),

@@ -7,33 +7,40 @@
 //!   object holds the data);
 //! - the object's own [`ObjectState`]: only an `active` object serves.
 //!
-//! The flag only routes: a side that finds the records against it hands the request over, and
-//! an object moves the user when the flag has asked for it long enough to be seen everywhere
-//! (the records, not the flag, decide within `FLAG_PROPAGATION_SECONDS` of a change). A move that
-//! failed recently is not tried again by requests (an operator can), so a failing move costs one
-//! request, not every request.
+//! The flag only routes: a side that finds the records against it hands the request over. An
+//! object that never held the data moves the user as soon as the flag asks; one that held it and
+//! gave it back, or an active one whose flag is gone, waits until the change has had time to reach
+//! every location (`FLAG_PROPAGATION_SECONDS`): within that window the records, not the flag,
+//! decide. A move that failed recently is not tried again by requests (an operator can), so a
+//! failing move costs one request, not every request.
 
 pub use admin_api::{Action, ObjectState};
 
 use crate::bucket::layout::R2State;
 
-/// The header the router (or the R2 path's fence) sets on API requests it forwards to an
-/// object: whether the KV flag was seen. Clients cannot set it: the router removes it.
+/// The header the router sets on API requests it forwards to an object: whether it saw the KV
+/// flag (`absent` when the R2 path's fence sent the request on). Clients cannot set it: the
+/// router removes it.
 pub const FLAG_SEEN_HEADER: &str = "X-Migrated-Flag";
 
-/// The side a request is at.
+/// Where a request is, with what is known there besides R2's state.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Side {
-    /// The R2-SQLite path (the router's default).
+    /// The router, in front of the R2 path; it read the KV flag (cached).
+    Router { flag_seen: bool },
+    /// The R2-SQLite path, which reads R2's state with the load that serves the request.
     R2Path,
-    /// The user's Durable Object, in `state` since `since_ms` ago.
+    /// The user's Durable Object.
     Object(ObjectFacts),
 }
 
-/// What an object knows of itself.
+/// What an object knows when a request reaches it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ObjectFacts {
+    /// Whether the router saw the KV flag ([`FLAG_SEEN_HEADER`]).
+    pub flag_seen: bool,
     pub state: ObjectState,
+    /// How long ago the object entered `state`.
     pub since_ms: u64,
     /// The move that failed within the retry delay, if one did.
     pub recently_failed: Option<Action>,
@@ -54,32 +61,31 @@ pub enum Placement {
     RollBackFirst,
 }
 
-/// What `side` does with a request that came with (`flag_seen`) or without the KV flag, before
-/// anything is read from R2; `None` when that depends on R2's state: read it (one HEAD, or the
-/// load that serves the request) and ask [`decide`].
-pub fn decide_without_r2(side: Side, flag_seen: bool) -> Option<Placement> {
+/// What `side` does with a request before anything is read from R2; `None` when that depends on
+/// R2's state: read it (one HEAD, or the load that serves the request) and ask [`decide`].
+/// The router's [`Placement::Serve`] means the R2 path's.
+pub fn decide_without_r2(side: Side) -> Option<Placement> {
     match side {
         // The flag is the cheap hint (a cached KV read): follow it without reading R2.
-        Side::R2Path => flag_seen.then_some(Placement::HandOver),
+        Side::Router { flag_seen: true } => Some(Placement::HandOver),
+        Side::Router { flag_seen: false } | Side::R2Path => None,
         // R2 is fenced off while the object is active; its state does not matter.
         Side::Object(object) if object.state == ObjectState::Active => {
-            Some(at_active_object(object, flag_seen))
+            Some(at_active_object(object))
         }
         Side::Object(_) => None,
     }
 }
 
 /// What `side` does with a request, knowing R2's state `r2`.
-pub fn decide(side: Side, flag_seen: bool, r2: R2State) -> Placement {
+pub fn decide(side: Side, r2: R2State) -> Placement {
     match side {
         // R2's state alone decides: the R2 path is authoritative while it says `active`, and
         // fenced off once it says `migrated`, whatever a stale flag said.
-        Side::R2Path if r2 == R2State::Active => Placement::Serve,
-        Side::R2Path => Placement::HandOver,
-        Side::Object(object) if object.state == ObjectState::Active => {
-            at_active_object(object, flag_seen)
-        }
-        Side::Object(object) => at_inactive_object(object, flag_seen, r2),
+        Side::Router { .. } | Side::R2Path if r2 == R2State::Active => Placement::Serve,
+        Side::Router { .. } | Side::R2Path => Placement::HandOver,
+        Side::Object(object) if object.state == ObjectState::Active => at_active_object(object),
+        Side::Object(object) => at_inactive_object(object, r2),
     }
 }
 
@@ -91,15 +97,16 @@ fn may(object: ObjectFacts, action: Action) -> bool {
     object.recently_failed != Some(action)
 }
 
-fn at_active_object(object: ObjectFacts, flag_seen: bool) -> Placement {
-    if !flag_seen && settled(object) && may(object, Action::Rollback) {
+fn at_active_object(object: ObjectFacts) -> Placement {
+    if !object.flag_seen && settled(object) && may(object, Action::Rollback) {
         Placement::RollBackFirst
     } else {
         Placement::Serve
     }
 }
 
-fn at_inactive_object(object: ObjectFacts, flag_seen: bool, r2: R2State) -> Placement {
+fn at_inactive_object(object: ObjectFacts, r2: R2State) -> Placement {
+    let flag_seen = object.flag_seen;
     match (object.state, r2) {
         // A cut-over happened and the activation did not (a crash): finish it. R2 will not
         // serve the user, so there is no other side to fall back to.
@@ -126,8 +133,14 @@ mod tests {
     const ACTIVE: R2State = R2State::Active;
     const MIGRATED: R2State = R2State::Migrated { at_ms: 1 };
 
-    fn object(state: ObjectState, since_ms: u64, recently_failed: Option<Action>) -> Side {
+    fn object(
+        state: ObjectState,
+        since_ms: u64,
+        flag_seen: bool,
+        recently_failed: Option<Action>,
+    ) -> Side {
         Side::Object(ObjectFacts {
+            flag_seen,
             state,
             since_ms,
             recently_failed,
@@ -135,26 +148,25 @@ mod tests {
         })
     }
 
-    fn at(state: ObjectState, since_ms: u64) -> Side {
-        object(state, since_ms, None)
+    fn at(state: ObjectState, since_ms: u64, flag_seen: bool) -> Side {
+        object(state, since_ms, flag_seen, None)
     }
 
     #[test]
-    fn the_r2_path_follows_the_flag_until_r2_itself_says() {
-        let before_r2 = |flag| decide_without_r2(Side::R2Path, flag);
-        assert_eq!(before_r2(true), Some(Placement::HandOver));
-        assert_eq!(before_r2(false), None, "R2's state decides");
-        for flag in [true, false] {
-            // An object that hands a request over (it saw the flag) is served by an active R2.
-            assert_eq!(decide(Side::R2Path, flag, ACTIVE), Placement::Serve);
-            let fenced = decide(Side::R2Path, flag, MIGRATED);
-            assert_eq!(fenced, Placement::HandOver, "the fence, whatever the flag");
+    fn the_router_follows_the_flag_and_the_r2_path_its_fence() {
+        let router = |flag_seen| Side::Router { flag_seen };
+        assert_eq!(decide_without_r2(router(true)), Some(Placement::HandOver));
+        assert_eq!(decide_without_r2(router(false)), None, "R2's state decides");
+        assert_eq!(decide_without_r2(Side::R2Path), None);
+        // Once R2's state is known, it alone decides, whatever a stale flag said.
+        for side in [router(true), router(false), Side::R2Path] {
+            assert_eq!(decide(side, ACTIVE), Placement::Serve);
+            assert_eq!(decide(side, MIGRATED), Placement::HandOver, "the fence");
         }
     }
 
     #[test]
     fn an_active_object_serves_and_rolls_back_only_on_a_settled_absent_flag() {
-        let active = |since| at(ObjectState::Active, since);
         for r2 in [ACTIVE, MIGRATED] {
             for (since, flag, expected) in [
                 (5, true, Placement::Serve),
@@ -162,9 +174,9 @@ mod tests {
                 (GRACE, true, Placement::Serve),
                 (GRACE, false, Placement::RollBackFirst),
             ] {
-                assert_eq!(decide(active(since), flag, r2), expected);
-                let without_r2 = decide_without_r2(active(since), flag);
-                assert_eq!(without_r2, Some(expected), "R2 is not read");
+                let active = at(ObjectState::Active, since, flag);
+                assert_eq!(decide(active, r2), expected);
+                assert_eq!(decide_without_r2(active), Some(expected), "R2 is not read");
             }
         }
     }
@@ -177,55 +189,43 @@ mod tests {
             ObjectState::RollingBack,
         ] {
             for flag in [true, false] {
-                assert_eq!(decide_without_r2(at(state, GRACE), flag), None);
+                assert_eq!(decide_without_r2(at(state, GRACE, flag)), None);
             }
         }
     }
 
     #[test]
     fn an_inactive_object_migrates_on_the_flag_or_to_finish_a_cut_over() {
-        let new = at(ObjectState::New, u64::MAX);
-        assert_eq!(decide(new, true, ACTIVE), Placement::MigrateFirst);
-        assert_eq!(decide(new, false, ACTIVE), Placement::HandOver);
-        let stale = decide(at(ObjectState::RolledBack, 5), true, ACTIVE);
+        let new = |flag| at(ObjectState::New, u64::MAX, flag);
+        assert_eq!(decide(new(true), ACTIVE), Placement::MigrateFirst);
+        assert_eq!(decide(new(false), ACTIVE), Placement::HandOver);
+        let stale = decide(at(ObjectState::RolledBack, 5, true), ACTIVE);
         assert_eq!(stale, Placement::HandOver, "KV may be stale");
-        let settled = decide(at(ObjectState::RolledBack, GRACE), true, ACTIVE);
+        let settled = decide(at(ObjectState::RolledBack, GRACE, true), ACTIVE);
         assert_eq!(settled, Placement::MigrateFirst);
-        assert_eq!(decide(new, false, MIGRATED), Placement::MigrateFirst);
+        assert_eq!(decide(new(false), MIGRATED), Placement::MigrateFirst);
     }
 
     #[test]
     fn a_move_that_failed_recently_is_not_retried_by_requests_but_the_user_is_served() {
-        let failed = |state, since, action| object(state, since, Some(action));
-        let migrate_failed = decide(
-            failed(ObjectState::New, u64::MAX, Action::Migrate),
-            true,
-            ACTIVE,
-        );
-        assert_eq!(migrate_failed, Placement::HandOver, "R2 keeps serving");
-        let rollback_failed = decide(
-            failed(ObjectState::Active, GRACE, Action::Rollback),
-            false,
-            MIGRATED,
-        );
+        let failed = |state, since, flag, action| object(state, since, flag, Some(action));
+        let migrate_failed = failed(ObjectState::New, u64::MAX, true, Action::Migrate);
         assert_eq!(
-            rollback_failed,
+            decide(migrate_failed, ACTIVE),
+            Placement::HandOver,
+            "R2 keeps serving"
+        );
+        let rollback_failed = failed(ObjectState::Active, GRACE, false, Action::Rollback);
+        assert_eq!(
+            decide(rollback_failed, MIGRATED),
             Placement::Serve,
             "the object keeps serving"
         );
         // A cut-over already happened: the object is the only side that can serve.
-        let finish = decide(
-            failed(ObjectState::New, u64::MAX, Action::Migrate),
-            false,
-            MIGRATED,
-        );
-        assert_eq!(finish, Placement::MigrateFirst);
+        let finish = failed(ObjectState::New, u64::MAX, false, Action::Migrate);
+        assert_eq!(decide(finish, MIGRATED), Placement::MigrateFirst);
         // The other move is not held back by this one's failure.
-        let other = decide(
-            failed(ObjectState::New, u64::MAX, Action::Rollback),
-            true,
-            ACTIVE,
-        );
-        assert_eq!(other, Placement::MigrateFirst);
+        let other = failed(ObjectState::New, u64::MAX, true, Action::Rollback);
+        assert_eq!(decide(other, ACTIVE), Placement::MigrateFirst);
     }
 }

@@ -100,10 +100,10 @@ async fn route_user(
                 .await?
         }
     };
-    if placement::decide_without_r2(Side::R2Path, flag_seen) == Some(Placement::HandOver) {
+    if placement::decide_without_r2(Side::Router { flag_seen }) == Some(Placement::HandOver) {
         return forward_to_object(env, user, raw, true).await;
     }
-    match r2::serve(env, config, user, &raw, flag_seen).await {
+    match r2::serve(env, config, user, &raw).await {
         Served::Response(response) => Ok(response),
         Served::Elsewhere => forward_to_object(env, user, raw, false).await,
     }

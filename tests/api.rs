@@ -402,3 +402,28 @@ fn an_uploaded_video_of_megabytes_streams_back_byte_for_byte_on_both_paths() {
         );
     }
 }
+
+#[test]
+fn every_answer_after_the_data_was_opened_names_its_version_on_both_paths_failures_too() {
+    let worker = TestWorker::start();
+    worker.put_kv("migrated:versions_do", "1");
+    for (user, path) in [("versions_r2", "r2"), ("versions_do", "do")] {
+        let version_of = |response: &TestResponse| -> u64 {
+            let header = response.header("X-DB-Version");
+            header
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{path}: no X-DB-Version on a {}", response.status))
+        };
+        let project = json!({"name": "Versions", "aspect_ratio": "16:9"});
+        let first = worker.send_json("POST", "/api/projects", user, project.clone());
+        assert_eq!(first.status, 200, "{path}");
+        let second = worker.send_json("POST", "/api/projects", user, project);
+        assert_eq!(version_of(&second), version_of(&first) + 1, "{path}");
+
+        let missing = worker.get("/api/projects/999999", Some(user));
+        assert_eq!(missing.status, 404, "{path}");
+        assert_eq!(version_of(&missing), version_of(&second), "{path}");
+        let read = worker.get("/api/projects", Some(user));
+        assert_eq!(version_of(&read), version_of(&second), "{path}: a read");
+    }
+}

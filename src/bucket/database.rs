@@ -2,7 +2,7 @@
 //! over the version that was loaded.
 //!
 //! `load` asks R2 with one conditional GET (`etag_does_not_match` the cached etag): an unchanged
-//! object answers without a body and the cached bytes are used. `put` with a condition from
+//! object answers without a body and the isolate's opened copy is used. `put` with a condition from
 //! [`Snapshot::unchanged`] (`etag_matches` the loaded etag, or `etag_does_not_match: "*"` when
 //! there was no object) writes nothing if another request stored a version meanwhile, and says so.
 
@@ -11,10 +11,13 @@ use std::rc::Rc;
 use worker::{Bucket, Conditional, Object};
 
 use crate::bucket::cache;
+use crate::bucket::layout::database_key;
 use crate::bucket::layout::{object_metadata, version_from_metadata, R2State};
 use crate::bucket::R2Error;
+use crate::config::Config;
 use crate::db::rusqlite_db::RusqliteDb;
 use crate::db::DbVersion;
+use crate::identity::UserId;
 
 /// The database as loaded (or looked at) in R2.
 #[derive(Debug, Clone)]
@@ -71,7 +74,25 @@ pub struct R2Database<'a> {
     pub max_bytes: u64,
 }
 
-impl R2Database<'_> {
+impl<'a> R2Database<'a> {
+    /// `user`'s database object, with the limits from `config`.
+    pub fn of(bucket: &'a Bucket, user: &UserId, config: &Config) -> Self {
+        R2Database {
+            bucket,
+            key: database_key(user),
+            cache_bytes: config.cache_bytes,
+            max_bytes: config.max_database_bytes,
+        }
+    }
+
+    /// Opens a downloaded snapshot of this object, or an empty database when there was none.
+    pub fn open(&self, loaded: &Snapshot) -> Result<RusqliteDb, R2Error> {
+        match &loaded.bytes {
+            Some(bytes) => open(&self.key, bytes),
+            None => Ok(RusqliteDb::empty()?),
+        }
+    }
+
     /// The object's version and state now, and the database opened: from the isolate's cache
     /// when R2 still holds the same object, else downloaded and parsed. No database when the user
     /// has no object, or when R2 marks the user migrated (the fence: not ours to read).

@@ -136,11 +136,16 @@ fn byte_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, ()>
     Ok(Some((start, end)))
 }
 
-fn to_headers(pairs: &[(&str, String)]) -> Headers {
-    pairs
-        .iter()
-        .map(|(name, value)| (*name, value.as_str()))
-        .collect()
+/// The headers of a file response. One the runtime refuses (a file name it cannot carry) is a
+/// bug of ours, answered 500 rather than dropped.
+fn to_headers(pairs: &[(&str, String)]) -> Result<Headers, ApiError> {
+    let headers = Headers::new();
+    for (name, value) in pairs {
+        headers
+            .set(name, value)
+            .map_err(|err| ApiError::Internal(format!("The header {name}: {err}")))?;
+    }
+    Ok(headers)
 }
 
 /// Streams `{user}/{file.key}`, honouring `Range` (206, or 416 when unsatisfiable).
@@ -180,7 +185,7 @@ async fn serve(
             headers.push(("Content-Range", format!("bytes */{size}")));
             return Ok(ResponseBuilder::new()
                 .with_status(416)
-                .with_headers(to_headers(&headers))
+                .with_headers(to_headers(&headers)?)
                 .empty());
         }
         Ok(Some((start, end))) => {
@@ -209,7 +214,7 @@ async fn serve(
         .map_err(&failed)?;
     Ok(ResponseBuilder::new()
         .with_status(status)
-        .with_headers(to_headers(&headers))
+        .with_headers(to_headers(&headers)?)
         .body(body))
 }
 

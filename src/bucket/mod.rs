@@ -17,7 +17,8 @@ use crate::error::ApiError;
 
 /// The `USER_DATA` bucket binding.
 pub fn user_data(env: &Env) -> Result<Bucket, R2Error> {
-    Ok(env.bucket(USER_DATA_BUCKET)?)
+    env.bucket(USER_DATA_BUCKET)
+        .map_err(R2Error::on("the USER_DATA binding"))
 }
 
 /// What went wrong with the bucket or with a user's database object in it.
@@ -78,13 +79,6 @@ impl std::error::Error for R2Error {}
 impl From<DbError> for R2Error {
     fn from(err: DbError) -> Self {
         R2Error::Db(err)
-    }
-}
-
-impl From<worker::Error> for R2Error {
-    /// A failure of the runtime around R2 (the binding itself).
-    fn from(err: worker::Error) -> Self {
-        R2Error::on("the USER_DATA bucket")(err)
     }
 }
 

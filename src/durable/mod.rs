@@ -15,6 +15,7 @@ use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 use crate::bucket;
+use crate::bucket::database::R2Database;
 use crate::config::{Config, USER_DATA_DO};
 use crate::db::sql_db::SqlDb;
 use crate::db::{apply_migrations, Db, DbError, DbVersion};
@@ -98,7 +99,7 @@ impl DurableObject for UserDataStore {
 /// is durable by itself.
 struct ObjectStorage<'a> {
     state: &'a State,
-    /// The data version after the commit.
+    /// The data version the answer reflects: as opened, then as committed.
     version: Option<DbVersion>,
 }
 
@@ -107,17 +108,23 @@ impl Backend for ObjectStorage<'_> {
     const PATH: DataPath = DataPath::DurableObject;
 
     async fn open(&mut self) -> std::result::Result<Option<SqlDb>, ApiError> {
-        Ok(Some(SqlDb::new(self.state.storage())))
+        let db = SqlDb::new(self.state.storage());
+        self.version = Some(DbVersion::read_from(&db)?);
+        Ok(Some(db))
     }
 
     /// One more version per request that changed a row, in the same transaction.
-    fn record_change(&self, db: &SqlDb) -> std::result::Result<(), DbError> {
+    fn record_change(&self, db: &SqlDb) -> std::result::Result<DbVersion, DbError> {
         db.execute("UPDATE data_version SET version = version + 1", &[])?;
-        Ok(())
+        DbVersion::read_from(db)
     }
 
-    async fn save(&mut self, db: SqlDb, _changed: bool) -> std::result::Result<bool, ApiError> {
-        self.version = Some(DbVersion::read_from(&db)?);
+    async fn save(
+        &mut self,
+        _db: SqlDb,
+        changed: Option<DbVersion>,
+    ) -> std::result::Result<bool, ApiError> {
+        self.version = changed.or(self.version);
         Ok(true)
     }
 
@@ -258,22 +265,23 @@ impl UserDataStore {
             }
             let (state, since_ms) = moving.object_state()?;
             let side = Side::Object(ObjectFacts {
+                flag_seen,
                 state,
                 since_ms,
                 recently_failed: moving.recently_failed()?,
                 flag_propagation_ms: config.flag_propagation_ms,
             });
-            let placement = match placement::decide_without_r2(side, flag_seen) {
+            let placement = match placement::decide_without_r2(side) {
                 Some(placement) => placement,
                 // An object that is not active asks R2 (one HEAD, on a rare path).
                 None => {
-                    let r2 = r2::database(&bucket, user, &config).head().await?;
-                    placement::decide(side, flag_seen, r2.state)
+                    let r2 = R2Database::of(&bucket, user, &config).head().await?;
+                    placement::decide(side, r2.state)
                 }
             };
             match placement {
                 Placement::Serve => return self.serve(&bucket, user, raw).await,
-                Placement::HandOver => return self.hand_over(&config, user, raw, flag_seen).await,
+                Placement::HandOver => return self.hand_over(&config, user, raw).await,
                 Placement::MigrateFirst => {
                     let _ = self
                         .exclusive(user.clone(), |m| async move { m.migrate().await })
@@ -297,9 +305,8 @@ impl UserDataStore {
         config: &Config,
         user: &UserId,
         raw: &RawRequest,
-        flag_seen: bool,
     ) -> std::result::Result<Response, ApiError> {
-        match r2::serve(&self.env, config, user, raw, flag_seen).await {
+        match r2::serve(&self.env, config, user, raw).await {
             Served::Response(response) => Ok(response),
             // R2 and this object disagree for a moment (a move in progress elsewhere).
             Served::Elsewhere => Err(ApiError::Moving(

@@ -37,7 +37,7 @@ pub mod verify;
 use worker::{Bucket, Env};
 
 use crate::bucket;
-use crate::bucket::database::{Saved, Snapshot};
+use crate::bucket::database::{R2Database, Saved, Snapshot};
 use crate::bucket::layout::{self, R2State};
 use crate::bucket::R2Error;
 use crate::config::Config;
@@ -192,7 +192,9 @@ fn upgrade_and_preflight(key: &str, source: &RusqliteDb) -> Result<Vec<Problem>,
     }
     match r2::upgrade(key, source) {
         Ok(_) => Ok(Vec::new()),
-        Err(R2Error::Incompatible { reason, .. }) => Ok(vec![Problem::about_file(reason)]),
+        Err(R2Error::Incompatible { reason, .. }) => Ok(vec![Problem::about_file(format!(
+            "the database does not have the tables the app needs ({reason})"
+        ))]),
         Err(err) => Err(err.into()),
     }
 }
@@ -485,12 +487,12 @@ impl Move {
             );
         }
         let bucket = self.bucket()?;
-        let database = r2::database(&bucket, &self.user, &self.config);
+        let database = R2Database::of(&bucket, &self.user, &self.config);
         for _ in 0..MAX_MIGRATE_ATTEMPTS {
             self.enter(Action::Migrate, Step::Preflight)?;
             let loaded = database.download().await?;
             let bytes = loaded.bytes.as_ref().map_or(0, |b| b.len() as u64);
-            let mut source = r2::open(&database.key, &loaded)?;
+            let mut source = database.open(&loaded)?;
             let problems = upgrade_and_preflight(&database.key, &source)?;
             if !problems.is_empty() {
                 return Err(MigrationError::NotMigratable(Action::Migrate, problems));
@@ -562,7 +564,7 @@ impl Move {
             return Ok(());
         }
         let bucket = self.bucket()?;
-        let current = r2::database(&bucket, &self.user, &self.config)
+        let current = R2Database::of(&bucket, &self.user, &self.config)
             .head()
             .await?;
         let landed = current.state == R2State::Active && current.etag.is_some();
@@ -627,7 +629,7 @@ impl Move {
         // resolves it.
         self.set_state(ObjectState::RollingBack)?;
         let bucket = self.bucket()?;
-        let database = r2::database(&bucket, &self.user, &self.config);
+        let database = R2Database::of(&bucket, &self.user, &self.config);
         self.enter(Action::Rollback, Step::Preflight)?;
         let current = database.head().await?;
         let version = current.version.max(self.version()?).next();
@@ -672,7 +674,7 @@ impl Move {
         if current.etag.is_none() {
             return Ok(());
         }
-        let database = r2::database(bucket, &self.user, &self.config);
+        let database = R2Database::of(bucket, &self.user, &self.config);
         let old = database.download().await?;
         if let Some(bytes) = old.bytes {
             let key = layout::backup_key(&self.user, old.version);
@@ -729,9 +731,9 @@ impl Move {
             (Action::Rollback, problems)
         } else {
             let bucket = self.bucket()?;
-            let database = r2::database(&bucket, &self.user, &self.config);
+            let database = R2Database::of(&bucket, &self.user, &self.config);
             let loaded = database.download().await?;
-            let source = r2::open(&database.key, &loaded)?;
+            let source = database.open(&loaded)?;
             (
                 Action::Migrate,
                 upgrade_and_preflight(&database.key, &source)?,
@@ -751,7 +753,7 @@ impl Move {
         let ours = verify::digests(&self.db)?;
         let integrity = check_integrity(&self.db).map_err(|e| e.to_string());
         let bucket = self.bucket()?;
-        let copy = r2::database(&bucket, &self.user, &self.config)
+        let copy = R2Database::of(&bucket, &self.user, &self.config)
             .download()
             .await?;
         let r2_digests = copy

@@ -16,10 +16,10 @@
 //! write. A downloaded object that is not SQLite, fails `quick_check`, or whose app tables have
 //! another shape is answered 503 and never overwritten.
 
-use worker::{Bucket, Env, Response};
+use worker::{Env, Response};
 
 use crate::bucket::database::{R2Database, Saved, Snapshot};
-use crate::bucket::layout::{self, R2State};
+use crate::bucket::layout::R2State;
 use crate::bucket::{mb, R2Error};
 use crate::config::{Config, ConflictStrategy};
 use crate::db::rusqlite_db::RusqliteDb;
@@ -31,25 +31,9 @@ use crate::identity::UserId;
 use crate::lifecycle::{self, Backend, Served};
 use crate::placement::{self, Placement, Side};
 
-/// The user's database object, with the limits from `config`.
-pub fn database<'a>(bucket: &'a Bucket, user: &UserId, config: &Config) -> R2Database<'a> {
-    R2Database {
-        bucket,
-        key: layout::database_key(user),
-        cache_bytes: config.cache_bytes,
-        max_bytes: config.max_database_bytes,
-    }
-}
-
-/// Serves one API request for `user` from their database in R2; `flag_seen` says whether the
-/// request came with the KV flag (an object handing it over saw it).
-pub async fn serve(
-    env: &Env,
-    config: &Config,
-    user: &UserId,
-    raw: &RawRequest,
-    flag_seen: bool,
-) -> Served {
+/// Serves one API request for `user` from their database in R2, if R2 says it is theirs to
+/// serve ([`Served::Elsewhere`] otherwise).
+pub async fn serve(env: &Env, config: &Config, user: &UserId, raw: &RawRequest) -> Served {
     let bucket = match crate::bucket::user_data(env) {
         Ok(bucket) => bucket,
         Err(err) => {
@@ -61,8 +45,7 @@ pub async fn serve(
         env,
         config,
         user,
-        flag_seen,
-        database: database(&bucket, user, config),
+        database: R2Database::of(&bucket, user, config),
         attempt: None,
         report: SyncReport::default(),
     };
@@ -94,7 +77,6 @@ struct R2Path<'a> {
     env: &'a Env,
     config: &'a Config,
     user: &'a UserId,
-    flag_seen: bool,
     database: R2Database<'a>,
     attempt: Option<Attempt>,
     report: SyncReport,
@@ -137,11 +119,12 @@ impl R2Path<'_> {
                 )
                 .await
                 .inspect_err(|_| self.report.status = Some("failed"))?;
+            // Another writer again: run once more rather than answer for a write not kept.
             if let Saved::Stored { etag } = stored {
                 self.database.keep(&etag, db);
+                self.report.version = Some(version);
+                return Ok(true);
             }
-            self.report.version = Some(version);
-            return Ok(true);
         }
         worker::Delay::from(std::time::Duration::from_millis(jitter_ms(number))).await;
         Ok(false)
@@ -154,7 +137,7 @@ impl Backend for R2Path<'_> {
 
     async fn open(&mut self) -> Result<Option<RusqliteDb>, ApiError> {
         let (loaded, db, cache_hit) = self.database.load().await?;
-        if placement::decide(Side::R2Path, self.flag_seen, loaded.state) != Placement::Serve {
+        if placement::decide(Side::R2Path, loaded.state) != Placement::Serve {
             return Ok(None);
         }
         self.report.cache_hit = Some(cache_hit);
@@ -180,22 +163,28 @@ impl Backend for R2Path<'_> {
         Ok(Some(db))
     }
 
-    fn record_change(&self, db: &RusqliteDb) -> Result<(), DbError> {
-        self.attempt()?.loaded.version.next().record_in(db)
+    fn record_change(&self, db: &RusqliteDb) -> Result<DbVersion, DbError> {
+        let version = self.attempt()?.loaded.version.next();
+        version.record_in(db)?;
+        Ok(version)
     }
 
-    async fn save(&mut self, mut db: RusqliteDb, changed: bool) -> Result<bool, ApiError> {
+    async fn save(
+        &mut self,
+        mut db: RusqliteDb,
+        changed: Option<DbVersion>,
+    ) -> Result<bool, ApiError> {
         let Attempt {
             loaded, migrated, ..
         } = self.attempt()?;
-        if !changed {
+        let Some(version) = changed else {
             // Still exactly R2's object, unless this request migrated it in memory.
             if let (Some(etag), false) = (&loaded.etag, migrated) {
                 self.database.keep(etag, db);
             }
             return Ok(true);
-        }
-        let (version, condition) = (loaded.version.next(), loaded.unchanged());
+        };
+        let condition = loaded.unchanged();
         let bytes = db.to_bytes()?;
         let size = bytes.len() as u64;
         let saved = self
@@ -262,7 +251,7 @@ fn migrate(key: &str, db: &RusqliteDb, downloaded: bool) -> Result<bool, R2Error
 /// Applies pending migrations to a database downloaded from R2 (held in memory, R2's object
 /// untouched) and checks that it then has the app's shape ([`check_shape`]); returns whether
 /// migrations were applied. One that does not have the shape is [`R2Error::Incompatible`]
-/// (answered 503 `incompatible_schema`), for an operator to look at.
+/// (answered 503 `incompatible_schema`), for an operator to look at; `key` names the file in it.
 pub fn upgrade(key: &str, db: &RusqliteDb) -> Result<bool, R2Error> {
     let applied = apply_migrations(db);
     let fresh = RusqliteDb::empty()?;
@@ -297,7 +286,7 @@ pub fn upgrade(key: &str, db: &RusqliteDb) -> Result<bool, R2Error> {
     }
 }
 
-/// Exponential backoff with jitter after each lost race (10 ms, 20 ms, ... up to 640 ms, each
+/// Exponential backoff with jitter after each lost race (20 ms, 40 ms, ... up to 640 ms, each
 /// somewhere between half and all of that), so that racing writers spread out.
 fn jitter_ms(attempt: u32) -> u64 {
     let cap = 10u64 << attempt.min(6);
@@ -330,13 +319,5 @@ async fn request_migration(env: &Env, user: &UserId, size: u64) {
     match result {
         Ok(()) => worker::console_log!("User {user} ({size} bytes) flagged for migration"),
         Err(err) => worker::console_warn!("Could not flag user {user} for migration: {err}"),
-    }
-}
-
-/// Opens a downloaded snapshot, or an empty database for a user without an object.
-pub fn open(key: &str, loaded: &Snapshot) -> Result<RusqliteDb, R2Error> {
-    match &loaded.bytes {
-        Some(bytes) => crate::bucket::database::open(key, bytes),
-        None => Ok(RusqliteDb::empty()?),
     }
 }
