@@ -12,7 +12,9 @@ mod value;
 mod version;
 
 pub use schema::{apply_migrations, check_shape, Difference, ShapeError, MIGRATIONS_TABLE};
-pub use value::{FromSqlValue, Row, SqlValue};
+pub use value::{
+    from_js_number, integer_as_js_number, FromSqlValue, Row, SqlValue, MAX_SAFE_INTEGER,
+};
 pub use version::DbVersion;
 
 use std::fmt;

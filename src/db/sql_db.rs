@@ -14,10 +14,9 @@ use worker::js_sys::{self, Array, Uint8Array};
 use worker::worker_sys::SqlStorage as JsSqlStorage;
 use worker::Storage;
 
-use crate::db::{Db, DbError, Row, SqlValue};
+use crate::db::{from_js_number, integer_as_js_number, Db, DbError, Row, SqlValue};
 
 /// JavaScript's largest exact integer.
-const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
 #[wasm_bindgen]
 extern "C" {
@@ -148,12 +147,7 @@ fn js_error(err: JsValue) -> DbError {
 fn to_js(value: &SqlValue) -> Result<JsValue, DbError> {
     Ok(match value {
         SqlValue::Null => JsValue::NULL,
-        SqlValue::Integer(i) if i.unsigned_abs() > MAX_SAFE_INTEGER as u64 => {
-            return Err(DbError::failed(format!(
-                "the integer {i} is outside ±(2^53 - 1), which the object cannot bind exactly"
-            )))
-        }
-        SqlValue::Integer(i) => JsValue::from_f64(*i as f64),
+        SqlValue::Integer(i) => JsValue::from_f64(integer_as_js_number(*i)?),
         SqlValue::Real(f) => JsValue::from_f64(*f),
         SqlValue::Text(s) => JsValue::from_str(s),
         SqlValue::Blob(bytes) => Uint8Array::from(bytes.as_slice()).into(),
@@ -165,13 +159,7 @@ fn from_js(value: JsValue) -> Result<SqlValue, DbError> {
         return Ok(SqlValue::Null);
     }
     if let Some(number) = value.as_f64() {
-        // Whole numbers in the exact range are integers, except -0, which only a REAL holds.
-        let whole = number.fract() == 0.0 && number.abs() <= MAX_SAFE_INTEGER as f64;
-        return Ok(if whole && !(number == 0.0 && number.is_sign_negative()) {
-            SqlValue::Integer(number as i64)
-        } else {
-            SqlValue::Real(number)
-        });
+        return Ok(from_js_number(number));
     }
     if let Some(text) = value.as_string() {
         return Ok(SqlValue::Text(text));

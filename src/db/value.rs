@@ -58,6 +58,33 @@ impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
     }
 }
 
+/// JavaScript's largest exact integer, 2^53 − 1 (`Number.MAX_SAFE_INTEGER`). The Durable
+/// Object's SQLite hands every number to and from the Worker as a JavaScript number, so beyond
+/// ±this an integer would be rounded.
+pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+
+/// An integer as the object binds it: a JavaScript number, refused beyond ±[`MAX_SAFE_INTEGER`]
+/// rather than rounded.
+pub fn integer_as_js_number(integer: i64) -> Result<f64, DbError> {
+    if integer.unsigned_abs() > MAX_SAFE_INTEGER as u64 {
+        return Err(DbError::failed(format!(
+            "the integer {integer} is outside ±(2^53 - 1), which the object cannot bind exactly"
+        )));
+    }
+    Ok(integer as f64)
+}
+
+/// A JavaScript number the object returns, as the value SQLite holds: whole numbers in the exact
+/// range are integers, except -0, which only a REAL holds.
+pub fn from_js_number(number: f64) -> SqlValue {
+    let whole = number.fract() == 0.0 && number.abs() <= MAX_SAFE_INTEGER as f64;
+    if whole && !(number == 0.0 && number.is_sign_negative()) {
+        SqlValue::Integer(number as i64)
+    } else {
+        SqlValue::Real(number)
+    }
+}
+
 /// A Rust type a column can be decoded into.
 pub trait FromSqlValue: Sized {
     fn from_sql_value(value: &SqlValue) -> Result<Self, DbError>;

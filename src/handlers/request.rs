@@ -9,6 +9,9 @@ use serde_json::Value;
 use wasm_bindgen::JsValue;
 use worker::worker_sys::web_sys::Blob;
 
+// The largest integer magnitude accepted anywhere (JSON, forms, query strings, path ids): a
+// larger one could be stored on the R2 path but not in the object.
+use crate::db::MAX_SAFE_INTEGER;
 use crate::error::ApiError;
 
 // The input limits, the same on both storage paths (docs/api.md §2.3). They are chosen
@@ -16,10 +19,6 @@ use crate::error::ApiError;
 // only as exact JavaScript numbers) and what a Worker can buffer (128 MB): whatever the R2 path
 // accepts, the object accepts too, and no single request keeps a user's object busy for seconds.
 
-/// The largest integer magnitude accepted anywhere (JSON, forms, query strings, path ids):
-/// 2^53 − 1, JavaScript's `Number.MAX_SAFE_INTEGER`. The object's SQLite hands integers to the
-/// Worker as JS numbers, so a larger one could be stored on the R2 path but not in the object.
-pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 /// A JSON body. A row collects at most four large text fields, each from a separate request:
 /// 4 × 384 KiB stays below the object's 2 MB per row.
 pub const MAX_JSON_BODY_BYTES: usize = 384 * 1024;

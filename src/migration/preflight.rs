@@ -8,7 +8,7 @@
 //! that is not UTF-8, and damage. Into an R2 file ([`into_r2_file`]): what the R2 path cannot
 //! open (a file over its size ceiling).
 
-use crate::db::{check_integrity, Db, DbError};
+use crate::db::{check_integrity, Db, DbError, MAX_SAFE_INTEGER};
 use crate::migration::catalog::{for_each_page, Catalog, Cell, RowKey, Table};
 use crate::migration::copy::MAX_PARAMETERS;
 
@@ -16,8 +16,6 @@ use crate::migration::copy::MAX_PARAMETERS;
 /// `not_migratable` errors list them).
 pub use admin_api::Problem;
 
-/// The object keeps integers as JavaScript numbers: beyond ±(2^53 − 1) they are not exact.
-pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 /// The object refuses a string, blob or row larger than this.
 pub const MAX_VALUE_BYTES: usize = 2_000_000;
 /// The object refuses statements longer than this (a `CREATE` copied verbatim is one).

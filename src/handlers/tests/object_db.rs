@@ -42,10 +42,9 @@ use rusqlite::limits::Limit;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params_from_iter, Connection};
 
-use crate::db::{Db, DbError, Row, SqlValue};
-
-/// JavaScript's largest exact integer: 2^53 − 1.
-pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+use crate::db::{
+    from_js_number, integer_as_js_number, Db, DbError, Row, SqlValue, MAX_SAFE_INTEGER,
+};
 
 /// The largest string, blob or row (`SQLITE_LIMIT_LENGTH`), in bytes. Cloudflare documents 2 MB
 /// for SQLite-backed Durable Objects, and the migration's preflight refuses values and rows over
@@ -409,12 +408,7 @@ fn allowed_name(name: &str) -> bool {
 fn to_binding(value: &SqlValue) -> Result<Value, DbError> {
     Ok(match value {
         SqlValue::Null => Value::Null,
-        SqlValue::Integer(i) if i.unsigned_abs() > MAX_SAFE_INTEGER as u64 => {
-            return Err(DbError::failed(format!(
-                "the integer {i} is outside ±(2^53 - 1), which the object cannot bind exactly"
-            )))
-        }
-        SqlValue::Integer(i) => Value::Real(*i as f64),
+        SqlValue::Integer(i) => Value::Real(integer_as_js_number(*i)?),
         SqlValue::Real(f) => Value::Real(*f),
         SqlValue::Text(s) => Value::Text(s.clone()),
         SqlValue::Blob(b) => Value::Blob(b.clone()),
@@ -434,14 +428,7 @@ fn from_sqlite(value: ValueRef<'_>) -> Result<SqlValue, DbError> {
             )))
         }
         ValueRef::Integer(i) => SqlValue::Integer(i),
-        ValueRef::Real(number) => {
-            let whole = number.fract() == 0.0 && number.abs() <= MAX_SAFE_INTEGER as f64;
-            if whole && !(number == 0.0 && number.is_sign_negative()) {
-                SqlValue::Integer(number as i64)
-            } else {
-                SqlValue::Real(number)
-            }
-        }
+        ValueRef::Real(number) => from_js_number(number),
         ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
         ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
     })
