@@ -247,23 +247,25 @@ impl UserDataStore {
         user: &UserId,
         raw: &RawRequest,
     ) -> std::result::Result<Response, ApiError> {
-        let config = Config::from_env(&self.env);
         let flag_seen = raw.header(FLAG_SEEN_HEADER) != Some("absent");
         let moving = self.moving(user.clone());
+        let config = &moving.config;
         let bucket = bucket::user_data(&self.env)?;
         // Decide, move if that is the decision, and decide again on the new state: whether the
         // move succeeded or failed (recorded and logged by the move), the request then goes to
         // the side that is authoritative. A failed move is not retried by the next round
         // (`recently_failed`), except to finish a cut-over, so this ends within a few rounds.
         for _round in 0..MAX_DECISION_ROUNDS {
-            if moving.object_state()?.0 == ObjectState::RollingBack {
+            let mut known = moving.object_state()?;
+            if known.0 == ObjectState::RollingBack {
                 // A crash cut a rollback short: settle who is authoritative first.
                 self.exclusive(user.clone(), |m| async move {
                     m.resolve_interrupted_rollback().await
                 })
                 .await??;
+                known = moving.object_state()?;
             }
-            let (state, since_ms) = moving.object_state()?;
+            let (state, since_ms) = known;
             let side = Side::Object(ObjectFacts {
                 flag_seen,
                 state,
@@ -275,13 +277,13 @@ impl UserDataStore {
                 Some(placement) => placement,
                 // An object that is not active asks R2 (one HEAD, on a rare path).
                 None => {
-                    let r2 = R2Database::of(&bucket, user, &config).head().await?;
+                    let r2 = R2Database::of(&bucket, user, config).head().await?;
                     placement::decide(side, r2.state)
                 }
             };
             match placement {
                 Placement::Serve => return self.serve(&bucket, user, raw).await,
-                Placement::HandOver => return self.hand_over(&config, user, raw).await,
+                Placement::HandOver => return self.hand_over(config, user, raw).await,
                 Placement::MigrateFirst => {
                     let _ = self
                         .exclusive(user.clone(), |m| async move { m.migrate().await })
