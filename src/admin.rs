@@ -15,7 +15,7 @@ use crate::bucket;
 use crate::bucket::database::{R2Database, Saved};
 use crate::bucket::layout::{self, R2State};
 use crate::bucket::R2Error;
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::db::rusqlite_db::RusqliteDb;
 use crate::durable;
 use crate::error::ApiError;
@@ -40,14 +40,6 @@ fn named_user(req: &Request) -> Option<UserId> {
     UserId::parse(id).ok()
 }
 
-fn admin_token(env: &Env) -> Option<String> {
-    env.secret("ADMIN_TOKEN")
-        .map(|secret| secret.to_string())
-        .or_else(|_| env.var("ADMIN_TOKEN").map(|var| var.to_string()))
-        .ok()
-        .filter(|token| !token.is_empty())
-}
-
 /// 401 unless the request carries the token; compared in constant time.
 fn authorize(req: &Request, token: &str) -> Result<(), ApiError> {
     let given = req
@@ -67,7 +59,8 @@ fn authorize(req: &Request, token: &str) -> Result<(), ApiError> {
 }
 
 async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
-    let token = admin_token(env).ok_or_else(|| ApiError::NotFound("Not Found".into()))?;
+    let token =
+        config::secret(env, "ADMIN_TOKEN").ok_or_else(|| ApiError::NotFound("Not Found".into()))?;
     authorize(&req, &token)?;
     let config = Config::from_env(env);
     let url = req

@@ -22,11 +22,44 @@ pub enum ConflictStrategy {
     LastWriteWins,
 }
 
+/// How a user request says who it is for (`AUTH_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// `header`: `X-User-ID` is trusted as sent. Only for local development, or behind a proxy
+    /// that authenticates users and strips any `X-User-ID` the client sent.
+    Header,
+    /// `jwt` (the default when `AUTH_MODE` is unset): the user is a signed token's `sub`.
+    Jwt,
+}
+
+/// Where tokens come from and which are accepted, in `jwt` mode (README, "Authentication").
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    /// `AUTH_COOKIE`: the cookie that may carry the token (default `session`).
+    pub cookie: String,
+    /// `AUTH_HEADER`: a header that may carry the token, such as `Cf-Access-Jwt-Assertion`.
+    pub header: Option<String>,
+    /// `AUTH_ISSUER`: when set, the `iss` every token must have.
+    pub issuer: Option<String>,
+    /// `AUTH_AUDIENCE`: when set, a value the token's `aud` must be or contain.
+    pub audience: Option<String>,
+    /// The secret `AUTH_JWT_SECRET`: HS256 tokens are accepted only when it is set.
+    pub hmac_secret: Option<String>,
+    /// `AUTH_JWKS`: a JWK set, inline (RS256 and ES256 keys).
+    pub jwks: Option<String>,
+    /// `AUTH_JWKS_URL`: where to fetch the JWK set from (cached by the isolate).
+    pub jwks_url: Option<String>,
+}
+
 /// Settings read from the Worker's vars.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// User for requests without `X-User-ID` (the existing app's "a"). Set only in the dev
-    /// environment: in production an anonymous request must not reach anyone's data.
+    /// `AUTH_MODE`: `header` or `jwt` (the default).
+    pub auth_mode: AuthMode,
+    /// The token rules of `jwt` mode.
+    pub auth: AuthSettings,
+    /// User for requests without `X-User-ID` in `header` mode (the existing app's "a"). Set only
+    /// in the dev environment: in production an anonymous request must not reach anyone's data.
     pub default_user_id: Option<String>,
     /// `CONFLICT_STRATEGY`: `retry` or `last-write-wins`.
     pub conflict_strategy: ConflictStrategy,
@@ -70,6 +103,19 @@ impl Config {
                 .unwrap_or(default)
         };
         Self {
+            auth_mode: match var(env, "AUTH_MODE").as_deref() {
+                Some("header") => AuthMode::Header,
+                _ => AuthMode::Jwt,
+            },
+            auth: AuthSettings {
+                cookie: var(env, "AUTH_COOKIE").unwrap_or_else(|| "session".to_owned()),
+                header: var(env, "AUTH_HEADER"),
+                issuer: var(env, "AUTH_ISSUER"),
+                audience: var(env, "AUTH_AUDIENCE"),
+                hmac_secret: secret(env, "AUTH_JWT_SECRET"),
+                jwks: var(env, "AUTH_JWKS"),
+                jwks_url: var(env, "AUTH_JWKS_URL"),
+            },
             default_user_id: var(env, "DEFAULT_USER_ID"),
             conflict_strategy: match var(env, "CONFLICT_STRATEGY").as_deref() {
                 Some("last-write-wins") => ConflictStrategy::LastWriteWins,
@@ -92,6 +138,16 @@ impl Config {
             fault_injection: var(env, "FAULT_INJECTION").is_some(),
         }
     }
+}
+
+/// A secret's value (`wrangler secret put`; locally `.dev.vars` or `--var`), or `None` when it
+/// is unset or empty.
+pub fn secret(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .map(|secret| secret.to_string())
+        .ok()
+        .filter(|value| !value.is_empty())
+        .or_else(|| var(env, name))
 }
 
 /// A var's value, or `None` when it is unset or empty.

@@ -19,6 +19,8 @@ pub enum ApiError {
     BadRequest(String),
     /// 401: the request does not say which user it is for.
     Unauthorized(String),
+    /// 401: the request's sign-in token is malformed, expired, or not signed by a trusted key.
+    InvalidToken(String),
     /// 403: the operation is not allowed for this user.
     Forbidden(String),
     /// 404: the route or a row it names does not exist.
@@ -58,7 +60,7 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::BadRequest(_) => 400,
-            ApiError::Unauthorized(_) => 401,
+            ApiError::Unauthorized(_) | ApiError::InvalidToken(_) => 401,
             ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) => 404,
             ApiError::Conflict(_) | ApiError::NotMigratable { .. } => 409,
@@ -78,6 +80,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(detail)
             | ApiError::Unauthorized(detail)
+            | ApiError::InvalidToken(detail)
             | ApiError::Forbidden(detail)
             | ApiError::NotFound(detail)
             | ApiError::Conflict(detail)
@@ -108,6 +111,16 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u32> {
         match self {
             ApiError::Moving(_) => Some(MOVE_RETRY_AFTER_SECONDS),
+            _ => None,
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge of a 401 (RFC 6750): every credential this Worker
+    /// takes, a user's token or the admin token, is a bearer token.
+    pub fn challenge(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Unauthorized(_) => Some(r#"Bearer realm="user-data""#),
+            ApiError::InvalidToken(_) => Some(r#"Bearer realm="user-data", error="invalid_token""#),
             _ => None,
         }
     }

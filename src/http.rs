@@ -211,11 +211,14 @@ pub fn error(err: &ApiError, user: Option<&UserId>) -> Response {
         }
     }
     let mut response = json(err.status(), &body);
+    // Our own responses have mutable headers; setting one cannot fail.
     if let Some(seconds) = err.retry_after() {
-        // Our own responses have mutable headers; setting one cannot fail.
         let _ = response
             .headers_mut()
             .set("Retry-After", &seconds.to_string());
+    }
+    if let Some(challenge) = err.challenge() {
+        let _ = response.headers_mut().set("WWW-Authenticate", challenge);
     }
     response
 }

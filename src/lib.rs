@@ -9,6 +9,8 @@
 //! - [`flag`]: the KV flag `migrated:<user_id>`: its key, reading, setting and clearing it.
 //! - [`error`]: [`error::ApiError`] and its one mapping to an HTTP status and body; the lower
 //!   modules' typed errors become it there, the higher ones' beside their type.
+//! - [`auth`]: who a user request is for: a signed token's subject (`jwt` mode, verified by
+//!   the runtime's WebCrypto) or `X-User-ID` as sent (`header` mode).
 //! - [`handlers`]: the API routes of `docs/api.md`, written once over `Db`; no I/O.
 //! - [`http`]: converts workers-rs requests and responses to and from the handlers' plain
 //!   types; builds every JSON and error response.
@@ -29,6 +31,7 @@
 //! Modules import only those above them in this list; none imports one below it.
 
 pub mod admin;
+pub mod auth;
 pub mod bucket;
 pub mod config;
 pub mod db;

@@ -2,7 +2,8 @@
 //!
 //! - `GET /`, `GET /api/health` and `GET /api/status` answer without touching any storage.
 //! - `/admin/*` is the operators' API ([`crate::admin`]).
-//! - Every other `/api/*` request names its user (`X-User-ID`, else `DEFAULT_USER_ID`); the KV
+//! - Every other `/api/*` request is for the user [`crate::auth`] finds (a signed token's
+//!   subject, or `X-User-ID` in `header` mode), before its body is read; the KV
 //!   flag `migrated:<user_id>` then sends it to the user's `UserDataStore`, and its absence to
 //!   the R2-SQLite path ([`crate::placement`]). The flag may be stale: the R2 path hands a
 //!   migrated user's request to the object (its fence), and the object hands a request it must
@@ -12,6 +13,7 @@ use serde_json::json;
 use worker::{Env, Method, Request, Response};
 
 use crate::admin;
+use crate::auth;
 use crate::config::Config;
 use crate::durable;
 use crate::error::ApiError;
@@ -67,16 +69,14 @@ fn local_iso_now() -> String {
 
 async fn route_api(mut req: Request, env: &Env) -> Response {
     let config = Config::from_env(env);
-    let read = RawRequest::read(&mut req).await.and_then(|raw| {
-        let user = UserId::from_header(
-            raw.header(USER_ID_HEADER),
-            config.default_user_id.as_deref(),
-        )?;
-        Ok((raw, user))
-    });
-    let (mut raw, user) = match read {
-        Ok(read) => read,
-        Err(err) => return http::error(&err, None),
+    // Who it is for before its body is read: an unauthenticated upload costs us nothing.
+    let user = match auth::authenticate(req.headers(), &config).await {
+        Ok(user) => user,
+        Err(err) => return http::error(&err.into(), None),
+    };
+    let mut raw = match RawRequest::read(&mut req).await {
+        Ok(raw) => raw,
+        Err(err) => return http::error(&err, Some(&user)),
     };
     raw.remove_header(FLAG_SEEN_HEADER);
     match route_user(env, &config, &user, raw).await {

@@ -420,6 +420,12 @@ impl WranglerDev {
         if let Some(env) = &options.env {
             command.args(["--env", env]);
         }
+        // Tests name their users in X-User-ID unless they test sign-in itself: the top level
+        // of wrangler.toml is production, whose default is `jwt` (an environment such as
+        // `dev` says its own mode).
+        if options.env.is_none() && !options.vars.iter().any(|(name, _)| name == "AUTH_MODE") {
+            command.args(["--var", "AUTH_MODE:header"]);
+        }
         for (name, value) in &options.vars {
             command.args(["--var", &format!("{name}:{value}")]);
         }
