@@ -59,7 +59,7 @@ pub struct Config {
     /// The token rules of `jwt` mode.
     pub auth: AuthSettings,
     /// User for requests without `X-User-ID` in `header` mode (the existing app's "a"). Set only
-    /// in the dev environment: in production an anonymous request must not reach anyone's data.
+    /// in local development (wrangler.dev.toml): in production an anonymous request must not reach anyone's data.
     pub default_user_id: Option<String>,
     /// `CONFLICT_STRATEGY`: `retry` or `last-write-wins`.
     pub conflict_strategy: ConflictStrategy,

@@ -40,7 +40,7 @@ fn missing_user_header_is_401_when_no_default_user_is_configured() {
 #[test]
 fn dev_environment_serves_missing_header_as_the_default_user() {
     let worker = TestWorker::start_with(Options {
-        env: Some("dev".into()),
+        config: Some("wrangler.dev.toml".into()),
         ..Options::default()
     });
     let response = worker.get("/api/auth/whoami", None);

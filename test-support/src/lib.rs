@@ -82,8 +82,9 @@ fn free_port() -> u16 {
 /// How to start a `wrangler dev`.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// `--env`: a wrangler.toml environment such as `dev`.
-    pub env: Option<String>,
+    /// `--config`: a wrangler configuration other than production's `wrangler.toml`, such as
+    /// `wrangler.dev.toml`.
+    pub config: Option<String>,
     /// `--var NAME:VALUE` overrides.
     pub vars: Vec<(String, String)>,
 }
@@ -285,8 +286,8 @@ impl TestWorker {
             .arg(persist_dir(self.state.path()))
             .env("WRANGLER_SEND_METRICS", "false")
             .stdin(Stdio::null());
-        if let Some(env) = &self.options.env {
-            command.args(["--env", env]);
+        if let Some(config) = &self.options.config {
+            command.args(["--config", config]);
         }
         command.output().expect("wrangler runs")
     }
@@ -417,13 +418,12 @@ impl WranglerDev {
             .stderr(log)
             // Its own process group, so that stopping it also stops workerd.
             .process_group(0);
-        if let Some(env) = &options.env {
-            command.args(["--env", env]);
+        if let Some(config) = &options.config {
+            command.args(["--config", config]);
         }
-        // Tests name their users in X-User-ID unless they test sign-in itself: the top level
-        // of wrangler.toml is production, whose default is `jwt` (an environment such as
-        // `dev` says its own mode).
-        if options.env.is_none() && !options.vars.iter().any(|(name, _)| name == "AUTH_MODE") {
+        // Tests name their users in X-User-ID unless they test sign-in itself: wrangler.toml
+        // is production, whose default is `jwt` (another configuration says its own mode).
+        if options.config.is_none() && !options.vars.iter().any(|(name, _)| name == "AUTH_MODE") {
             command.args(["--var", "AUTH_MODE:header"]);
         }
         for (name, value) in &options.vars {
