@@ -194,8 +194,10 @@ pub fn labelled(mut response: Response, path: DataPath) -> Response {
 /// `Retry-After`. Server-side failures are logged, with the request's `user` when known.
 pub fn error(err: &ApiError, user: Option<&UserId>) -> Response {
     let mut body = err.body();
+    let mut request_id_header = None;
     if err.status() >= 500 {
         let request_id = request_id();
+        request_id_header = Some(request_id.clone());
         worker::console_error!(
             "{}",
             serde_json::json!({
@@ -220,7 +222,60 @@ pub fn error(err: &ApiError, user: Option<&UserId>) -> Response {
     if let Some(challenge) = err.challenge() {
         let _ = response.headers_mut().set("WWW-Authenticate", challenge);
     }
+    if let Some(id) = request_id_header {
+        let _ = response.headers_mut().set(REQUEST_ID_HEADER, &id);
+    }
     response
+}
+
+/// The id of a failed request's log line, on its response; the request's own line repeats it.
+const REQUEST_ID_HEADER: &str = "X-Request-Id";
+
+/// Logs one JSON line for an answered API request: who, which route, where it was served, how
+/// it went and how long it took. Operators search these by `user`; a failure's
+/// `request_failed` line has the same `request_id`.
+pub fn log_request(user: Option<&UserId>, route: &str, response: &Response, started_ms: u64) {
+    let header = |name| response.headers().get(name).ok().flatten();
+    let request_id = header(REQUEST_ID_HEADER).unwrap_or_else(request_id);
+    let db_version = header("X-DB-Version").and_then(|v| v.parse::<u64>().ok());
+    let cache_hit = header("X-DB-Cache").map(|cache| cache == "hit");
+    log_event(&serde_json::json!({
+            "event": "request",
+            "request_id": request_id,
+            "user": user.map(UserId::as_str),
+            "data_path": header(DataPath::HEADER),
+            "route": route,
+            "status": response.status_code(),
+            "ms": (worker::Date::now().as_millis()).saturating_sub(started_ms),
+            "db_version": db_version,
+            "cache_hit": cache_hit,
+    }));
+}
+
+/// Logs an event of normal operation (a request, a move) as one JSON line at level info:
+/// kept by Workers Logs, and shown by `wrangler dev`, which hides `console.log`.
+pub fn log_event(event: &serde_json::Value) {
+    web_sys::console::info_1(&event.to_string().into());
+}
+
+/// `GET /api/projects/{id}` for `GET /api/projects/42`: the route a request took, without the
+/// values in its path, so that log lines group by route. The routes' fixed segments are
+/// lowercase words; anything else (numbers, job ids) is a value.
+pub fn route_template(method: &worker::Method, path: &str) -> String {
+    let segments: Vec<&str> = path
+        .trim_end_matches('/')
+        .split('/')
+        .map(|segment| {
+            let word =
+                !segment.is_empty() && segment.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+            if word || segment.is_empty() {
+                segment
+            } else {
+                "{id}"
+            }
+        })
+        .collect();
+    format!("{method} {}", segments.join("/"))
 }
 
 /// An id for one failed request, to find its log line by.
@@ -261,4 +316,44 @@ pub fn json(status: u16, body: &impl serde::Serialize) -> Response {
         .with_status(status)
         .with_headers(headers)
         .fixed(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_templates_keep_the_fixed_segments_and_hide_the_values() {
+        let cases = [
+            (
+                worker::Method::Get,
+                "/api/projects/42",
+                "GET /api/projects/{id}",
+            ),
+            (worker::Method::Get, "/api/projects/", "GET /api/projects"),
+            (
+                worker::Method::Put,
+                "/api/clips/projects/7/clips/reorder",
+                "PUT /api/clips/projects/{id}/clips/reorder",
+            ),
+            (
+                worker::Method::Get,
+                "/api/exports/export_1a2b",
+                "GET /api/exports/{id}",
+            ),
+            (
+                worker::Method::Get,
+                "/api/export/projects/3/overlay-data",
+                "GET /api/export/projects/{id}/overlay-data",
+            ),
+            (
+                worker::Method::Delete,
+                "/api/games/Ab_9",
+                "DELETE /api/games/{id}",
+            ),
+        ];
+        for (method, path, template) in cases {
+            assert_eq!(route_template(&method, path), template, "{path}");
+        }
+    }
 }

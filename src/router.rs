@@ -67,22 +67,34 @@ fn local_iso_now() -> String {
     format!("{}000", iso.trim_end_matches('Z'))
 }
 
-async fn route_api(mut req: Request, env: &Env) -> Response {
+/// Answers an API request and logs it (one JSON line per request, [`http::log_request`]).
+async fn route_api(req: Request, env: &Env) -> Response {
+    let started = worker::Date::now().as_millis();
+    let route = http::route_template(&req.method(), &req.path());
+    let (user, response) = answer_api(req, env).await;
+    http::log_request(user.as_ref(), &route, &response, started);
+    response
+}
+
+/// The answer to an API request, and its user once known.
+async fn answer_api(mut req: Request, env: &Env) -> (Option<UserId>, Response) {
     let config = Config::from_env(env);
     // Who it is for before its body is read: an unauthenticated upload costs us nothing.
     let user = match auth::authenticate(req.headers(), &config).await {
         Ok(user) => user,
-        Err(err) => return http::error(&err.into(), None),
+        Err(err) => return (None, http::error(&err.into(), None)),
     };
-    let mut raw = match RawRequest::read(&mut req).await {
-        Ok(raw) => raw,
-        Err(err) => return http::error(&err, Some(&user)),
-    };
-    raw.remove_header(FLAG_SEEN_HEADER);
-    match route_user(env, &config, &user, raw).await {
-        Ok(response) => response,
+    let response = match RawRequest::read(&mut req).await {
+        Ok(mut raw) => {
+            raw.remove_header(FLAG_SEEN_HEADER);
+            match route_user(env, &config, &user, raw).await {
+                Ok(response) => response,
+                Err(err) => http::error(&err, Some(&user)),
+            }
+        }
         Err(err) => http::error(&err, Some(&user)),
-    }
+    };
+    (Some(user), response)
 }
 
 /// Sends a request of `user` to the side that serves them.

@@ -106,3 +106,80 @@ fn r2_object_that_is_not_sqlite_is_answered_503() {
         .unwrap()
         .contains("not a valid SQLite database"));
 }
+
+/// The JSON lines of the Worker's log whose `event` is `event` and `user` is `user`, once
+/// `count` of them are there (wrangler writes the log a moment after each response).
+fn log_events(
+    worker: &TestWorker,
+    event: &str,
+    user: &str,
+    count: usize,
+) -> Vec<serde_json::Value> {
+    let mut found = Vec::new();
+    for _ in 0..50 {
+        found = worker
+            .logs()
+            .lines()
+            .filter_map(|line| {
+                serde_json::from_str::<serde_json::Value>(&line[line.find('{')?..]).ok()
+            })
+            .filter(|line| line["event"] == event && line["user"] == user)
+            .collect();
+        if found.len() >= count {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    found
+}
+
+#[test]
+fn every_request_and_move_logs_one_json_line_an_operator_can_search_by_user() {
+    let worker = TestWorker::start_with_admin(&[]);
+    assert_eq!(worker.create_project("loggy", "first").status, 200);
+    assert_eq!(worker.get("/api/projects/1", Some("loggy")).status, 200);
+    assert_eq!(worker.get("/api/projects/999", Some("loggy")).status, 404);
+    worker.admin_ok("POST", "/admin/users/loggy/migrate", Vec::new());
+    assert_eq!(worker.get("/api/projects/1", Some("loggy")).status, 200);
+
+    let requests = log_events(&worker, "request", "loggy", 4);
+    let summary: Vec<(String, u64, String)> = requests
+        .iter()
+        .map(|line| {
+            (
+                line["route"].as_str().unwrap().to_owned(),
+                line["status"].as_u64().unwrap(),
+                line["data_path"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("POST /api/projects".to_owned(), 200, "r2".to_owned()),
+            ("GET /api/projects/{id}".to_owned(), 200, "r2".to_owned()),
+            ("GET /api/projects/{id}".to_owned(), 404, "r2".to_owned()),
+            ("GET /api/projects/{id}".to_owned(), 200, "do".to_owned()),
+        ],
+        "{}",
+        worker.logs()
+    );
+    for line in &requests {
+        assert!(line["ms"].is_u64(), "{line}");
+        assert!(line["db_version"].is_u64(), "{line}");
+        assert!(line["request_id"].is_string(), "{line}");
+    }
+    assert!(
+        requests[1]["cache_hit"].is_boolean(),
+        "the R2 path says whether its cache served"
+    );
+
+    let started = log_events(&worker, "move_started", "loggy", 1);
+    let finished = log_events(&worker, "move_finished", "loggy", 1);
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0]["action"], "migrate");
+    assert_eq!(finished.len(), 1, "{}", worker.logs());
+    assert_eq!(finished[0]["outcome"], "migrated");
+    assert!(finished[0]["bytes"].as_u64().unwrap() > 0);
+    assert!(finished[0]["ms"].is_u64());
+}

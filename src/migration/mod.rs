@@ -46,6 +46,7 @@ use crate::db::sql_db::SqlDb;
 use crate::db::{apply_migrations, check_integrity, Db, DbError, DbVersion};
 use crate::error::ApiError;
 use crate::flag::{self, Flags};
+use crate::http;
 use crate::identity::UserId;
 use crate::r2;
 pub use admin_api::{
@@ -300,7 +301,7 @@ impl Move {
 
     /// Records a failed move and logs it with the user's id. Recording is best effort: the
     /// failure itself is what the caller reports.
-    fn record_failure(&self, action: Action, step: Step, err: &MigrationError) {
+    fn record_failure(&self, action: Action, step: Step, started: u64, err: &MigrationError) {
         let reason = err.to_string();
         worker::console_error!(
             "{}",
@@ -310,6 +311,7 @@ impl Move {
                 "action": action,
                 "step": step.as_str(),
                 "reason": reason,
+                "ms": now_ms().saturating_sub(started),
             })
         );
         let action = action.as_str();
@@ -439,16 +441,34 @@ impl Move {
         Ok(expected)
     }
 
+    /// Logs that a move of `action` starts (one JSON line, as its end is); its start time.
+    fn log_start(&self, action: Action) -> u64 {
+        http::log_event(
+            &serde_json::json!({"event": "move_started", "user": self.user.as_str(), "action": action}),
+        );
+        now_ms()
+    }
+
     /// Runs a move; a failure is recorded, logged, and leaves the user served by the side that
     /// is still authoritative (`restore` puts that right), except after an injected crash,
     /// which must leave things exactly as a crash would.
     fn conclude(
         &self,
         action: Action,
+        started: u64,
         result: Result<Report, MigrationError>,
     ) -> Result<Report, MigrationError> {
         match result {
             Ok(report) => {
+                http::log_event(&serde_json::json!({
+                    "event": "move_finished",
+                    "user": self.user.as_str(),
+                    "action": action,
+                    "outcome": report.outcome,
+                    "bytes": report.bytes,
+                    "version": report.version,
+                    "ms": report.milliseconds,
+                }));
                 if let Err(err) = self.clear_failure() {
                     worker::console_error!(
                         "Could not clear the failure record of {}: {err}",
@@ -459,7 +479,7 @@ impl Move {
             }
             Err(err @ MigrationError::Crash(_)) => Err(err),
             Err(err) => {
-                self.record_failure(action, self.step.get(), &err);
+                self.record_failure(action, self.step.get(), started, &err);
                 Err(err)
             }
         }
@@ -468,10 +488,10 @@ impl Move {
     /// Moves the user's data from R2 into the object (idempotent). On failure before the
     /// cut-over, R2 stays authoritative and the object inactive, so requests are handed to R2.
     pub async fn migrate(&self) -> Result<Report, MigrationError> {
-        let started = now_ms();
+        let started = self.log_start(Action::Migrate);
         self.resolve_interrupted_rollback().await?;
         let result = self.migrate_steps(started).await;
-        self.conclude(Action::Migrate, result)
+        self.conclude(Action::Migrate, started, result)
     }
 
     async fn migrate_steps(&self, started: u64) -> Result<Report, MigrationError> {
@@ -581,17 +601,17 @@ impl Move {
                 "R2 was not written, so the object serves again"
             }
         ));
-        self.record_failure(Action::Rollback, Step::Interrupted, &err);
+        self.record_failure(Action::Rollback, Step::Interrupted, now_ms(), &err);
         Ok(())
     }
 
     /// Moves the user's data from the object back to R2 (idempotent). On failure before the
     /// R2 put, the object is `active` again and serves.
     pub async fn rollback(&self) -> Result<Report, MigrationError> {
-        let started = now_ms();
+        let started = self.log_start(Action::Rollback);
         self.resolve_interrupted_rollback().await?;
         let result = self.rollback_steps(started).await;
-        self.conclude(Action::Rollback, result)
+        self.conclude(Action::Rollback, started, result)
     }
 
     async fn rollback_steps(&self, started: u64) -> Result<Report, MigrationError> {
