@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use admin_api::request::{ListUsers, Prune};
-use admin_api::{ImportResult, PruneResult, R2Summary, UserPage, UserStatus, UserSummary};
+use admin_api::{ImportResult, ListedUser, PruneResult, R2Summary, UserPage, UserStatus};
 use constant_time_eq::constant_time_eq;
 use worker::{Env, Headers, Method, Request, RequestInit, Response};
 
@@ -81,19 +81,15 @@ async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
             import_database(env, &config, &user(u)?, bytes).await
         }
         (Method::Get, ["admin", "users", u, "database"]) => {
-            export_database(env, &config, &user(u)?).await
+            let user = user(u)?;
+            known_user(env, &user).await?;
+            export_database(env, &config, &user).await
         }
-        (Method::Post, ["admin", "users", u, "migrate"]) => {
-            call_object(env, &user(u)?, Method::Post, "migrate").await
-        }
-        (Method::Post, ["admin", "users", u, "rollback"]) => {
-            call_object(env, &user(u)?, Method::Post, "rollback").await
-        }
-        (Method::Get, ["admin", "users", u, "verify"]) => {
-            call_object(env, &user(u)?, Method::Get, "verify").await
-        }
-        (Method::Get, ["admin", "users", u, "preflight"]) => {
-            call_object(env, &user(u)?, Method::Get, "preflight").await
+        (Method::Post, ["admin", "users", u, action @ ("migrate" | "rollback")])
+        | (Method::Get, ["admin", "users", u, action @ ("verify" | "preflight")]) => {
+            let user = user(u)?;
+            known_user(env, &user).await?;
+            call_object(env, &user, req.method(), action).await
         }
         (Method::Post, ["admin", "users", u, "fault"]) if config.fault_injection => {
             let action = format!("fault?{}", url.query().unwrap_or_default());
@@ -120,14 +116,37 @@ async fn call_object(
     durable::call(env, user, request).await
 }
 
+/// What R2 and the flag say of a user, or 404 when neither knows them: the admin API creates
+/// nothing for a user with no data (no object, no R2 file, no flag). A migrated user always has
+/// an R2 file (the fence, or its tombstone), so the object alone never holds a user.
+async fn known_user(env: &Env, user: &UserId) -> Result<(R2Summary, bool), ApiError> {
+    let r2 = r2_summary(env, user).await?;
+    let flag = Flags::new(env)?.is_set(user, None).await?;
+    if !r2.exists && !flag {
+        return Err(ApiError::NotFound(format!(
+            "User {user} has no data: no database in R2 and no migrated flag"
+        )));
+    }
+    Ok((r2, flag))
+}
+
 /// What R2 says of a user's database (one HEAD).
 async fn r2_summary(env: &Env, user: &UserId) -> Result<R2Summary, ApiError> {
     let key = layout::database_key(user);
-    let failed = R2Error::on(&key);
-    let Some(object) = bucket::user_data(env)?.head(&key).await.map_err(&failed)? else {
-        return Ok(R2Summary::missing());
-    };
-    let metadata = object.custom_metadata().map_err(&failed)?;
+    match bucket::user_data(env)?
+        .head(&key)
+        .await
+        .map_err(R2Error::on(&key))?
+    {
+        Some(object) => summary_of(&object),
+        None => Ok(R2Summary::missing()),
+    }
+}
+
+/// The summary of a user's database object, from a HEAD or from a list with its metadata.
+fn summary_of(object: &worker::Object) -> Result<R2Summary, ApiError> {
+    let key = object.key();
+    let metadata = object.custom_metadata().map_err(R2Error::on(&key))?;
     let (state, migrated_at) = match R2State::from_metadata(&metadata) {
         R2State::Active => (admin_api::R2State::Active, None),
         R2State::Migrated { at_ms } => (admin_api::R2State::Migrated, Some(at_ms)),
@@ -142,37 +161,81 @@ async fn r2_summary(env: &Env, user: &UserId) -> Result<R2Summary, ApiError> {
     })
 }
 
-/// `GET /admin/users?cursor=&limit=`: users with a folder in R2, a page at a time.
+/// Where the next page of `GET /admin/users` starts in each store: the R2 list's cursor and
+/// the KV list's, each `None` before its first page; a store that is done is `done`.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct ListCursor {
+    r2: Option<String>,
+    kv: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    r2_done: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    kv_done: bool,
+}
+
+/// `GET /admin/users?cursor=&limit=`: one R2 list (databases with their metadata) and one KV
+/// list (flags) per page, never a request per user, so a fleet of any size lists page by page
+/// within the Worker's subrequest limit. The page's `limit` bounds both lists; an R2 page also
+/// holds the users' media, so it may name fewer users than `limit`.
 async fn list_users(env: &Env, query: &HashMap<String, String>) -> Result<Response, ApiError> {
     let request = ListUsers::from_query(|field| query.get(field).map(String::as_str))
         .map_err(ApiError::Unprocessable)?;
-    let bucket = bucket::user_data(env)?;
-    let mut list = bucket.list().delimiter("/").limit(request.limit);
-    if let Some(cursor) = request.cursor {
-        list = list.cursor(cursor);
-    }
-    let page = list
-        .execute()
-        .await
-        .map_err(R2Error::on("the list of users"))?;
+    let mut cursor: ListCursor = match &request.cursor {
+        Some(text) => serde_json::from_str(text).map_err(|_| {
+            ApiError::Unprocessable("query field 'cursor': not a cursor of this listing".into())
+        })?,
+        None => ListCursor::default(),
+    };
     let mut users = Vec::new();
-    for prefix in page.delimited_prefixes() {
-        let Ok(user) = UserId::parse(prefix.trim_end_matches('/')) else {
-            continue;
-        };
-        users.push(UserSummary {
-            r2: r2_summary(env, &user).await?,
-            user_id: user.as_str().to_owned(),
-            flag: Flags::new(env)?.is_set(&user, None).await?,
-        });
+    if !cursor.r2_done {
+        let bucket = bucket::user_data(env)?;
+        let mut list = bucket
+            .list()
+            .include(vec![worker::Include::CustomMetadata])
+            .limit(request.limit);
+        if let Some(next) = cursor.r2.take() {
+            list = list.cursor(next);
+        }
+        let page = list
+            .execute()
+            .await
+            .map_err(R2Error::on("the list of users"))?;
+        for object in page.objects() {
+            if let Some(user) = layout::database_owner(&object.key()) {
+                users.push(ListedUser {
+                    r2: summary_of(&object)?,
+                    user_id: user.as_str().to_owned(),
+                });
+            }
+        }
+        cursor.r2 = page.cursor().filter(|_| page.truncated());
+        cursor.r2_done = cursor.r2.is_none();
     }
-    let cursor = page.cursor().filter(|_| page.truncated());
-    Ok(http::json(200, &UserPage { users, cursor }))
+    let mut flagged = Vec::new();
+    if !cursor.kv_done {
+        let page = Flags::new(env)?
+            .page(cursor.kv.take(), request.limit.into())
+            .await?;
+        flagged = page.users;
+        cursor.kv = page.cursor;
+        cursor.kv_done = cursor.kv.is_none();
+    }
+    let next = (!(cursor.r2_done && cursor.kv_done))
+        .then(|| serde_json::to_string(&cursor).expect("a cursor serializes"));
+    Ok(http::json(
+        200,
+        &UserPage {
+            users,
+            flagged,
+            cursor: next,
+        },
+    ))
 }
 
 /// `GET /admin/users/{id}`: R2, the KV flag, and the object. An object that cannot report
 /// itself answers for the whole request, with its own error.
 async fn user_status(env: &Env, user: &UserId) -> Result<Response, ApiError> {
+    let (r2, flag) = known_user(env, user).await?;
     let mut object = call_object(env, user, Method::Get, "status").await?;
     if object.status_code() != 200 {
         return Ok(object);
@@ -191,8 +254,8 @@ async fn user_status(env: &Env, user: &UserId) -> Result<Response, ApiError> {
         200,
         &UserStatus {
             user_id: user.as_str().to_owned(),
-            r2: r2_summary(env, user).await?,
-            flag: Flags::new(env)?.is_set(user, None).await?,
+            r2,
+            flag,
             object,
         },
     ))

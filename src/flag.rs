@@ -44,8 +44,19 @@ impl FlagError {
     }
 }
 
+/// What every flag's key starts with.
+const PREFIX: &str = "migrated:";
+
 fn key(user: &UserId) -> String {
-    format!("migrated:{user}")
+    format!("{PREFIX}{user}")
+}
+
+/// One page of the flagged users ([`Flags::page`]).
+pub struct FlagPage {
+    /// The users whose flag is set (keys that are not valid ids are left out).
+    pub users: Vec<String>,
+    /// Where the next page starts; `None` on the last.
+    pub cursor: Option<String>,
 }
 
 /// The users' flags, in the `FLAGS` KV namespace.
@@ -73,6 +84,24 @@ impl Flags {
         }
         let value = get.text().await.map_err(FlagError::on(&key))?;
         Ok(value.is_some())
+    }
+
+    /// Up to `limit` flagged users from `cursor` on: one KV list, whatever the page holds.
+    pub async fn page(&self, cursor: Option<String>, limit: u64) -> Result<FlagPage, FlagError> {
+        let mut list = self.kv.list().prefix(PREFIX.to_owned()).limit(limit);
+        if let Some(cursor) = cursor {
+            list = list.cursor(cursor);
+        }
+        let page = list.execute().await.map_err(FlagError::on(PREFIX))?;
+        Ok(FlagPage {
+            users: page
+                .keys
+                .into_iter()
+                .filter_map(|key| key.name.strip_prefix(PREFIX).map(str::to_owned))
+                .filter(|user| UserId::parse(user).is_ok())
+                .collect(),
+            cursor: page.cursor.filter(|_| !page.list_complete),
+        })
     }
 
     /// Flags `user`, saying why (`BY_OPERATOR` or `BY_SIZE`).

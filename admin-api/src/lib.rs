@@ -189,7 +189,30 @@ impl R2Summary {
     }
 }
 
-/// One user of `GET /admin/users`: what R2 holds (its fields inline), then the id and the flag.
+/// One user with a database in R2, as a page of `GET /admin/users` lists it: what R2 holds
+/// (its fields inline), then the id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedUser {
+    #[serde(flatten)]
+    pub r2: R2Summary,
+    pub user_id: String,
+}
+
+/// `GET /admin/users?cursor=&limit=`: a page of the users' R2 databases and, side by side, a
+/// page of the `migrated:` flags. Each page costs the Worker one R2 list (with the objects'
+/// metadata) and one KV list, whatever it holds; the two stores list in different orders, so a
+/// user's flag may come on another page than their database: [`join`] all pages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPage {
+    pub users: Vec<ListedUser>,
+    /// Users whose KV flag `migrated:<user_id>` is set.
+    pub flagged: Vec<String>,
+    /// The `cursor` of the next page; `null` on the last.
+    pub cursor: Option<String>,
+}
+
+/// A user of the whole listing: R2's summary (missing for a user with only a flag), and
+/// whether the flag is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserSummary {
     #[serde(flatten)]
@@ -199,12 +222,28 @@ pub struct UserSummary {
     pub flag: bool,
 }
 
-/// `GET /admin/users?cursor=&limit=`: a page of users with a folder in R2.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserPage {
-    pub users: Vec<UserSummary>,
-    /// The `cursor` of the next page; `null` on the last.
-    pub cursor: Option<String>,
+/// Every user of all `pages`, sorted by id: those with a database in R2, and those with only
+/// a flag.
+pub fn join(pages: impl IntoIterator<Item = UserPage>) -> Vec<UserSummary> {
+    let mut users = std::collections::BTreeMap::new();
+    let mut flagged = std::collections::BTreeSet::new();
+    for page in pages {
+        for listed in page.users {
+            users.insert(listed.user_id.clone(), listed.r2);
+        }
+        flagged.extend(page.flagged);
+    }
+    for user in &flagged {
+        users.entry(user.clone()).or_insert_with(R2Summary::missing);
+    }
+    users
+        .into_iter()
+        .map(|(user_id, r2)| UserSummary {
+            flag: flagged.contains(&user_id),
+            r2,
+            user_id,
+        })
+        .collect()
 }
 
 /// `GET /admin/users/{id}`: R2, the KV flag, and the user's object.

@@ -19,23 +19,45 @@ fn round_trip<T: Serialize + DeserializeOwned>(body: &str) -> T {
     parsed
 }
 
-const USER_PAGE: &str = r#"{"users":[{"exists":true,"version":1,"size":94208,"etag":"7b3a6ebc6f5ea6df636f0f88f9786b52","state":"active","migrated_at":null,"user_id":"big","flag":false},{"exists":true,"version":4,"size":72,"etag":"ae4b2271d0b8056bb3c81467c6e0f2cf","state":"migrated","migrated_at":1795336440284,"user_id":"cap","flag":true}],"cursor":"YmlnL2RhdGFiYXNlLnNxbGl0ZQ=="}"#;
+const USER_PAGE: &str = r#"{"users":[{"exists":true,"version":1,"size":94208,"etag":"7b3a6ebc6f5ea6df636f0f88f9786b52","state":"active","migrated_at":null,"user_id":"big"},{"exists":true,"version":4,"size":72,"etag":"ae4b2271d0b8056bb3c81467c6e0f2cf","state":"migrated","migrated_at":1795336440284,"user_id":"cap"}],"flagged":["cap","hand-flagged"],"cursor":"{\"r2\":\"YmlnL2RhdGFiYXNlLnNxbGl0ZQ==\",\"kv\":null}"}"#;
 
 #[test]
 fn a_page_of_users() {
     let page: UserPage = round_trip(USER_PAGE);
     let cap = &page.users[1];
     assert_eq!(
-        (
-            cap.user_id.as_str(),
-            cap.r2.state,
-            cap.r2.migrated_at,
-            cap.flag
-        ),
-        ("cap", R2State::Migrated, Some(1795336440284), true)
+        (cap.user_id.as_str(), cap.r2.state, cap.r2.migrated_at),
+        ("cap", R2State::Migrated, Some(1795336440284))
     );
-    assert_eq!(page.cursor.as_deref(), Some("YmlnL2RhdGFiYXNlLnNxbGl0ZQ=="));
-    round_trip::<UserPage>(r#"{"users":[],"cursor":null}"#);
+    assert_eq!(page.flagged, ["cap", "hand-flagged"]);
+    assert!(page.cursor.is_some());
+    round_trip::<UserPage>(r#"{"users":[],"flagged":[],"cursor":null}"#);
+}
+
+#[test]
+fn pages_join_into_users_with_their_flags_wherever_each_was_listed() {
+    let first: UserPage = round_trip(USER_PAGE);
+    let second = UserPage {
+        users: vec![ListedUser {
+            r2: R2Summary::missing(),
+            user_id: "dan".into(),
+        }],
+        flagged: vec!["big".into()],
+        cursor: None,
+    };
+    let joined: Vec<(String, bool, bool)> = join([first, second])
+        .into_iter()
+        .map(|user| (user.user_id, user.r2.exists, user.flag))
+        .collect();
+    assert_eq!(
+        joined,
+        [
+            ("big".to_owned(), true, true),
+            ("cap".to_owned(), true, true),
+            ("dan".to_owned(), false, false),
+            ("hand-flagged".to_owned(), false, true),
+        ]
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::Instant;
 use admin_api::{Action, Outcome};
 
 use crate::client::AdminClient;
-use crate::journal::{Entry, Journal};
+use crate::journal::{Journal, Status};
 use crate::progress::{Reporter, UserResult};
 
 #[derive(Debug, Default)]
@@ -58,18 +58,13 @@ pub fn run(
                 let Some(user) = queue.lock().expect("the queue").pop_front() else {
                     return;
                 };
-                let record = |status: &str, detail: Option<String>| {
-                    let entry = Entry {
-                        action: action.as_str().to_owned(),
-                        user: user.clone(),
-                        status: status.to_owned(),
-                        detail,
-                    };
-                    if let Err(err) = journal.lock().expect("the journal").record(entry) {
+                let record = |status: Status<'_>| {
+                    let mut journal = journal.lock().expect("the journal");
+                    if let Err(err) = journal.record(action.as_str(), &user, status) {
                         eprintln!("migrator: {err}");
                     }
                 };
-                record("started", None);
+                record(Status::Started);
                 let begun = Instant::now();
                 let outcome = match action {
                     Action::Migrate => client.migrate(&user),
@@ -77,7 +72,9 @@ pub fn run(
                 };
                 let result = match outcome {
                     Ok(report) => {
-                        record("done", None);
+                        record(Status::Done {
+                            outcome: report.outcome.as_str(),
+                        });
                         UserResult {
                             user: user.clone(),
                             outcome: Ok(report.outcome),
@@ -86,7 +83,9 @@ pub fn run(
                         }
                     }
                     Err(err) => {
-                        record("failed", Some(err.to_string()));
+                        record(Status::Failed {
+                            detail: err.to_string(),
+                        });
                         UserResult {
                             user: user.clone(),
                             outcome: Err(err.to_string()),

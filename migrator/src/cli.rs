@@ -32,9 +32,31 @@ pub struct Cli {
     )]
     pub token: String,
 
+    /// A PEM file of CA certificates to trust besides the system's (a private CA)
+    #[arg(long, env = "MIGRATOR_CACERT", global = true)]
+    pub cacert: Option<PathBuf>,
+
+    /// Seconds to wait for a connection
+    #[arg(long, global = true, default_value_t = 10)]
+    pub connect_timeout: u64,
+
+    /// Seconds to wait for an answer (a move of a large user takes a while)
+    #[arg(long, global = true, default_value_t = 300)]
+    pub read_timeout: u64,
+
+    /// How often a call that can safely be repeated is tried again after a connection error,
+    /// 429 or 5xx, with a growing, jittered wait
+    #[arg(long, global = true, default_value_t = 4)]
+    pub retries: u32,
+
     /// Print JSON (one object per line) instead of tables
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// Make bulk changes (migrate --all, rollback --all, prune) without asking; without a
+    /// terminal to ask on, they are refused unless this is given
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -103,9 +125,10 @@ pub struct Batch {
     /// Show who would be moved, move nobody
     #[arg(long)]
     pub dry_run: bool,
-    /// The journal that lets an interrupted run resume
-    #[arg(long, default_value = "migrator-journal.jsonl")]
-    pub journal: PathBuf,
+    /// The journal that lets an interrupted run resume (default: one per endpoint in
+    /// $XDG_STATE_HOME/reel-ballers-migrator/, else ~/.local/state/reel-ballers-migrator/)
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
 }
 
 fn parse_days(text: &str) -> Result<u64, String> {

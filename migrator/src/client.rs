@@ -1,6 +1,9 @@
 //! A typed client for the Worker's admin API. It asks; it decides nothing.
 
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ureq::tls::{parse_pem, Certificate, PemItem, RootCerts, TlsConfig};
 
 use admin_api::request::{
     Call, ExportDatabase, GetUser, ImportDatabase, ListUsers, Migrate, Preflight, Prune, Rollback,
@@ -42,32 +45,93 @@ impl std::fmt::Display for ClientError {
     }
 }
 
+/// A 2xx answer: its status, body and `X-DB-Version`.
+type Answer = (u16, Vec<u8>, Option<String>);
+
+/// How the client talks to the Worker: whom it trusts, how long it waits, how often it tries.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    /// A PEM file of CA certificates trusted besides the system's (a private CA).
+    pub cacert: Option<PathBuf>,
+    /// How long to wait for a connection (TCP and TLS).
+    pub connect_timeout: Duration,
+    /// How long to wait for an answer once the request is sent (a move can take minutes).
+    pub read_timeout: Duration,
+    /// How many times an idempotent call is tried again after a connection error, 429 or 5xx.
+    pub retries: u32,
+}
+
+/// The first wait before a retry; each next one doubles, up to [`MAX_BACKOFF`], with jitter.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 pub struct AdminClient {
     endpoint: String,
     token: String,
     agent: ureq::Agent,
+    retries: u32,
 }
 
 impl AdminClient {
-    pub fn new(endpoint: &str, token: &str) -> Self {
+    pub fn new(endpoint: &str, token: &str, transport: &Transport) -> Result<Self, String> {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(300)))
+            .timeout_connect(Some(transport.connect_timeout))
+            .timeout_recv_response(Some(transport.read_timeout))
+            .timeout_recv_body(Some(transport.read_timeout))
+            .tls_config(
+                TlsConfig::builder()
+                    .root_certs(trusted_roots(transport.cacert.as_deref())?)
+                    .build(),
+            )
             .build()
             .into();
-        Self {
+        Ok(Self {
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
             agent,
-        }
+            retries: transport.retries,
+        })
+    }
+
+    /// The Worker's base URL, as the journal keys it.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     /// Sends `route` (with `body`, if any); a 2xx answer's status, bytes and `X-DB-Version`.
-    fn call<R: Route>(
+    /// Every admin call but an import is idempotent (a move asked twice moves once), so a
+    /// connection error, 429 or 5xx is tried again after a jittered, growing wait (the
+    /// `Retry-After` of a move in progress when the Worker gives one).
+    fn call<R: Route>(&self, route: &R, body: Option<Vec<u8>>) -> Result<Answer, ClientError> {
+        let idempotent = R::METHOD != "PUT";
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 0;
+        loop {
+            let mut retry_after = None;
+            let result = self.send(route, body.clone(), &mut retry_after);
+            let transient = match &result {
+                Err(ClientError::Unreachable(_)) => true,
+                Err(ClientError::Failed { status, .. }) => *status == 429 || *status >= 500,
+                _ => false,
+            };
+            if !(idempotent && transient && attempt < self.retries) {
+                return result;
+            }
+            attempt += 1;
+            let wait = retry_after.unwrap_or(backoff).min(MAX_BACKOFF);
+            std::thread::sleep(jittered(wait));
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// One try of [`Self::call`]; sets `retry_after` when the Worker asks for a wait.
+    fn send<R: Route>(
         &self,
         route: &R,
         body: Option<Vec<u8>>,
-    ) -> Result<(u16, Vec<u8>, Option<String>), ClientError> {
+        retry_after: &mut Option<Duration>,
+    ) -> Result<Answer, ClientError> {
         let path = route.path();
         let request = ureq::http::Request::builder()
             .method(R::METHOD)
@@ -80,6 +144,12 @@ impl AdminClient {
             .run(request)
             .map_err(|err| ClientError::Unreachable(format!("{}: {err}", self.endpoint)))?;
         let status = response.status().as_u16();
+        *retry_after = response
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .map(Duration::from_secs);
         let version = response
             .headers()
             .get("X-DB-Version")
@@ -116,9 +186,27 @@ impl AdminClient {
         })
     }
 
-    /// Every user the Worker finds in R2, all pages.
+    /// `GET /api/health` (no token), through the same TLS settings as every call.
+    pub fn health(&self) -> Result<serde_json::Value, ClientError> {
+        let url = format!("{}/api/health", self.endpoint);
+        let mut response = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|err| ClientError::Unreachable(format!("{url}: {err}")))?;
+        let status = response.status().as_u16();
+        response
+            .body_mut()
+            .read_json()
+            .map_err(|err| ClientError::Failed {
+                status,
+                detail: format!("{url} did not answer JSON: {err}"),
+            })
+    }
+
+    /// Every user the Worker knows, from all pages: R2's databases joined with the flags.
     pub fn users(&self) -> Result<Vec<UserSummary>, ClientError> {
-        let mut users = Vec::new();
+        let mut pages = Vec::new();
         let mut request = ListUsers {
             cursor: None,
             limit: ListUsers::MAX_LIMIT,
@@ -131,10 +219,10 @@ impl AdminClient {
                 }
                 other => other,
             })?;
-            users.extend(page.users);
-            match page.cursor {
-                Some(next) => request.cursor = Some(next),
-                None => return Ok(users),
+            request.cursor = page.cursor.clone();
+            pages.push(page);
+            if request.cursor.is_none() {
+                return Ok(admin_api::join(pages));
             }
         }
     }
@@ -179,4 +267,38 @@ impl AdminClient {
             None,
         )
     }
+}
+
+/// The system's trusted roots, plus the CA certificates of `cacert`.
+fn trusted_roots(cacert: Option<&Path>) -> Result<RootCerts, String> {
+    let mut roots: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
+        .certs
+        .into_iter()
+        .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+        .collect();
+    if let Some(path) = cacert {
+        let pem = std::fs::read(path)
+            .map_err(|err| format!("cannot read --cacert {}: {err}", path.display()))?;
+        let before = roots.len();
+        for item in parse_pem(&pem) {
+            match item {
+                Ok(PemItem::Certificate(cert)) => roots.push(cert),
+                Ok(_) => {}
+                Err(err) => return Err(format!("--cacert {} is not PEM: {err}", path.display())),
+            }
+        }
+        if roots.len() == before {
+            return Err(format!("--cacert {} holds no certificate", path.display()));
+        }
+    }
+    Ok(RootCerts::new_with_certs(&roots))
+}
+
+/// `wait` give or take a quarter, so that many clients retrying do not retry in step.
+fn jittered(wait: Duration) -> Duration {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos());
+    let factor = 0.75 + f64::from(nanos % 1000) / 2000.0;
+    wait.mul_f64(factor)
 }

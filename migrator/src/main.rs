@@ -12,16 +12,18 @@ mod journal;
 mod progress;
 mod size;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use admin_api::{Action, ObjectState, PreflightReport, R2State};
 use clap::Parser;
 use serde_json::{json, Value};
 
 use cli::{Batch, Cli, Command};
-use client::{AdminClient, ClientError};
+use client::{AdminClient, ClientError, Transport};
 use progress::Reporter;
 use size::format_size;
 
@@ -30,7 +32,19 @@ const MIGRATION_THRESHOLD: u64 = 1024 * 1024;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let client = AdminClient::new(&cli.endpoint, &cli.token);
+    let transport = Transport {
+        cacert: cli.cacert.clone(),
+        connect_timeout: Duration::from_secs(cli.connect_timeout),
+        read_timeout: Duration::from_secs(cli.read_timeout),
+        retries: cli.retries,
+    };
+    let client = match AdminClient::new(&cli.endpoint, &cli.token, &transport) {
+        Ok(client) => client,
+        Err(message) => {
+            eprintln!("migrator: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut reporter = Reporter::new(cli.json);
     match run(&cli, &client, &mut reporter) {
         Ok(code) => code,
@@ -44,7 +58,7 @@ fn main() -> ExitCode {
 fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitCode, String> {
     let error = |err: ClientError| err.to_string();
     match &cli.command {
-        Command::Health => health(&cli.endpoint, reporter),
+        Command::Health => health(client, reporter),
         Command::Plan { min_size, limit } => {
             let mut users: Vec<_> = client
                 .users()
@@ -112,8 +126,8 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Migrate(batch) => run_batch(client, reporter, batch, Action::Migrate),
-        Command::Rollback(batch) => run_batch(client, reporter, batch, Action::Rollback),
+        Command::Migrate(batch) => run_batch(client, reporter, batch, Action::Migrate, cli.yes),
+        Command::Rollback(batch) => run_batch(client, reporter, batch, Action::Rollback, cli.yes),
         Command::Status { user: Some(user) } => {
             let status = client.user(user).map_err(error)?;
             reporter.value(&status, |s| {
@@ -209,6 +223,15 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
             older_than,
             dry_run,
         } => {
+            if !dry_run {
+                confirm(
+                    cli.yes,
+                    &format!(
+                        "Delete backups older than {older_than} days and prune the R2 copies of users migrated before then, at {}?",
+                        cli.endpoint
+                    ),
+                )?;
+            }
             let report = client.prune(*older_than, *dry_run).map_err(error)?;
             reporter.value(&report, |r| {
                 format!(
@@ -223,17 +246,11 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
     }
 }
 
-fn health(endpoint: &str, reporter: &Reporter) -> Result<ExitCode, String> {
-    let url = format!("{}/api/health", endpoint.trim_end_matches('/'));
-    let mut response = ureq::get(&url)
-        .call()
-        .map_err(|err| format!("cannot reach the Worker at {endpoint}: {err}"))?;
-    let body: Value = response
-        .body_mut()
-        .read_json()
-        .map_err(|err| format!("{url} did not answer JSON: {err}"))?;
+fn health(client: &AdminClient, reporter: &Reporter) -> Result<ExitCode, String> {
+    let endpoint = client.endpoint();
+    let body = client.health().map_err(|err| err.to_string())?;
     if body["status"] != "ok" {
-        return Err(format!("{url} answered {body}"));
+        return Err(format!("{endpoint}/api/health answered {body}"));
     }
     reporter.value(&json!({"endpoint": endpoint, "status": "ok"}), |_| {
         format!("{endpoint}: ok")
@@ -259,12 +276,39 @@ fn check_sqlite_file(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
+/// Asks the operator before a bulk remote change, unless `--yes`; without a terminal to ask
+/// on, refuses.
+fn confirm(yes: bool, question: &str) -> Result<(), String> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(format!(
+            "{question} Refused: no terminal to confirm on; pass --yes to go ahead"
+        ));
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|err| format!("cannot read the answer: {err}"))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err("nothing done".into())
+    }
+}
+
+/// The exit status of a run that Ctrl-C stopped after its users in flight (128 + SIGINT).
+const INTERRUPTED: u8 = 130;
+
 /// Chooses the users of a batch command and runs it.
 fn run_batch(
     client: &AdminClient,
     reporter: &mut Reporter,
     batch: &Batch,
     action: Action,
+    yes: bool,
 ) -> Result<ExitCode, String> {
     if batch.users.is_empty() && !batch.all {
         return Err(format!(
@@ -293,6 +337,20 @@ fn run_batch(
         .into_iter()
         .filter(|user| batch.percent.is_none_or(|p| cohort::in_cohort(user, p)))
         .collect();
+    if batch.all && !batch.dry_run && !users.is_empty() {
+        confirm(
+            yes,
+            &format!(
+                "{} {} users at {}?",
+                match action {
+                    Action::Migrate => "Migrate",
+                    Action::Rollback => "Roll back",
+                },
+                users.len(),
+                client.endpoint()
+            ),
+        )?;
+    }
     if batch.dry_run {
         for user in &users {
             reporter.value(&json!({"user": user, "would": action.as_str()}), |_| {
@@ -307,11 +365,15 @@ fn run_batch(
     // A second Ctrl-C is not caught: it ends the process at once (the journal is flushed per entry).
     let _ = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
+            std::process::exit(INTERRUPTED.into());
         }
         eprintln!("migrator: stopping after the users in flight (Ctrl-C again to quit now)");
     });
-    let mut journal = journal::Journal::open(&batch.journal)?;
+    let journal_path = match &batch.journal {
+        Some(path) => path.clone(),
+        None => journal::default_path(client.endpoint())?,
+    };
+    let mut journal = journal::Journal::open(&journal_path, client.endpoint())?;
     let summary = batch::run(
         client,
         action,
@@ -326,6 +388,7 @@ fn run_batch(
             "moved": summary.moved, "already": summary.already, "failed": summary.failed,
             "skipped_from_journal": summary.skipped_from_journal, "bytes": summary.bytes,
             "seconds": summary.seconds, "interrupted": summary.interrupted,
+            "journal": journal.path(),
         }
     });
     reporter.value(&totals, |_| {
@@ -343,9 +406,11 @@ fn run_batch(
             } else {
                 ""
             }
-        )
+        ) + &format!("\njournal: {}", journal.path().display())
     });
-    Ok(if summary.failed > 0 || summary.interrupted {
+    Ok(if summary.interrupted {
+        ExitCode::from(INTERRUPTED)
+    } else if summary.failed > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -76,6 +76,7 @@ fn cohorts_nest_an_interrupted_run_resumes_and_no_data_is_lost() {
             &[
                 "migrate",
                 "--all",
+                "--yes",
                 "--percent",
                 percent,
                 "--json",
@@ -116,6 +117,7 @@ fn cohorts_nest_an_interrupted_run_resumes_and_no_data_is_lost() {
         &[
             "rollback",
             "--all",
+            "--yes",
             "--concurrency",
             "1",
             "--json",
@@ -141,7 +143,11 @@ fn cohorts_nest_an_interrupted_run_resumes_and_no_data_is_lost() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let interrupted = child.wait_with_output().unwrap();
     let summary = json_lines(&interrupted).last().cloned().unwrap();
-    assert!(!interrupted.status.success(), "an interrupted run says so");
+    assert_eq!(
+        interrupted.status.code(),
+        Some(130),
+        "an interrupted run says so"
+    );
     assert_eq!(summary["summary"]["interrupted"], true);
     assert!(
         !migrated_users(&worker).is_empty(),
@@ -150,7 +156,7 @@ fn cohorts_nest_an_interrupted_run_resumes_and_no_data_is_lost() {
 
     let resumed = run(
         &worker,
-        &["rollback", "--all", "--json", "--journal", journal],
+        &["rollback", "--all", "--yes", "--json", "--journal", journal],
     );
     assert!(
         resumed.status.success(),
@@ -227,11 +233,150 @@ fn errors_are_sentences_not_stack_traces() {
         ],
     );
     assert!(
-        String::from_utf8_lossy(&export.stderr).contains("has no database"),
+        String::from_utf8_lossy(&export.stderr).contains("has no data"),
         "{}",
         String::from_utf8_lossy(&export.stderr)
     );
     for output in [&wrong_token, &unreachable, &import, &export] {
         assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"));
     }
+}
+
+#[test]
+fn unknown_users_are_404_and_nothing_is_created_for_them() {
+    let worker = TestWorker::start_with_admin(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("x.sqlite");
+    let journal = dir.path().join("journal.jsonl");
+    for args in [
+        vec!["status", "nosuchuser"],
+        vec!["verify", "nosuchuser"],
+        vec![
+            "migrate",
+            "nosuchuser",
+            "--journal",
+            journal.to_str().unwrap(),
+        ],
+        vec![
+            "rollback",
+            "nosuchuser",
+            "--journal",
+            journal.to_str().unwrap(),
+        ],
+        vec!["export", "nosuchuser", "-o", output.to_str().unwrap()],
+    ] {
+        let ran = run(&worker, &args);
+        let stderr = String::from_utf8_lossy(&ran.stderr).into_owned();
+        let stdout = String::from_utf8_lossy(&ran.stdout).into_owned();
+        assert!(!ran.status.success(), "{args:?} succeeded: {stdout}");
+        assert!(
+            format!("{stdout}{stderr}").contains("nosuchuser has no data"),
+            "{args:?}: {stdout} {stderr}"
+        );
+    }
+    assert_eq!(
+        worker
+            .admin("GET", "/admin/users/nosuchuser", vec![])
+            .status,
+        404
+    );
+    assert!(
+        worker.get_r2("nosuchuser/database.sqlite").is_none(),
+        "no R2 file"
+    );
+    let listed = worker.admin_ok("GET", "/admin/users", vec![]);
+    assert_eq!(listed["users"], serde_json::json!([]), "no user, no flag");
+    // No Durable Object was created either: its storage would be a file under the persist dir,
+    // as it is once a known user moves.
+    let objects = || {
+        walk(&worker.persist_dir())
+            .into_iter()
+            .filter(|path| path.to_string_lossy().contains("UserDataStore"))
+            // The namespace's own bookkeeping, there before any object.
+            .filter(|path| {
+                !path
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("metadata.")
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        objects(),
+        Vec::<std::path::PathBuf>::new(),
+        "an object was created for an unknown user"
+    );
+    let seed = realistic_database(2);
+    worker.admin_ok("PUT", "/admin/users/known/database", seed);
+    worker.admin_ok("POST", "/admin/users/known/migrate", vec![]);
+    assert!(
+        !objects().is_empty(),
+        "a moved user's object is seen where it is stored"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn verify_agrees_right_after_a_move_and_migrate_after_rollback_is_not_skipped() {
+    let worker = TestWorker::start_with_admin(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.jsonl");
+    let journal = journal.to_str().unwrap();
+    let seed = realistic_database(8);
+    assert_eq!(
+        worker
+            .admin("PUT", "/admin/users/vera/database", seed.clone())
+            .status,
+        200
+    );
+    for (action, expect_migrated) in [("migrate", true), ("rollback", false), ("migrate", true)] {
+        let ran = run(&worker, &[action, "vera", "--json", "--journal", journal]);
+        assert!(
+            ran.status.success(),
+            "{action}: {}",
+            String::from_utf8_lossy(&ran.stderr)
+        );
+        let moved = json_lines(&ran)
+            .into_iter()
+            .find(|line| line["user"] == "vera")
+            .unwrap_or_else(|| panic!("{action} did not run vera: the journal skipped her"));
+        assert_ne!(moved["outcome"], "failed", "{moved}");
+        assert_eq!(
+            migrated_users(&worker).contains(&"vera".to_owned()),
+            expect_migrated
+        );
+    }
+    let verified = run(&worker, &["verify", "vera", "--json"]);
+    assert!(
+        verified.status.success(),
+        "verify right after a move: {}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+    assert_eq!(json_lines(&verified)[0]["verdict"]["agrees_with_r2"], true);
+
+    // A bulk change is refused without a terminal to confirm on, unless --yes.
+    let refused = run(&worker, &["rollback", "--all", "--journal", journal]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+    assert!(
+        migrated_users(&worker).contains(&"vera".to_owned()),
+        "nothing was done"
+    );
 }

@@ -52,6 +52,13 @@ pub fn is_media(user: &UserId, key: &str) -> bool {
     !(rest.starts_with(DATABASE_FILE) || rest.starts_with(BACKUPS_FOLDER))
 }
 
+/// The user whose database `key` is (`{user_id}/database.sqlite`); `None` for any other key,
+/// and for a folder whose name is not a valid id.
+pub fn database_owner(key: &str) -> Option<UserId> {
+    let (user, file) = key.split_once('/')?;
+    (file == DATABASE_FILE).then(|| UserId::parse(user).ok())?
+}
+
 /// Whether `key` is some user's database, and whether a backup.
 pub fn is_database(key: &str) -> bool {
     key.ends_with(&format!("/{DATABASE_FILE}"))
