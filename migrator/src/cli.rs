@@ -80,7 +80,15 @@ pub enum Command {
     /// Moves users back to the R2 path.
     Rollback(Batch),
     /// Counts users by state, or shows one user's full status.
-    Status { user: Option<String> },
+    Status {
+        user: Option<String>,
+        /// Every user whose last move failed, with the step and the reason
+        #[arg(long, conflicts_with = "user")]
+        failed: bool,
+        /// Users asked at the same time (--failed asks each user's object)
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+        concurrency: u16,
+    },
     /// Checks that a migrated user's object passes its integrity check and, when nothing was
     /// written since the migration, agrees with its R2 copy.
     Verify {

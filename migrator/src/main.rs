@@ -128,14 +128,21 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
         }
         Command::Migrate(batch) => run_batch(client, reporter, batch, Action::Migrate, cli.yes),
         Command::Rollback(batch) => run_batch(client, reporter, batch, Action::Rollback, cli.yes),
-        Command::Status { user: Some(user) } => {
+        Command::Status {
+            failed: true,
+            concurrency,
+            ..
+        } => failed_users(client, reporter, (*concurrency).into()),
+        Command::Status {
+            user: Some(user), ..
+        } => {
             let status = client.user(user).map_err(error)?;
             reporter.value(&status, |s| {
                 serde_json::to_string_pretty(s).unwrap_or_default()
             });
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { user: None } => {
+        Command::Status { user: None, .. } => {
             let users = client.users().map_err(error)?;
             let count = |state: R2State| {
                 users
@@ -244,6 +251,70 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `status --failed`: asks every user's status, `concurrency` at a time, and lists those whose
+/// object recorded a failed last move. Exit status 1 when any did, so scripts can alert.
+fn failed_users(
+    client: &AdminClient,
+    reporter: &Reporter,
+    concurrency: usize,
+) -> Result<ExitCode, String> {
+    let users = client.users().map_err(|err| err.to_string())?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let found = std::sync::Mutex::new(Vec::new());
+    let errors = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..concurrency {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(user) = users.get(i) else { return };
+                match client.user(&user.user_id) {
+                    Ok(status) => {
+                        if let Some(failure) = status.object.last_failure {
+                            found
+                                .lock()
+                                .expect("the list")
+                                .push((user.user_id.clone(), failure));
+                        }
+                    }
+                    Err(err) => errors
+                        .lock()
+                        .expect("the list")
+                        .push(format!("{}: {err}", user.user_id)),
+                }
+            });
+        }
+    });
+    let mut found = found.into_inner().expect("the list");
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    for (user, failure) in &found {
+        reporter.value(
+            &json!({"user": user, "action": failure.action, "step": failure.step,
+                    "reason": failure.reason, "at_ms": failure.at_ms}),
+            |_| {
+                format!(
+                    "{user:<24} {:<9} at {:<10} {}",
+                    failure.action.as_str(),
+                    failure.step.as_str(),
+                    failure.reason
+                )
+            },
+        );
+    }
+    let errors = errors.into_inner().expect("the list");
+    for error in &errors {
+        eprintln!("migrator: could not ask {error}");
+    }
+    reporter.value(
+        &json!({"summary": {"users": users.len(), "failed": found.len(), "unreachable": errors.len()}}),
+        |_| format!("{} of {} users' last move failed", found.len(), users.len()),
+    );
+    Ok(if found.is_empty() && errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn health(client: &AdminClient, reporter: &Reporter) -> Result<ExitCode, String> {
@@ -388,12 +459,14 @@ fn run_batch(
             "moved": summary.moved, "already": summary.already, "failed": summary.failed,
             "skipped_from_journal": summary.skipped_from_journal, "bytes": summary.bytes,
             "seconds": summary.seconds, "interrupted": summary.interrupted,
+            "users_per_second": (summary.moved + summary.already + summary.failed) as f64 / summary.seconds.max(1e-3),
+            "mb_per_second": summary.bytes as f64 / 1_048_576.0 / summary.seconds.max(1e-3),
             "journal": journal.path(),
         }
     });
     reporter.value(&totals, |_| {
         format!(
-            "{}: {} moved, {} already there, {} failed, {} skipped (journal), {} in {:.1} s{}",
+            "{}: {} moved, {} already there, {} failed, {} skipped (journal), {} in {:.1} s ({:.1} users/s, {:.2} MB/s){}",
             action.as_str(),
             summary.moved,
             summary.already,
@@ -401,6 +474,8 @@ fn run_batch(
             summary.skipped_from_journal,
             format_size(summary.bytes),
             summary.seconds,
+            totals["summary"]["users_per_second"].as_f64().unwrap_or(0.0),
+            totals["summary"]["mb_per_second"].as_f64().unwrap_or(0.0),
             if summary.interrupted {
                 " (interrupted: run again to resume)"
             } else {

@@ -87,6 +87,16 @@ pub struct Options {
     pub config: Option<String>,
     /// `--var NAME:VALUE` overrides.
     pub vars: Vec<(String, String)>,
+    /// Serve HTTPS with this certificate (`--local-protocol https`), trusted through its CA.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A server certificate and key, and the CA that signed it (PEM files).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 /// A response, read whole.
@@ -147,11 +157,24 @@ impl TestWorker {
             .prefix("worker-test-")
             .tempdir()
             .expect("a temporary state folder");
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
+            .timeout_global(Some(Duration::from_secs(60)));
+        if let Some(tls) = &options.tls {
+            let pem = fs::read(&tls.ca).expect("the CA certificate is readable");
+            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+                    _ => None,
+                })
+                .collect();
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                    .build(),
+            );
+        }
+        let agent: ureq::Agent = config.build().into();
         let process = WranglerDev::spawn(&options, state.path(), &agent);
         Self {
             process,
@@ -363,6 +386,8 @@ struct WranglerDev {
     /// `None` once stopped.
     child: Option<Child>,
     port: u16,
+    /// `http`, or `https` with [`Options::tls`].
+    scheme: &'static str,
     log_path: PathBuf,
 }
 
@@ -429,16 +454,28 @@ impl WranglerDev {
         for (name, value) in &options.vars {
             command.args(["--var", &format!("{name}:{value}")]);
         }
+        if let Some(tls) = &options.tls {
+            command
+                .args(["--local-protocol", "https", "--https-key-path"])
+                .arg(&tls.key)
+                .arg("--https-cert-path")
+                .arg(&tls.cert);
+        }
         let child = command.spawn().expect("wrangler dev starts");
         Self {
             child: Some(child),
             port,
+            scheme: if options.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
             log_path,
         }
     }
 
     fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     fn logs(&self) -> String {
