@@ -200,6 +200,8 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
         }
         Command::Export { user, output } => {
             let (bytes, version) = client.export(user).map_err(error)?;
+            // A number, as every version the migrator prints.
+            let version: Option<u64> = version.and_then(|v| v.parse().ok());
             std::fs::write(output, &bytes)
                 .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
             reporter.value(
@@ -209,7 +211,7 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
                         "{user}: {} written to {} (version {})",
                         format_size(bytes.len() as u64),
                         output.display(),
-                        v["version"].as_str().unwrap_or("?")
+                        v["version"]
                     )
                 },
             );
