@@ -398,24 +398,9 @@ fn a_fleet_of_a_thousand_users_lists_page_by_page_with_states_and_flags() {
     }
     worker.put_kv("migrated:only-a-flag", "1");
 
-    let mut pages = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(cursor) => format!(
-                "/admin/users?limit=100&cursor={}",
-                admin_api::request::encode(cursor)
-            ),
-            None => "/admin/users?limit=100".to_owned(),
-        };
-        let page: admin_api::UserPage =
-            serde_json::from_value(worker.admin_ok("GET", &path, Vec::new())).unwrap();
+    let pages = worker.user_pages(100);
+    for page in &pages {
         assert!(page.users.len() <= 100 && page.flagged.len() <= 100);
-        cursor = page.cursor.clone();
-        pages.push(page);
-        if cursor.is_none() {
-            break;
-        }
     }
     assert!(pages.len() >= 11, "{} pages", pages.len());
     let listed = admin_api::join(pages);

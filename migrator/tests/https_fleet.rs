@@ -129,27 +129,11 @@ impl Operator<'_> {
     fn migrated(&self) -> BTreeSet<String> {
         let listed = self.ok(&["status"]);
         assert_eq!(listed[0]["users"], USERS as u64);
-        let mut migrated = BTreeSet::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let path = match &cursor {
-                Some(c) => format!(
-                    "/admin/users?limit=1000&cursor={}",
-                    admin_api::request::encode(c)
-                ),
-                None => "/admin/users?limit=1000".to_owned(),
-            };
-            let page = self.worker.admin_ok("GET", &path, Vec::new());
-            for user in page["users"].as_array().unwrap() {
-                if user["state"] == "migrated" {
-                    migrated.insert(user["user_id"].as_str().unwrap().to_owned());
-                }
-            }
-            cursor = page["cursor"].as_str().map(str::to_owned);
-            if cursor.is_none() {
-                return migrated;
-            }
-        }
+        admin_api::join(self.worker.user_pages(1000))
+            .into_iter()
+            .filter(|user| user.r2.state == admin_api::R2State::Migrated)
+            .map(|user| user.user_id)
+            .collect()
     }
 }
 

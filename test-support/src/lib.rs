@@ -634,6 +634,23 @@ impl TestWorker {
         })
     }
 
+    /// Every page of `GET /admin/users`, `limit` users at most per page.
+    pub fn user_pages(&self, limit: u32) -> Vec<admin_api::UserPage> {
+        let mut pages: Vec<admin_api::UserPage> = Vec::new();
+        loop {
+            let path = match pages.last().and_then(|page| page.cursor.as_deref()) {
+                Some(cursor) => format!(
+                    "/admin/users?limit={limit}&cursor={}",
+                    admin_api::request::encode(cursor)
+                ),
+                None if pages.is_empty() => format!("/admin/users?limit={limit}"),
+                None => return pages,
+            };
+            let page = self.admin_ok("GET", &path, Vec::new());
+            pages.push(serde_json::from_value(page).expect("a page of users"));
+        }
+    }
+
     /// An admin API request with the token.
     pub fn admin(&self, method: &str, path: &str, body: Vec<u8>) -> TestResponse {
         let auth = format!("Bearer {ADMIN_TOKEN}");
