@@ -254,3 +254,69 @@ fn a_database_above_the_size_ceiling_gets_507_not_a_crash() {
     // A small database of another user is served as usual.
     assert_eq!(worker.get("/api/games", Some("small")).status, 200);
 }
+
+/// A user can grow their file with writes that are each within the input limits. The write that
+/// would take it past what the R2 path can open is refused with 507 before anything changes, so
+/// no write is acknowledged only for its user to be locked out; the move the detail names works.
+#[test]
+fn a_write_that_would_outgrow_the_r2_path_is_refused_and_changes_nothing() {
+    let worker = TestWorker::start_with_admin(&[("R2_MAX_DATABASE_BYTES", "1048576")]);
+    let write = |n: usize| {
+        // 300 KiB of text per project, under the 384 KiB a field may hold.
+        let name = format!("{n} {}", "long name ".repeat(30 * 1024));
+        worker.send_json(
+            "POST",
+            "/api/projects",
+            "grower",
+            json!({"name": name, "aspect_ratio": "16:9"}),
+        )
+    };
+    let mut accepted = Vec::new();
+    let refused = loop {
+        let response = write(accepted.len());
+        if response.status != 200 {
+            break response;
+        }
+        accepted.push(response.db_version());
+        assert!(
+            accepted.len() < 10,
+            "the file grew past 1 MB and was never refused"
+        );
+    };
+    assert_eq!(
+        refused.status,
+        507,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    let detail = refused.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("nothing was saved"), "{detail}");
+    assert!(detail.contains("Durable Object"), "{detail}");
+    assert!(!accepted.is_empty(), "the first writes fit");
+
+    // Nothing changed, and the user is still served from R2.
+    let after = worker.get("/api/projects", Some("grower"));
+    assert_eq!(after.status, 200);
+    assert_eq!(after.header("X-Data-Path"), Some("r2"));
+    assert_eq!(after.json().as_array().unwrap().len(), accepted.len());
+    assert_eq!(after.db_version(), *accepted.last().unwrap());
+    let stored = worker
+        .get_r2("grower/database.sqlite")
+        .expect("the R2 file");
+    assert!(
+        stored.len() <= 1048576,
+        "R2 holds a file it can open: {}",
+        stored.len()
+    );
+
+    // The move the detail names works, and the same write then succeeds on the object.
+    worker.admin_ok("POST", "/admin/users/grower/migrate", Vec::new());
+    let moved = write(accepted.len());
+    assert_eq!(
+        moved.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&moved.body)
+    );
+    assert_eq!(moved.header("X-Data-Path"), Some("do"));
+}

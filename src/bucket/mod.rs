@@ -35,6 +35,8 @@ pub enum R2Error {
     Incompatible { key: String, reason: String },
     /// The database is larger than the R2 path may open.
     TooLarge { bytes: u64, max_bytes: u64 },
+    /// A write would make the database larger than the R2 path may open; it was not stored.
+    WriteTooLarge { bytes: u64, max_bytes: u64 },
     /// A statement on a copy of the database failed.
     Db(DbError),
 }
@@ -66,6 +68,13 @@ impl fmt::Display for R2Error {
             R2Error::TooLarge { bytes, max_bytes } => write!(
                 f,
                 "the database is {:.1} MB, more than the {:.1} MB the R2 path can open",
+                mb(*bytes),
+                mb(*max_bytes)
+            ),
+            R2Error::WriteTooLarge { bytes, max_bytes } => write!(
+                f,
+                "the write would make the database {:.1} MB, more than the {:.1} MB the R2 path \
+                 can open; it was not stored",
                 mb(*bytes),
                 mb(*max_bytes)
             ),
@@ -105,6 +114,13 @@ impl From<R2Error> for ApiError {
             R2Error::TooLarge { bytes, max_bytes } => ApiError::TooLarge(format!(
                 "The database is {:.1} MB, more than the {:.1} MB the R2 path can open; migrate \
                  this user to their Durable Object",
+                mb(bytes),
+                mb(max_bytes)
+            )),
+            R2Error::WriteTooLarge { bytes, max_bytes } => ApiError::TooLarge(format!(
+                "This write would make the database {:.1} MB, more than the {:.1} MB the R2 path \
+                 can open; nothing was saved. Migrate this user to their Durable Object, which \
+                 holds it, and write again",
                 mb(bytes),
                 mb(max_bytes)
             )),

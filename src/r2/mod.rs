@@ -187,6 +187,20 @@ impl Backend for R2Path<'_> {
         let condition = loaded.unchanged();
         let bytes = db.to_bytes()?;
         let size = bytes.len() as u64;
+        // A write is never acknowledged only to lock its user out: a file the R2 path could not
+        // open again is not stored, and R2 keeps the copy before the write.
+        if size > self.config.max_database_bytes {
+            self.report.status = Some("failed");
+            let err = R2Error::WriteTooLarge {
+                bytes: size,
+                max_bytes: self.config.max_database_bytes,
+            };
+            worker::console_warn!(
+                "{}",
+                serde_json::json!({"event": "write_refused", "user": self.user.as_str(), "detail": err.to_string()})
+            );
+            return Err(err.into());
+        }
         let saved = self
             .database
             .put(version, R2State::Active, bytes, Some(condition))
