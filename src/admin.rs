@@ -319,15 +319,14 @@ async fn import_database(
 /// `GET /admin/users/{id}/database`: the authoritative database, wherever it is.
 async fn export_database(env: &Env, config: &Config, user: &UserId) -> Result<Response, ApiError> {
     let bucket = bucket::user_data(env)?;
-    let database = R2Database::of(&bucket, user, config);
-    if database.head().await?.state != R2State::Active {
-        return call_object(env, user, Method::Get, "export").await;
+    // Streamed: a file of any size passes through without entering the Worker's memory.
+    match R2Database::of(&bucket, user, config).stream().await? {
+        Some((snapshot, body)) if snapshot.state == R2State::Active => {
+            Ok(http::sqlite_stream(snapshot.version, body))
+        }
+        Some(_) => call_object(env, user, Method::Get, "export").await,
+        None => Err(ApiError::NotFound(format!("User {user} has no database"))),
     }
-    let snapshot = database.download().await?;
-    let bytes = snapshot
-        .bytes
-        .ok_or_else(|| ApiError::NotFound(format!("User {user} has no database")))?;
-    Ok(http::sqlite_file(snapshot.version, bytes.as_ref().clone()))
 }
 
 /// What replaces the R2 copy of a user migrated long ago: small, and still `migrated`, because

@@ -5,7 +5,7 @@ use wasm_bindgen::JsCast;
 use worker::js_sys::{self, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
-use worker::{Headers, Request, Response, ResponseBuilder};
+use worker::{Headers, Request, Response, ResponseBody, ResponseBuilder};
 
 use crate::db::DbVersion;
 use crate::error::ApiError;
@@ -286,14 +286,26 @@ fn request_id() -> String {
 
 /// A user's database as a SQLite file at `version` (the admin API's export).
 pub fn sqlite_file(version: DbVersion, bytes: Vec<u8>) -> Response {
+    ResponseBuilder::new()
+        .with_headers(sqlite_headers(version))
+        .fixed(bytes)
+}
+
+/// A SQLite file answered from a stream (R2's body), never held by the Worker.
+pub fn sqlite_stream(version: DbVersion, body: ResponseBody) -> Response {
+    ResponseBuilder::new()
+        .with_headers(sqlite_headers(version))
+        .body(body)
+}
+
+fn sqlite_headers(version: DbVersion) -> Headers {
     let version = version.to_string();
-    let headers: Headers = [
+    [
         ("Content-Type", "application/vnd.sqlite3"),
         ("X-DB-Version", &version),
     ]
     .iter()
-    .collect();
-    ResponseBuilder::new().with_headers(headers).fixed(bytes)
+    .collect()
 }
 
 /// A JSON response with the given status.

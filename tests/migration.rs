@@ -6,7 +6,9 @@ use std::sync::Mutex;
 
 use admin_api::R2State;
 use serde_json::json;
-use test_support::{realistic_database, sequence_of, table_rows, TestWorker};
+use test_support::{
+    realistic_database, realistic_database_of_size, sequence_of, table_rows, TestWorker,
+};
 
 /// The app's tables: what must survive every move unchanged.
 const APP_TABLES: [&str; 8] = [
@@ -481,4 +483,16 @@ fn a_file_the_object_cannot_hold_is_refused_with_a_reason_and_its_user_keeps_wor
         table_rows(&authoritative_file(&worker, "big"), "raw_clips"),
         table_rows(&file, "raw_clips")
     );
+}
+
+/// The R2 path never opens a file above its ceiling, but an operator can still export it: the
+/// Worker passes R2's stream on rather than holding the file.
+#[test]
+fn a_file_above_the_r2_ceiling_exports_byte_for_byte() {
+    let worker = TestWorker::start_with_admin(&[]);
+    let file = realistic_database_of_size(16 * 1024 * 1024);
+    worker.put_r2("large/database.sqlite", &file);
+    let exported = authoritative_file(&worker, "large");
+    assert_eq!(exported.len(), file.len());
+    assert!(exported == file, "the export differs from the R2 file");
 }

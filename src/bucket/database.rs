@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use worker::{Bucket, Conditional, Object};
+use worker::{Bucket, Conditional, Object, ResponseBody};
 
 use crate::bucket::cache;
 use crate::bucket::layout::database_key;
@@ -173,6 +173,34 @@ impl<'a> R2Database<'a> {
             state,
             bytes: Some(Rc::new(bytes)),
         })
+    }
+
+    /// The object as R2 holds it, its body left as R2's stream so that a file of any size passes
+    /// through the Worker without entering its memory (exports and moves); `None` when the user
+    /// has no object.
+    pub async fn stream(&self) -> Result<Option<(Snapshot, ResponseBody)>, R2Error> {
+        let object = self
+            .bucket
+            .get(&self.key)
+            .execute()
+            .await
+            .map_err(R2Error::on(&self.key))?;
+        let Some(object) = object else {
+            return Ok(None);
+        };
+        let (version, state) = metadata_of(&object, &self.key)?;
+        let body = object
+            .body()
+            .ok_or_else(|| R2Error::on(&self.key)("R2 returned the object without its body"))?
+            .response_body()
+            .map_err(R2Error::on(&self.key))?;
+        let snapshot = Snapshot {
+            etag: Some(object.etag()),
+            version,
+            state,
+            bytes: None,
+        };
+        Ok(Some((snapshot, body)))
     }
 
     /// What R2 holds now, without the bytes.

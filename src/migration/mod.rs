@@ -28,6 +28,9 @@
 //! Hand edits of the flag are honoured by the first request that arrives
 //! ([`crate::placement`]); a flag that changed less than `FLAG_PROPAGATION_SECONDS` ago may still
 //! be stale at some locations, so within that window the records, not the flag, decide.
+//!
+//! The whole file is held in the object's memory during a move, which bounds what can move;
+//! docs/chunked-moves.md designs the bounded-memory, chunked move that is to replace it (issue 13).
 
 pub mod catalog;
 pub mod copy;
