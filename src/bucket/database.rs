@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use worker::{Bucket, Conditional, Object, ResponseBody};
+use worker::{Bucket, Conditional, Object, ObjectBody, ResponseBody};
 
 use crate::bucket::cache;
 use crate::bucket::layout::database_key;
@@ -153,32 +153,28 @@ impl<'a> R2Database<'a> {
     /// The object with its bytes whatever its state, past the cache and the size ceiling:
     /// what a migration moves.
     pub async fn download(&self) -> Result<Snapshot, R2Error> {
-        let object = self
-            .bucket
-            .get(&self.key)
-            .execute()
-            .await
-            .map_err(R2Error::on(&self.key))?;
-        let Some(object) = object else {
+        let Some((mut snapshot, object)) = self.get().await? else {
             return Ok(Snapshot::absent());
         };
-        let (version, state) = metadata_of(&object, &self.key)?;
-        let body = object
-            .body()
-            .ok_or_else(|| R2Error::on(&self.key)("R2 returned the object without its body"))?;
-        let bytes = body.bytes().await.map_err(R2Error::on(&self.key))?;
-        Ok(Snapshot {
-            etag: Some(object.etag()),
-            version,
-            state,
-            bytes: Some(Rc::new(bytes)),
-        })
+        let bytes = self.body_of(&object)?.bytes().await;
+        snapshot.bytes = Some(Rc::new(bytes.map_err(R2Error::on(&self.key))?));
+        Ok(snapshot)
     }
 
     /// The object as R2 holds it, its body left as R2's stream so that a file of any size passes
     /// through the Worker without entering its memory (exports and moves); `None` when the user
     /// has no object.
     pub async fn stream(&self) -> Result<Option<(Snapshot, ResponseBody)>, R2Error> {
+        let Some((snapshot, object)) = self.get().await? else {
+            return Ok(None);
+        };
+        let body = self.body_of(&object)?.response_body();
+        Ok(Some((snapshot, body.map_err(R2Error::on(&self.key))?)))
+    }
+
+    /// The object and what its metadata says (its body not read yet); `None` when the user has
+    /// no object.
+    async fn get(&self) -> Result<Option<(Snapshot, Object)>, R2Error> {
         let object = self
             .bucket
             .get(&self.key)
@@ -189,18 +185,20 @@ impl<'a> R2Database<'a> {
             return Ok(None);
         };
         let (version, state) = metadata_of(&object, &self.key)?;
-        let body = object
-            .body()
-            .ok_or_else(|| R2Error::on(&self.key)("R2 returned the object without its body"))?
-            .response_body()
-            .map_err(R2Error::on(&self.key))?;
         let snapshot = Snapshot {
             etag: Some(object.etag()),
             version,
             state,
             bytes: None,
         };
-        Ok(Some((snapshot, body)))
+        Ok(Some((snapshot, object)))
+    }
+
+    /// The body of an object fetched unconditionally, which R2 always sends.
+    fn body_of<'o>(&self, object: &'o Object) -> Result<ObjectBody<'o>, R2Error> {
+        object
+            .body()
+            .ok_or_else(|| R2Error::on(&self.key)("R2 returned the object without its body"))
     }
 
     /// What R2 holds now, without the bytes.
