@@ -8,6 +8,7 @@
 #   3. worker-build and wasm-bindgen-cli at the versions Cargo.lock needs
 #   4. the npm tools pinned in package-lock.json (wrangler + workerd, esbuild, binaryen's wasm-opt)
 #   5. sqlite3, the program: only the benchmark uses it (`sqlite3 .dump | sqlite3` as its reference)
+#   6. ffmpeg and ffprobe (Debian's): the reference processor cuts clips with them; tests check them
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -112,6 +113,16 @@ if have sqlite3; then
     echo "present"
 else
     apt_install sqlite3
+fi
+
+# 6. ffmpeg for the reference processor ------------------------------------------------------------
+# processor/ cuts clips with Debian's ffmpeg; the processing tests generate their video with it and
+# measure the cuts with ffprobe.
+step "ffmpeg and ffprobe (the reference processor)"
+if have ffmpeg && have ffprobe; then
+    echo "present"
+else
+    apt_install ffmpeg
 fi
 
 step "done"
