@@ -8,6 +8,8 @@ pub const FLAGS_KV: &str = "FLAGS";
 pub const USER_DATA_BUCKET: &str = "USER_DATA";
 /// Durable Object namespace of `UserDataStore`.
 pub const USER_DATA_DO: &str = "USER_DATA_DO";
+/// Queue of jobs for the video-processing service (docs/processing.md §1).
+pub const PROCESSING_QUEUE: &str = "PROCESSING_JOBS";
 
 const KB: u64 = 1024;
 const MB: u64 = 1024 * 1024;
@@ -93,6 +95,12 @@ pub struct Config {
     /// `FAULT_INJECTION` (tests only): the admin API can arm a failure or crash at a step of
     /// the next move (`POST /admin/users/{id}/fault`).
     pub fault_injection: bool,
+    /// `PROCESSING_URL`: the video-processing service (jobs go to `<url>/jobs`, the frontend's
+    /// processing routes are forwarded to it). Unset: those routes answer 501, jobs wait.
+    pub processing_url: Option<String>,
+    /// `PROCESSING_RETRY_SECONDS`: the first pause before a job the service did not take is
+    /// offered again (default 10); later pauses grow with the job's age, up to an hour.
+    pub processing_retry_seconds: u32,
 }
 
 impl Config {
@@ -136,6 +144,9 @@ impl Config {
             report_wasm_memory: var(env, "REPORT_WASM_MEMORY").is_some(),
             move_retry_ms: 1000 * number("MOVE_RETRY_SECONDS", 300),
             fault_injection: var(env, "FAULT_INJECTION").is_some(),
+            processing_url: var(env, "PROCESSING_URL")
+                .map(|url| url.trim_end_matches('/').to_owned()),
+            processing_retry_seconds: number("PROCESSING_RETRY_SECONDS", 10) as u32,
         }
     }
 }

@@ -19,6 +19,9 @@
 //!   ([`bucket::media`]) and [`bucket::R2Error`].
 //! - [`placement`]: where a request is served: the flag, R2's state and the object's state give
 //!   serve here, hand over, or move first. The router, the R2 path and the object all ask it.
+//! - [`processing`]: the edges to the video-processing service: jobs onto the queue and the
+//!   queue's consumer, the service's token and media routes, forwarding the frontend's
+//!   processing routes.
 //! - [`lifecycle`]: one API request on either backend: parse, one transaction committed once
 //!   its files are stored, deletions after, the answer and its headers.
 //! - [`r2`]: the R2-SQLite path: the user's SQLite file in R2 opened with rusqlite.
@@ -44,13 +47,21 @@ pub mod identity;
 pub mod lifecycle;
 pub mod migration;
 pub mod placement;
+pub mod processing;
 pub mod r2;
 pub mod router;
 
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, Context, Env, MessageBatch, Request, Response, Result};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     // The router answers every failure itself: an `Err` escaping here would become a bare 500.
     Ok(router::handle(req, env).await)
+}
+
+#[event(queue)]
+async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) -> Result<()> {
+    // Every message is acknowledged or retried by `deliver` itself.
+    processing::deliver(batch, &env).await;
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! One API request, the same on both backends: parse it, run the handler in one transaction that
-//! commits only once every file it stores is in R2, delete the files it removed after the
-//! commit, and answer (streaming a file it names, honouring `Range`) with `X-DB-Version` (once
+//! commits only once every file it stores is in R2, delete the files it removed and send the
+//! processing jobs it asked for after the commit, and answer (streaming a file it names, honouring `Range`) with `X-DB-Version` (once
 //! the data was opened, success or failure) and `X-Data-Path`. Failures are answered here too.
 //!
 //! A [`Backend`] says where one attempt's data comes from and how a committed change is made
@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::handlers::{self, ApiRequest, Reply, Upload};
 use crate::http::{self, DataPath, RawRequest};
 use crate::identity::UserId;
+use crate::processing::JobQueue;
 
 /// How often a request runs again after another writer got its change in first (the R2 path's
 /// conditional upload; the object's commit cannot lose such a race).
@@ -59,14 +60,16 @@ pub enum Served {
     Elsewhere,
 }
 
-/// Serves one API request for `user` from `backend`; media files live in `bucket`.
+/// Serves one API request for `user` from `backend`; media files live in `bucket`, and processing
+/// jobs go to `jobs`.
 pub async fn serve<B: Backend>(
     backend: &mut B,
     bucket: &Bucket,
+    jobs: &JobQueue,
     user: &UserId,
     raw: &RawRequest,
 ) -> Served {
-    let mut response = match attempts(backend, bucket, user, raw).await {
+    let mut response = match attempts(backend, bucket, jobs, user, raw).await {
         Ok(Some(response)) => response,
         Ok(None) => return Served::Elsewhere,
         Err(err) => http::error(&err, Some(user)),
@@ -84,6 +87,7 @@ pub async fn serve<B: Backend>(
 async fn attempts<B: Backend>(
     backend: &mut B,
     bucket: &Bucket,
+    jobs: &JobQueue,
     user: &UserId,
     raw: &RawRequest,
 ) -> Result<Option<Response>, ApiError> {
@@ -99,6 +103,7 @@ async fn attempts<B: Backend>(
             // After the commit: a failure to delete leaves an orphan file, never a row that
             // names a missing one.
             media::delete(bucket, user, &reply.deletions).await;
+            jobs.send(user, &reply.jobs).await;
             return media::respond(bucket, user, reply.response, raw.header("Range"))
                 .await
                 .map(Some);

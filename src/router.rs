@@ -8,6 +8,11 @@
 //!   the R2-SQLite path ([`crate::placement`]). The flag may be stale: the R2 path hands a
 //!   migrated user's request to the object (its fence), and the object hands a request it must
 //!   not serve back.
+//! - The frontend's video-processing routes (`/api/export/*` but the two served here,
+//!   `/api/annotate/*`, `/api/detect/*`, `/ws/*`) go to the processing service for the same
+//!   user ([`crate::processing::forward`]).
+//! - `/processing/*` is the processing service's: behind its token, its media routes touch only
+//!   R2, and its results are routed like the user's own requests, to the side holding their data.
 
 use serde_json::json;
 use worker::{Env, Method, Request, Response};
@@ -22,6 +27,7 @@ use crate::http::{self, RawRequest};
 use crate::identity::{UserId, USER_ID_HEADER};
 use crate::lifecycle::Served;
 use crate::placement::{self, Placement, Side, FLAG_SEEN_HEADER};
+use crate::processing;
 use crate::r2;
 
 /// Answers one request; never fails (errors become their HTTP responses here).
@@ -55,10 +61,27 @@ pub async fn handle(req: Request, env: Env) -> Response {
     if path == "/admin" || path.starts_with("/admin/") {
         return admin::handle(req, &env).await;
     }
-    if !path.starts_with("/api/") {
+    if !path.starts_with("/api/")
+        && !is_processing_route(&path)
+        && !path.starts_with("/processing/")
+    {
         return http::error(&ApiError::NotFound("Not Found".to_owned()), None);
     }
     route_api(req, &env).await
+}
+
+/// A frontend route served by the video-processing service, not here: every `/api/export/*`
+/// route except the two data routes under it (overlay data, before/after status), and
+/// `/api/annotate/*`, `/api/detect/*`, `/ws/*` (docs/api.md §11).
+fn is_processing_route(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["", "api", "export", "projects", _, "overlay-data"] => false,
+        ["", "api", "export", "before-after", _, "status"] => false,
+        ["", "api", "export" | "annotate" | "detect", _, ..] => true,
+        ["", "ws", _, ..] => true,
+        _ => false,
+    }
 }
 
 /// The current time (UTC in Workers) as `2026-01-24T10:11:12.123000`.
@@ -78,12 +101,19 @@ async fn route_api(req: Request, env: &Env) -> Response {
 
 /// The answer to an API request, and its user once known.
 async fn answer_api(mut req: Request, env: &Env) -> (Option<UserId>, Response) {
+    if req.path().starts_with("/processing/") {
+        return answer_service(req, env).await;
+    }
     let config = Config::from_env(env);
     // Who it is for before its body is read: an unauthenticated upload costs us nothing.
     let user = match auth::authenticate(req.headers(), &config).await {
         Ok(user) => user,
         Err(err) => return (None, http::error(&err.into(), None)),
     };
+    if is_processing_route(&req.path()) {
+        let response = processing::forward(req, env, &user).await;
+        return (Some(user.clone()), or_error(response, &user));
+    }
     let response = match RawRequest::read(&mut req).await {
         Ok(mut raw) => {
             raw.remove_header(FLAG_SEEN_HEADER);
@@ -95,6 +125,28 @@ async fn answer_api(mut req: Request, env: &Env) -> (Option<UserId>, Response) {
         Err(err) => http::error(&err, Some(&user)),
     };
     (Some(user), response)
+}
+
+/// The answer to a request of the processing service (`/processing/*`), and its user once known.
+async fn answer_service(mut req: Request, env: &Env) -> (Option<UserId>, Response) {
+    let user = match processing::authorize(&req, env) {
+        Ok(user) => user,
+        Err(err) => return (None, http::error(&err, None)),
+    };
+    if req.path().starts_with("/processing/media/") {
+        let response = processing::media(req, env, &user).await;
+        return (Some(user.clone()), or_error(response, &user));
+    }
+    let config = Config::from_env(env);
+    let response = match RawRequest::read(&mut req).await {
+        Ok(raw) => route_user(env, &config, &user, raw).await,
+        Err(err) => Err(err),
+    };
+    (Some(user.clone()), or_error(response, &user))
+}
+
+fn or_error(response: Result<Response, ApiError>, user: &UserId) -> Response {
+    response.unwrap_or_else(|err| http::error(&err, Some(user)))
 }
 
 /// Sends a request of `user` to the side that serves them.

@@ -6,12 +6,12 @@
 
 use wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::worker_sys::R2Bucket;
+use worker::worker_sys::{web_sys, R2Bucket};
 use worker::{js_sys, Bucket, Headers, Range, Response, ResponseBuilder};
 
 use crate::bucket::{layout, R2Error};
 use crate::error::ApiError;
-use crate::handlers::{ApiResponse, Deletion, FileBytes, FileResponse, Upload};
+use crate::handlers::{ApiResponse, Deletion, FileResponse, Upload};
 use crate::http;
 use crate::identity::UserId;
 
@@ -23,19 +23,38 @@ pub async fn store(bucket: &Bucket, user: &UserId, uploads: &[Upload]) -> Result
             ..Default::default()
         };
         let key = layout::media_key(user, &upload.key);
-        put(bucket, key.clone(), &upload.bytes, metadata)
+        put(bucket, key.clone(), upload.bytes.to_js(), metadata)
             .await
             .map_err(R2Error::on(&key))?;
     }
     Ok(())
 }
 
-/// R2's own `put`, handed the upload's `Blob`: workers-rs's `Bucket::put` takes only streams,
+/// Stores a request body as the file `key` under the user's folder, streamed: its bytes never
+/// enter wasm memory, whatever its size. The body must declare its length (R2 needs it).
+pub async fn store_stream(
+    bucket: &Bucket,
+    user: &UserId,
+    key: &str,
+    body: web_sys::ReadableStream,
+    content_type: Option<String>,
+) -> Result<(), R2Error> {
+    let metadata = worker::HttpMetadata {
+        content_type: content_type.filter(|ct| !ct.is_empty()),
+        ..Default::default()
+    };
+    let key = layout::media_key(user, key);
+    put(bucket, key.clone(), body.into(), metadata)
+        .await
+        .map_err(R2Error::on(&key))
+}
+
+/// R2's own `put`, handed a `Blob` or a stream: workers-rs's `Bucket::put` takes only streams,
 /// text or bytes, and bytes would be copied into wasm memory first.
 async fn put(
     bucket: &Bucket,
     key: String,
-    bytes: &FileBytes,
+    body: wasm_bindgen::JsValue,
     metadata: worker::HttpMetadata,
 ) -> worker::Result<()> {
     let options = js_sys::Object::new();
@@ -46,7 +65,7 @@ async fn put(
     )?;
     // workers-rs's `Bucket` wraps the binding itself.
     let bucket: &R2Bucket = bucket.as_ref().unchecked_ref();
-    JsFuture::from(bucket.put(key, bytes.to_js(), options.into())?).await?;
+    JsFuture::from(bucket.put(key, body, options.into())?).await?;
     Ok(())
 }
 

@@ -25,6 +25,7 @@ use crate::identity::{UserId, USER_ID_HEADER};
 use crate::lifecycle::{self, Backend, Served};
 use crate::migration::{self, Action, MigrationError, Move, Report, Step};
 use crate::placement::{self, ObjectFacts, ObjectState, Placement, Side, FLAG_SEEN_HEADER};
+use crate::processing::JobQueue;
 use crate::r2;
 
 /// How often one request decides where it is served and moves the user (a failed migrate whose
@@ -327,7 +328,8 @@ impl UserDataStore {
             state: &self.state,
             version: None,
         };
-        match lifecycle::serve(&mut storage, bucket, user, raw).await {
+        let jobs = JobQueue::of(&self.env);
+        match lifecycle::serve(&mut storage, bucket, &jobs, user, raw).await {
             Served::Response(response) => Ok(response),
             // Not from this backend: the object's storage always opens.
             Served::Elsewhere => Err(ApiError::Internal(

@@ -1,8 +1,9 @@
 //! `/api/clips/raw` (docs/api.md §5.1): the clip library.
 //!
 //! Cutting clips out of game videos is the video-processing service's job, not this Worker's:
-//! a clip saved here is stored pending (`filename = ''`), and a 5-star clip gets its
-//! auto-project at once rather than after an extraction that this Worker cannot run.
+//! a clip saved here is stored pending (`filename = ''`) and, once its game has a video, a cut
+//! job goes out ([`processing`]); a clip whose times change is pending again until its new cut
+//! arrives. A 5-star clip gets its auto-project at once rather than after the cut.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -11,6 +12,7 @@ use crate::db::{Db, Row, SqlValue};
 use crate::error::ApiError;
 use crate::handlers::auto_projects;
 use crate::handlers::derive::{clip_name, parse_tags, tags_json, NameVariant};
+use crate::handlers::processing;
 use crate::handlers::{insert_returning_id, ApiRequest, ApiResponse, FileResponse, Reply};
 
 const RAW_CLIP_COLUMNS: &str = "id, filename, rating, tags, name, notes, start_time, end_time, \
@@ -141,7 +143,8 @@ pub fn save(db: &impl Db, input: SaveClip) -> Result<Reply, ApiError> {
     let tags = tags_json(&input.tags);
     let existing = db
         .query(
-            "SELECT id, rating, auto_project_id, filename FROM raw_clips WHERE game_id = ? AND end_time = ?",
+            "SELECT id, rating, auto_project_id, start_time, end_time FROM raw_clips \
+             WHERE game_id = ? AND end_time = ?",
             &[input.game_id.into(), input.end_time.into()],
         )?
         .into_iter()
@@ -169,12 +172,20 @@ pub fn save(db: &impl Db, input: SaveClip) -> Result<Reply, ApiError> {
             row.get(2)?,
             &input.name,
         )?;
+        let effects = processing::after_times_change(db, raw_clip_id, (row.get(3)?, row.get(4)?))?;
+        let filename: String = db
+            .query_value(
+                "SELECT filename FROM raw_clips WHERE id = ?",
+                &[raw_clip_id.into()],
+            )?
+            .unwrap_or_default();
         return Ok(Reply::json(json!({
             "raw_clip_id": raw_clip_id,
-            "filename": row.get::<String>(3)?,
+            "filename": filename,
             "project_created": project_created,
             "project_id": project_id,
-        })));
+        }))
+        .with_effects(effects));
     }
 
     let game = db.query("SELECT 1 FROM games WHERE id = ?", &[input.game_id.into()])?;
@@ -197,12 +208,14 @@ pub fn save(db: &impl Db, input: SaveClip) -> Result<Reply, ApiError> {
     )?;
     let (project_created, project_id) =
         apply_rating_change(db, raw_clip_id, 0, input.rating, None, &input.name)?;
-    Ok(Reply::json(json!({
+    let mut reply = Reply::json(json!({
         "raw_clip_id": raw_clip_id,
         "filename": "",
         "project_created": project_created,
         "project_id": project_id,
-    })))
+    }));
+    reply.jobs.extend(processing::cut_job(db, raw_clip_id)?);
+    Ok(reply)
 }
 
 #[derive(Debug, Deserialize)]
@@ -246,11 +259,13 @@ pub fn update(db: &impl Db, clip_id: i64, input: ClipUpdate) -> Result<Reply, Ap
             )?;
         }
     }
+    let effects = processing::after_times_change(db, clip_id, (row.get(6)?, row.get(7)?))?;
     Ok(Reply::json(json!({
         "success": true,
         "project_created": project_created,
         "project_id": project_id,
-    })))
+    }))
+    .with_effects(effects))
 }
 
 /// Deletes a raw clip, its unmodified auto-project, and every working clip that uses it (in all

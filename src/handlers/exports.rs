@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 use crate::db::{Db, Row};
 use crate::error::ApiError;
+use crate::handlers::processing;
 use crate::handlers::projects::require_project;
 use crate::handlers::request::{check_json, extension_of, Names, Upload};
 use crate::handlers::{ApiRequest, Reply};
@@ -80,15 +81,34 @@ pub struct NewJob {
 pub fn create(db: &impl Db, input: NewJob, request: &ApiRequest) -> Result<Reply, ApiError> {
     require_project(db, input.project_id)?;
     let mut names = Names::new(request.entropy);
+    let input_data = Value::Object(input.config);
     let job_id = insert_job(
         db,
         &mut names,
         input.project_id,
         &input.job_type,
-        &Value::Object(input.config),
+        &input_data,
     )?;
+    let mut reply = Reply::json(json!({
+        "job_id": job_id,
+        "status": "pending",
+        "message": "Export job created",
+    }));
     let failure = match input.job_type.as_str() {
-        "framing" | "overlay" => None,
+        kind @ ("framing" | "overlay") => {
+            let kind = if kind == "framing" {
+                "framing"
+            } else {
+                "overlay"
+            };
+            reply.jobs.push(processing::export_job(
+                &job_id,
+                kind,
+                input.project_id,
+                &input_data,
+            ));
+            None
+        }
         "multi_clip" => Some("Multi-clip export is not implemented".to_owned()),
         other => Some(format!("Unknown export type: {other}")),
     };
@@ -98,11 +118,7 @@ pub fn create(db: &impl Db, input: NewJob, request: &ApiRequest) -> Result<Reply
             &[error.into(), job_id.as_str().into()],
         )?;
     }
-    Ok(Reply::json(json!({
-        "job_id": job_id,
-        "status": "pending",
-        "message": "Export job created",
-    })))
+    Ok(reply)
 }
 
 /// Parses a JSON form field, or 400 `<what>: <error>`; within the limits of a JSON body.
@@ -124,7 +140,7 @@ fn queue_with_video(
     db: &impl Db,
     request: &ApiRequest,
     project_id: i64,
-    job_type: &str,
+    job_type: &'static str,
     mut input: Map<String, Value>,
     message: &str,
 ) -> Result<Reply, ApiError> {
@@ -138,21 +154,18 @@ fn queue_with_video(
     let mut job_input = Map::new();
     job_input.insert("video_path".into(), json!(key));
     job_input.append(&mut input);
-    let job_id = insert_job(
-        db,
-        &mut names,
-        project_id,
-        job_type,
-        &Value::Object(job_input),
-    )?;
-    Ok(
-        Reply::json(json!({"job_id": job_id, "status": "pending", "message": message}))
-            .with_upload(Upload {
-                key,
-                content_type: video.content_type.clone(),
-                bytes: video.bytes.clone(),
-            }),
-    )
+    let job_input = Value::Object(job_input);
+    let job_id = insert_job(db, &mut names, project_id, job_type, &job_input)?;
+    let mut reply = Reply::json(json!({"job_id": job_id, "status": "pending", "message": message}))
+        .with_upload(Upload {
+            key,
+            content_type: video.content_type.clone(),
+            bytes: video.bytes.clone(),
+        });
+    reply.jobs.push(processing::export_job(
+        &job_id, job_type, project_id, &job_input,
+    ));
+    Ok(reply)
 }
 
 /// E2 `POST /api/exports/framing` (form).

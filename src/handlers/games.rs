@@ -13,7 +13,8 @@ use crate::handlers::derive::{
     clip_name, derived_clip_name, game_display_name, parse_tags, tags_json, GameNameParts,
     NameVariant,
 };
-use crate::handlers::request::{extension_of, Names, Upload};
+use crate::handlers::processing::{self, ClipTimes};
+use crate::handlers::request::{extension_of, Effects, Names, Upload};
 use crate::handlers::{
     insert_returning_id, ApiRequest, ApiResponse, Deletion, FileResponse, Reply,
 };
@@ -243,14 +244,16 @@ pub fn sync_annotations(
     items: Vec<Annotation>,
 ) -> Result<Reply, ApiError> {
     find(db, game_id)?;
-    let existing: Vec<(i64, Option<f64>, Option<i64>)> = db
+    // (id, (start, end), auto_project_id)
+    let existing: Vec<(i64, ClipTimes, Option<i64>)> = db
         .query(
-            "SELECT id, end_time, auto_project_id FROM raw_clips WHERE game_id = ?",
+            "SELECT id, start_time, end_time, auto_project_id FROM raw_clips WHERE game_id = ?",
             &[game_id.into()],
         )?
         .iter()
-        .map(|row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .map(|row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?), row.get(3)?)))
         .collect::<Result<_, ApiError>>()?;
+    let mut effects = Effects::default();
 
     let mut requested_end_times = Vec::with_capacity(items.len());
     // [clip_count, brilliant, good, interesting, mistake, blunder]
@@ -271,7 +274,10 @@ pub fn sync_annotations(
         } else {
             name
         };
-        if let Some((clip_id, _, _)) = existing.iter().find(|(_, end, _)| *end == Some(end_time)) {
+        if let Some((clip_id, before, _)) = existing
+            .iter()
+            .find(|(_, (_, end), _)| *end == Some(end_time))
+        {
             db.execute(
                 "UPDATE raw_clips SET start_time = ?, name = ?, rating = ?, tags = ?, notes = ? WHERE id = ?",
                 &[
@@ -283,9 +289,13 @@ pub fn sync_annotations(
                     (*clip_id).into(),
                 ],
             )?;
+            // Only a moved start asks for a new cut: the frontend syncs after every edit.
+            if before.0 != Some(start_time) {
+                effects.add(processing::after_times_change(db, *clip_id, *before)?);
+            }
         }
     }
-    for (clip_id, end_time, auto_project_id) in &existing {
+    for (clip_id, (_, end_time), auto_project_id) in &existing {
         let kept = end_time.is_some_and(|end| requested_end_times.contains(&end));
         if !kept {
             delete_raw_clip(db, *clip_id, *auto_project_id)?;
@@ -307,9 +317,7 @@ pub fn sync_annotations(
             game_id.into(),
         ],
     )?;
-    Ok(Reply::json(
-        json!({"success": true, "clip_count": items.len()}),
-    ))
+    Ok(Reply::json(json!({"success": true, "clip_count": items.len()})).with_effects(effects))
 }
 
 /// G6 `DELETE /api/games/{id}`: only the game row; its clips, projects and exports stay.
@@ -368,6 +376,8 @@ pub fn upload_video(db: &impl Db, game_id: i64, request: &ApiRequest) -> Result<
     {
         reply = reply.with_deletion(Deletion::Object(format!("games/{previous}")));
     }
+    // The video is there: every clip still waiting for it can be cut now.
+    reply.jobs = processing::pending_cuts_of_game(db, game_id)?;
     Ok(reply)
 }
 

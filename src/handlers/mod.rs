@@ -6,7 +6,9 @@
 //! turn it into an HTTP response.
 //!
 //! One module per resource: [`projects`], [`clips`] (the library), [`project_clips`], [`games`],
-//! [`overlay`], [`downloads`], [`exports`], [`auth`]; [`derive`] holds the derivations they share.
+//! [`overlay`], [`downloads`], [`exports`], [`auth`], and [`processing`] (the jobs requests send
+//! to the video-processing service and the results it records); [`derive`] holds the
+//! derivations they share.
 
 mod auth;
 mod auto_projects;
@@ -16,14 +18,15 @@ mod downloads;
 mod exports;
 mod games;
 mod overlay;
+mod processing;
 mod project_clips;
 mod projects;
 mod request;
 
 pub use auth::DATA_TABLES;
 pub use request::{
-    check_request_body_size, ApiRequest, ApiResponse, Body, Deletion, FileBytes, FileResponse,
-    FormValue, Method, Reply, Upload, UploadedFile, MAX_JSON_BODY_BYTES,
+    check_request_body_size, ApiRequest, ApiResponse, Body, Deletion, Effects, FileBytes,
+    FileResponse, FormValue, Job, Method, Reply, Upload, UploadedFile, MAX_JSON_BODY_BYTES,
 };
 
 use crate::db::{Db, SqlValue};
@@ -147,6 +150,20 @@ pub fn handle(db: &impl Db, user: &UserId, request: &ApiRequest) -> Result<Reply
         (Get, ["api", "auth", "whoami"]) => auth::whoami(user),
         (Delete, ["api", "auth", "user"]) => auth::delete_user(db, user),
 
+        // The video-processing service's results (docs/processing.md §2); the router lets only
+        // requests with the processing token reach these paths.
+        (Post, ["processing", "clips", c, "cut"]) => {
+            processing::record_cut(db, id(c, "raw_clip_id")?, request.json()?)
+        }
+        (Post, ["processing", "exports", job, "framing"]) => {
+            processing::record_framing(db, job, request.json()?)
+        }
+        (Post, ["processing", "exports", job, "final"]) => {
+            processing::record_final(db, job, request.json()?)
+        }
+        (Post, ["processing", "exports", job, "status"]) => {
+            processing::record_status(db, job, request.json()?)
+        }
         _ => Err(ApiError::NotFound("Not Found".into())),
     }
 }

@@ -213,12 +213,25 @@ pub enum Deletion {
     AllMedia,
 }
 
+/// Work for the video-processing service that a request asks for (docs/processing.md §1): sent
+/// after the commit, so a job never names a row that was rolled back.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Job {
+    /// `cut_clip`, `framing` or `overlay`.
+    pub kind: &'static str,
+    pub ids: Value,
+    /// Keys below the user's folder that the service reads.
+    pub source: Value,
+    pub params: Value,
+}
+
 /// A handler's whole answer: the response and the storage effects around the commit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     pub response: ApiResponse,
     pub uploads: Vec<Upload>,
     pub deletions: Vec<Deletion>,
+    pub jobs: Vec<Job>,
 }
 
 impl Reply {
@@ -235,6 +248,27 @@ impl Reply {
         self.deletions.push(deletion);
         self
     }
+
+    /// Adds the storage effects of a change a handler made on the way (a re-timed clip's cut).
+    pub fn with_effects(mut self, effects: Effects) -> Self {
+        self.deletions.extend(effects.deletions);
+        self.jobs.extend(effects.jobs);
+        self
+    }
+}
+
+/// Deletions and jobs gathered while a handler works, before its [`Reply`] exists.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub deletions: Vec<Deletion>,
+    pub jobs: Vec<Job>,
+}
+
+impl Effects {
+    pub fn add(&mut self, other: Effects) {
+        self.deletions.extend(other.deletions);
+        self.jobs.extend(other.jobs);
+    }
 }
 
 impl From<ApiResponse> for Reply {
@@ -243,6 +277,7 @@ impl From<ApiResponse> for Reply {
             response,
             uploads: Vec::new(),
             deletions: Vec::new(),
+            jobs: Vec::new(),
         }
     }
 }

@@ -30,6 +30,7 @@ use crate::http::{DataPath, RawRequest};
 use crate::identity::UserId;
 use crate::lifecycle::{self, Backend, Served};
 use crate::placement::{self, Placement, Side};
+use crate::processing::JobQueue;
 
 /// Serves one API request for `user` from their database in R2, if R2 says it is theirs to
 /// serve ([`Served::Elsewhere`] otherwise).
@@ -49,7 +50,7 @@ pub async fn serve(env: &Env, config: &Config, user: &UserId, raw: &RawRequest) 
         attempt: None,
         report: SyncReport::default(),
     };
-    lifecycle::serve(&mut path, &bucket, user, raw).await
+    lifecycle::serve(&mut path, &bucket, &JobQueue::of(env), user, raw).await
 }
 
 /// What the response tells about the sync: `X-Sync-Status` and `X-DB-Cache` (and the version).

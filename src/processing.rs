@@ -1,0 +1,310 @@
+//! The Worker's side of video processing (docs/processing.md): the edges to the processing
+//! service. What a job or a result means for the data is in [`crate::handlers`]; this module
+//! only moves things:
+//! - [`JobQueue::send`]: a committed request's [`Job`]s onto the `PROCESSING_JOBS` queue;
+//! - [`deliver`]: the queue's consumer, which posts each job to `PROCESSING_URL/jobs` and leaves
+//!   a job the service did not take on the queue for later (then the dead-letter queue);
+//! - [`authorize`] and [`media`]: the service's own routes (`/processing/*`), behind the secret
+//!   `PROCESSING_TOKEN`; its results go through the router to the user's authoritative side;
+//! - [`forward`]: the frontend's processing routes, passed on to the service with the user's
+//!   identity.
+
+use constant_time_eq::constant_time_eq;
+use serde::Serialize;
+use serde_json::json;
+use worker::{Env, Fetch, Headers, MessageBatch, MessageExt, Request, RequestInit, Response};
+
+use crate::bucket::{self, media};
+use crate::config::{self, Config, PROCESSING_QUEUE};
+use crate::error::ApiError;
+use crate::handlers::{ApiResponse, FileResponse, Job};
+use crate::http;
+use crate::identity::{UserId, USER_ID_HEADER};
+
+/// The secret shared with the processing service, both ways.
+const TOKEN_SECRET: &str = "PROCESSING_TOKEN";
+
+/// The longest pause before a job is offered again.
+const MAX_RETRY_DELAY_SECONDS: u32 = 3600;
+
+/// Media folders the service reads (any file of the user) and writes (its products).
+const READABLE_FOLDERS: [&str; 6] = [
+    "games",
+    "exports",
+    "raw_clips",
+    "uploads",
+    "working_videos",
+    "final_videos",
+];
+const WRITABLE_FOLDERS: [&str; 3] = ["raw_clips", "working_videos", "final_videos"];
+
+/// One queue message: a job and whose it is.
+#[derive(Serialize)]
+struct JobMessage<'a> {
+    user_id: &'a str,
+    #[serde(flatten)]
+    job: &'a Job,
+}
+
+/// The producer side of the jobs queue.
+pub struct JobQueue(Option<worker::Queue>);
+
+impl JobQueue {
+    pub fn of(env: &Env) -> Self {
+        Self(env.queue(PROCESSING_QUEUE).ok())
+    }
+
+    /// Sends a committed request's jobs. Called after the commit, so it cannot fail the request:
+    /// a job that cannot be sent is logged, and the clip or export it was for stays pending
+    /// (a clip's next trigger sends its cut again; docs/processing.md §1).
+    pub async fn send(&self, user: &UserId, jobs: &[Job]) {
+        for job in jobs {
+            let message = JobMessage {
+                user_id: user.as_str(),
+                job,
+            };
+            let sent = match &self.0 {
+                Some(queue) => queue.send(&message).await.map_err(|err| err.to_string()),
+                None => Err(format!("the queue binding {PROCESSING_QUEUE} is missing")),
+            };
+            if let Err(err) = sent {
+                worker::console_error!(
+                    "{}",
+                    json!({"event": "job_send_failed", "user": user.as_str(), "kind": job.kind,
+                           "ids": job.ids, "error": err})
+                );
+            }
+        }
+    }
+}
+
+/// The queue consumer: offers each job to the service at once (a batch is at most a few jobs).
+/// A 2xx takes the job, and so does a 4xx other than 408 and 429 (the service refused it for
+/// good and said why; it records a job's failure itself). Anything else, or no service, leaves
+/// the job on the queue for a pause that grows with its age; after the queue's last retry it
+/// moves to the dead-letter queue.
+pub async fn deliver(batch: MessageBatch<serde_json::Value>, env: &Env) {
+    let config = Config::from_env(env);
+    let token = config::secret(env, TOKEN_SECRET);
+    let messages = match batch.messages() {
+        Ok(messages) => messages,
+        Err(err) => {
+            worker::console_error!("the processing queue sent a batch that does not parse: {err}");
+            batch.retry_all();
+            return;
+        }
+    };
+    let deliveries = messages
+        .iter()
+        .map(|message| offer(&config, token.as_deref(), message.body()));
+    let outcomes = futures::future::join_all(deliveries).await;
+    for (message, outcome) in messages.iter().zip(outcomes) {
+        let user = message.body()["user_id"].as_str().unwrap_or_default();
+        let age_seconds = (worker::Date::now().as_millis())
+            .saturating_sub(message.timestamp().as_millis())
+            / 1000;
+        match outcome {
+            Offer::Taken => message.ack(),
+            Offer::Refused(detail) => {
+                worker::console_error!(
+                    "{}",
+                    json!({"event": "job_refused", "user": user, "job": message.body(), "detail": detail})
+                );
+                message.ack();
+            }
+            Offer::Later(reason) => {
+                let delay = u32::try_from(age_seconds).unwrap_or(u32::MAX).clamp(
+                    config.processing_retry_seconds.max(1),
+                    MAX_RETRY_DELAY_SECONDS,
+                );
+                worker::console_warn!(
+                    "{}",
+                    json!({"event": "job_delivery_failed", "user": user, "kind": message.body()["kind"],
+                           "ids": message.body()["ids"], "reason": reason, "retry_in_seconds": delay})
+                );
+                message.retry_with_options(
+                    &worker::QueueRetryOptionsBuilder::new()
+                        .with_delay_seconds(delay)
+                        .build(),
+                );
+            }
+        }
+    }
+}
+
+enum Offer {
+    Taken,
+    Refused(String),
+    Later(String),
+}
+
+async fn offer(config: &Config, token: Option<&str>, job: &serde_json::Value) -> Offer {
+    let (Some(base), Some(token)) = (&config.processing_url, token) else {
+        return Offer::Later("PROCESSING_URL or PROCESSING_TOKEN is unset".into());
+    };
+    let request = (|| {
+        let headers = Headers::new();
+        headers.set("Content-Type", "application/json")?;
+        headers.set("Authorization", &format!("Bearer {token}"))?;
+        let mut init = RequestInit::new();
+        init.with_method(worker::Method::Post)
+            .with_headers(headers)
+            .with_body(Some(job.to_string().into()));
+        Request::new_with_init(&format!("{base}/jobs"), &init)
+    })();
+    let response = match request {
+        Ok(request) => Fetch::Request(request).send().await,
+        Err(err) => Err(err),
+    };
+    match response {
+        Ok(mut response) => match response.status_code() {
+            200..=299 => Offer::Taken,
+            408 | 429 => Offer::Later(format!("the service answered {}", response.status_code())),
+            status @ 400..=499 => {
+                let body = response.text().await.unwrap_or_default();
+                Offer::Refused(format!(
+                    "{status}: {}",
+                    body.chars().take(300).collect::<String>()
+                ))
+            }
+            status => Offer::Later(format!("the service answered {status}")),
+        },
+        Err(err) => Offer::Later(format!("the service is unreachable: {err}")),
+    }
+}
+
+/// The user a service request (`/processing/*`) is for, once its token is right: 404 when the
+/// Worker has no `PROCESSING_TOKEN` (the routes do not exist), 401 when the token is wrong.
+pub fn authorize(req: &Request, env: &Env) -> Result<UserId, ApiError> {
+    let expected =
+        config::secret(env, TOKEN_SECRET).ok_or_else(|| ApiError::NotFound("Not Found".into()))?;
+    let given = req
+        .headers()
+        .get("Authorization")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let given = given.strip_prefix("Bearer ").unwrap_or_default();
+    if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        return Err(ApiError::Unauthorized(
+            "Missing or wrong processing token (Authorization: Bearer ...)".into(),
+        ));
+    }
+    let user = req
+        .headers()
+        .get(USER_ID_HEADER)
+        .ok()
+        .flatten()
+        .ok_or_else(|| ApiError::BadRequest(format!("{USER_ID_HEADER} is required")))?;
+    Ok(UserId::parse(&user)?)
+}
+
+/// `GET|PUT /processing/media/{folder}/{filename}`: a file of the user's, read (honouring
+/// `Range`) or stored (streamed from the request body). Files live in R2 whichever side holds
+/// the user's data, so this touches no database.
+pub async fn media(req: Request, env: &Env, user: &UserId) -> Result<Response, ApiError> {
+    let path = req.path();
+    let rest = path.strip_prefix("/processing/media/").unwrap_or_default();
+    let (folder, filename) = rest
+        .split_once('/')
+        .ok_or_else(|| ApiError::NotFound("Not Found".into()))?;
+    let filename = plain_filename(filename)?;
+    let key = format!("{folder}/{filename}");
+    let bucket = bucket::user_data(env)?;
+    match req.method() {
+        worker::Method::Get if READABLE_FOLDERS.contains(&folder) => {
+            let file = ApiResponse::File(FileResponse {
+                key,
+                missing_detail: "File not found".into(),
+                attachment_name: None,
+                no_cache: false,
+            });
+            let range = req.headers().get("Range").ok().flatten();
+            media::respond(&bucket, user, file, range.as_deref()).await
+        }
+        worker::Method::Put if WRITABLE_FOLDERS.contains(&folder) => {
+            let content_type = req.headers().get("Content-Type").ok().flatten();
+            let length = req.headers().get("Content-Length").ok().flatten();
+            let body = req
+                .inner()
+                .body()
+                .filter(|_| length.is_some())
+                .ok_or_else(|| {
+                    ApiError::Unprocessable("body: the file's bytes, with a Content-Length".into())
+                })?;
+            media::store_stream(&bucket, user, &key, body, content_type).await?;
+            Ok(http::json(200, &json!({ "stored": key })))
+        }
+        _ => Err(ApiError::NotFound("Not Found".into())),
+    }
+}
+
+/// A file name from a path: one segment, no percent-encoding (names the Worker and the service
+/// make are plain), never `.` or `..`.
+fn plain_filename(filename: &str) -> Result<&str, ApiError> {
+    let plain = !filename.is_empty()
+        && filename != "."
+        && filename != ".."
+        && !filename.contains(['/', '%', '\\']);
+    if plain {
+        Ok(filename)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "Invalid file name in the path: {filename:?}"
+        )))
+    }
+}
+
+/// Passes a frontend request on to the processing service with the user's identity
+/// (`X-User-ID`) and the service token instead of the user's credentials. The body is streamed
+/// through, and a WebSocket upgrade passes as it is. 501 when no service is configured, 503 when
+/// it cannot be reached.
+pub async fn forward(req: Request, env: &Env, user: &UserId) -> Result<Response, ApiError> {
+    let config = Config::from_env(env);
+    let base = config.processing_url.ok_or_else(|| {
+        ApiError::NotImplemented(
+            "Video processing is not configured on this server (PROCESSING_URL is unset)".into(),
+        )
+    })?;
+    let url = req
+        .url()
+        .map_err(|err| ApiError::BadRequest(format!("Invalid URL: {err}")))?;
+    let target = match url.query() {
+        Some(query) => format!("{base}{}?{query}", url.path()),
+        None => format!("{base}{}", url.path()),
+    };
+    let headers = Headers::new();
+    let build_failed =
+        |err: worker::Error| ApiError::Internal(format!("Could not forward the request: {err}"));
+    for (name, value) in req.headers().entries() {
+        let name_lower = name.to_ascii_lowercase();
+        let credential = matches!(
+            name_lower.as_str(),
+            "authorization" | "cookie" | "host" | "x-user-id" | "content-length"
+        );
+        if !credential && !name_lower.starts_with("cf-") {
+            headers.set(&name, &value).map_err(build_failed)?;
+        }
+    }
+    headers
+        .set(USER_ID_HEADER, user.as_str())
+        .map_err(build_failed)?;
+    if let Some(token) = config::secret(env, TOKEN_SECRET) {
+        headers
+            .set("Authorization", &format!("Bearer {token}"))
+            .map_err(build_failed)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(req.method()).with_headers(headers);
+    if let Some(body) = req.inner().body() {
+        init.with_body(Some(body.into()));
+    }
+    let request = Request::new_with_init(&target, &init).map_err(build_failed)?;
+    Fetch::Request(request).send().await.map_err(|err| {
+        worker::console_error!(
+            "{}",
+            json!({"event": "processing_unreachable", "user": user.as_str(), "error": err.to_string()})
+        );
+        ApiError::Unavailable("The video-processing service cannot be reached; try again".into())
+    })
+}
