@@ -37,6 +37,9 @@ pub enum ApiError {
     NotImplemented(String),
     /// 503: a storage dependency (R2, KV, the Durable Object) failed.
     Unavailable(String),
+    /// 503: the video-processing service, to which this Worker passes requests on, cannot be
+    /// reached. The detail is written for the client (the cause is logged where it happened).
+    ServiceUnavailable(String),
     /// 503 with `Retry-After`: the user's data is between the two paths for a moment (a move
     /// in progress); the same request succeeds shortly.
     Moving(String),
@@ -69,6 +72,7 @@ impl ApiError {
             ApiError::Internal(_) => 500,
             ApiError::NotImplemented(_) => 501,
             ApiError::Unavailable(_)
+            | ApiError::ServiceUnavailable(_)
             | ApiError::Moving(_)
             | ApiError::CorruptDatabase(_)
             | ApiError::IncompatibleSchema(_) => 503,
@@ -89,6 +93,7 @@ impl ApiError {
             | ApiError::Internal(detail)
             | ApiError::NotImplemented(detail)
             | ApiError::Unavailable(detail)
+            | ApiError::ServiceUnavailable(detail)
             | ApiError::Moving(detail)
             | ApiError::CorruptDatabase(detail)
             | ApiError::IncompatibleSchema(detail)

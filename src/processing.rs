@@ -12,7 +12,10 @@
 use constant_time_eq::constant_time_eq;
 use serde::Serialize;
 use serde_json::json;
-use worker::{Env, Fetch, Headers, MessageBatch, MessageExt, Request, RequestInit, Response};
+use worker::{
+    Env, Fetch, Headers, MessageBatch, MessageExt, QueueContentType, RawMessageBuilder, Request,
+    RequestInit, Response,
+};
 
 use crate::bucket::{self, media};
 use crate::config::{self, Config, PROCESSING_QUEUE};
@@ -64,7 +67,7 @@ impl JobQueue {
                 job,
             };
             let sent = match &self.0 {
-                Some(queue) => queue.send(&message).await.map_err(|err| err.to_string()),
+                Some(queue) => send_json(queue, &message).await,
                 None => Err(format!("the queue binding {PROCESSING_QUEUE} is missing")),
             };
             if let Err(err) = sent {
@@ -76,6 +79,17 @@ impl JobQueue {
             }
         }
     }
+}
+
+/// Sends a message as a plain JSON object: workers-rs's own serializer would send a map as a
+/// JavaScript `Map`, which the consumer would read back empty.
+async fn send_json(queue: &worker::Queue, message: &JobMessage<'_>) -> Result<(), String> {
+    let text = serde_json::to_string(message).map_err(|err| err.to_string())?;
+    let object = worker::js_sys::JSON::parse(&text).map_err(|err| format!("{err:?}"))?;
+    queue
+        .send_raw(RawMessageBuilder::new(object).build_with_content_type(QueueContentType::Json))
+        .await
+        .map_err(|err| err.to_string())
 }
 
 /// The queue consumer: offers each job to the service at once (a batch is at most a few jobs).
@@ -305,6 +319,8 @@ pub async fn forward(req: Request, env: &Env, user: &UserId) -> Result<Response,
             "{}",
             json!({"event": "processing_unreachable", "user": user.as_str(), "error": err.to_string()})
         );
-        ApiError::Unavailable("The video-processing service cannot be reached; try again".into())
+        ApiError::ServiceUnavailable(
+            "The video-processing service cannot be reached; try again".into(),
+        )
     })
 }
