@@ -170,20 +170,21 @@ async fn offer(config: &Config, token: Option<&str>, job: &serde_json::Value) ->
         Ok(request) => Fetch::Request(request).send().await,
         Err(err) => Err(err),
     };
-    match response {
-        Ok(mut response) => match response.status_code() {
-            200..=299 => Offer::Taken,
-            408 | 429 => Offer::Later(format!("the service answered {}", response.status_code())),
-            status @ 400..=499 => {
-                let body = response.text().await.unwrap_or_default();
-                Offer::Refused(format!(
-                    "{status}: {}",
-                    body.chars().take(300).collect::<String>()
-                ))
-            }
-            status => Offer::Later(format!("the service answered {status}")),
-        },
-        Err(err) => Offer::Later(format!("the service is unreachable: {err}")),
+    let mut response = match response {
+        Ok(response) => response,
+        Err(err) => return Offer::Later(format!("the service is unreachable: {err}")),
+    };
+    // Read to the end in every case: an unread body keeps its connection open, and the runtime
+    // holds the batch's next deliveries until connections are free (seen with 6 jobs at once).
+    let body = response.text().await.unwrap_or_default();
+    match response.status_code() {
+        200..=299 => Offer::Taken,
+        status @ (408 | 429) => Offer::Later(format!("the service answered {status}")),
+        status @ 400..=499 => Offer::Refused(format!(
+            "{status}: {}",
+            body.chars().take(300).collect::<String>()
+        )),
+        status => Offer::Later(format!("the service answered {status}")),
     }
 }
 
