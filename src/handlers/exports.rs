@@ -1,7 +1,9 @@
 //! `/api/exports` (docs/api.md §9): durable export job records.
 //!
-//! Rendering is the video-processing service's work and out of this Worker's scope: jobs are
-//! recorded, listed, cancelled and timed out here, with their staged input videos in R2.
+//! Rendering is the video-processing service's work: jobs are recorded, listed, cancelled and
+//! timed out here, with their staged input videos in R2; a `framing` or `overlay` job goes to
+//! the service after the commit, which records its progress and result
+//! ([`crate::handlers::processing`]).
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
