@@ -8,14 +8,13 @@ use std::collections::HashMap;
 
 use admin_api::request::{ListUsers, Prune};
 use admin_api::{ImportResult, ListedUser, PruneResult, R2Summary, UserPage, UserStatus};
-use constant_time_eq::constant_time_eq;
 use worker::{Env, Headers, Method, Request, RequestInit, Response};
 
 use crate::bucket;
 use crate::bucket::database::{R2Database, Saved};
 use crate::bucket::layout::{self, R2State};
 use crate::bucket::R2Error;
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::db::rusqlite_db::RusqliteDb;
 use crate::durable;
 use crate::error::ApiError;
@@ -40,28 +39,8 @@ fn named_user(req: &Request) -> Option<UserId> {
     UserId::parse(id).ok()
 }
 
-/// 401 unless the request carries the token; compared in constant time.
-fn authorize(req: &Request, token: &str) -> Result<(), ApiError> {
-    let given = req
-        .headers()
-        .get("Authorization")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let given = given.strip_prefix("Bearer ").unwrap_or_default();
-    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized(
-            "Missing or wrong admin token (Authorization: Bearer ...)".into(),
-        ))
-    }
-}
-
 async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
-    let token =
-        config::secret(env, "ADMIN_TOKEN").ok_or_else(|| ApiError::NotFound("Not Found".into()))?;
-    authorize(&req, &token)?;
+    http::require_secret_bearer(&req, env, "ADMIN_TOKEN")?;
     let config = Config::from_env(env);
     let url = req
         .url()

@@ -1,12 +1,14 @@
 //! The edge between workers-rs HTTP types and the handlers' plain [`ApiRequest`] /
 //! [`ApiResponse`], and the one place JSON and error responses are built.
 
+use constant_time_eq::constant_time_eq;
 use wasm_bindgen::JsCast;
 use worker::js_sys::{self, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
-use worker::{Headers, Request, Response, ResponseBody, ResponseBuilder};
+use worker::{Env, Headers, Request, Response, ResponseBody, ResponseBuilder};
 
+use crate::config;
 use crate::db::DbVersion;
 use crate::error::ApiError;
 use crate::handlers::{
@@ -14,6 +16,29 @@ use crate::handlers::{
     MAX_JSON_BODY_BYTES,
 };
 use crate::identity::UserId;
+
+/// Lets in a request of one of the Worker's own clients (the operators' admin API, the
+/// processing service), which carries the secret `secret_name` as `Authorization: Bearer`:
+/// 404 when the secret is unset (then those routes do not exist), 401 when the token is missing
+/// or wrong (compared in constant time, so timing reveals neither its length nor a prefix).
+pub fn require_secret_bearer(req: &Request, env: &Env, secret_name: &str) -> Result<(), ApiError> {
+    let secret =
+        config::secret(env, secret_name).ok_or_else(|| ApiError::NotFound("Not Found".into()))?;
+    let given = req
+        .headers()
+        .get("Authorization")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let given = given.strip_prefix("Bearer ").unwrap_or_default();
+    if constant_time_eq(given.as_bytes(), secret.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized(format!(
+            "Missing or wrong {secret_name} (Authorization: Bearer ...)"
+        )))
+    }
+}
 
 /// Which storage served a request; sent as `X-Data-Path` on every response from a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

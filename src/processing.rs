@@ -9,7 +9,6 @@
 //! - [`forward`]: the frontend's processing routes, passed on to the service with the user's
 //!   identity.
 
-use constant_time_eq::constant_time_eq;
 use serde::Serialize;
 use serde_json::json;
 use worker::{
@@ -188,23 +187,10 @@ async fn offer(config: &Config, token: Option<&str>, job: &serde_json::Value) ->
     }
 }
 
-/// The user a service request (`/processing/*`) is for, once its token is right: 404 when the
-/// Worker has no `PROCESSING_TOKEN` (the routes do not exist), 401 when the token is wrong.
+/// The user a service request (`/processing/*`) is for, once it carries the service's token
+/// ([`http::require_secret_bearer`]: 404 without the secret, 401 for a wrong token).
 pub fn authorize(req: &Request, env: &Env) -> Result<UserId, ApiError> {
-    let expected =
-        config::secret(env, TOKEN_SECRET).ok_or_else(|| ApiError::NotFound("Not Found".into()))?;
-    let given = req
-        .headers()
-        .get("Authorization")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let given = given.strip_prefix("Bearer ").unwrap_or_default();
-    if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-        return Err(ApiError::Unauthorized(
-            "Missing or wrong processing token (Authorization: Bearer ...)".into(),
-        ));
-    }
+    http::require_secret_bearer(req, env, TOKEN_SECRET)?;
     let user = req
         .headers()
         .get(USER_ID_HEADER)

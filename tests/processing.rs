@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use test_support::{multipart, Options, Part, TestWorker, ADMIN_TOKEN};
+use test_support::{Options, Part, TestWorker, ADMIN_TOKEN};
 
 const TOKEN: &str = "test-processing-token";
 
@@ -148,34 +148,24 @@ fn service(
 }
 
 fn create_game(worker: &TestWorker, user: &str) -> i64 {
-    let (content_type, body) = multipart(&[("name", Part::Text("Cup final"))]);
-    let response = worker.request(
+    let response = worker.send_form(
         "POST",
         "/api/games",
-        Some(user),
-        &[("Content-Type", &content_type)],
-        body,
+        user,
+        &[("name", Part::Text("Cup final"))],
     );
     assert_eq!(response.status, 200);
     response.json()["game"]["id"].as_i64().unwrap()
 }
 
 fn upload_video(worker: &TestWorker, user: &str, game: i64, bytes: &[u8]) -> Value {
-    let (content_type, body) = multipart(&[(
-        "video",
-        Part::File {
-            filename: "game.mp4",
-            content_type: "video/mp4",
-            bytes,
-        },
-    )]);
-    let response = worker.request(
-        "PUT",
-        &format!("/api/games/{game}/video"),
-        Some(user),
-        &[("Content-Type", &content_type)],
-        body,
-    );
+    let video = Part::File {
+        filename: "game.mp4",
+        content_type: "video/mp4",
+        bytes,
+    };
+    let path = format!("/api/games/{game}/video");
+    let response = worker.send_form("PUT", &path, user, &[("video", video)]);
     assert_eq!(
         response.status,
         200,

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use test_support::{multipart, realistic_database, Options, Part, TestWorker, ADMIN_TOKEN};
+use test_support::{realistic_database, Options, Part, TestWorker, ADMIN_TOKEN};
 
 const TOKEN: &str = "end-to-end-processing-token";
 /// The generated video's frame rate: "to within a frame" is 1/30 s.
@@ -98,21 +98,15 @@ fn worker(processor_port: u16) -> TestWorker {
     })
 }
 
-fn form_request(
+/// A form request that must succeed; its JSON answer.
+fn send_form(
     worker: &TestWorker,
     method: &str,
     path: &str,
     user: &str,
     parts: &[(&str, Part<'_>)],
 ) -> Value {
-    let (content_type, body) = multipart(parts);
-    let response = worker.request(
-        method,
-        path,
-        Some(user),
-        &[("Content-Type", &content_type)],
-        body,
-    );
+    let response = worker.send_form(method, path, user, parts);
     assert_eq!(
         response.status,
         200,
@@ -123,7 +117,7 @@ fn form_request(
 }
 
 fn create_game(worker: &TestWorker, user: &str) -> i64 {
-    form_request(
+    send_form(
         worker,
         "POST",
         "/api/games",
@@ -140,7 +134,7 @@ fn upload_video(worker: &TestWorker, user: &str, game: i64) {
         content_type: "video/mp4",
         bytes: game_video(),
     };
-    form_request(
+    send_form(
         worker,
         "PUT",
         &format!("/api/games/{game}/video"),

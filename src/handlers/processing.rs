@@ -452,6 +452,14 @@ mod tests {
         .unwrap()
     }
 
+    fn auto_project(db: &TestDb, clip: i64) -> Option<i64> {
+        db.query_value(
+            "SELECT auto_project_id FROM raw_clips WHERE id = ?",
+            &[clip.into()],
+        )
+        .unwrap()
+    }
+
     fn version_sum(db: &TestDb) -> i64 {
         db.query_value("SELECT total_changes()", &[])
             .unwrap()
@@ -588,13 +596,7 @@ mod tests {
         let db = test_db();
         let game_id = game(&db, true);
         let (clip, _) = save(&db, game_id, 0.0, 2.0, 5);
-        let project: i64 = db
-            .query_value(
-                "SELECT auto_project_id FROM raw_clips WHERE id = ?",
-                &[clip.into()],
-            )
-            .unwrap()
-            .unwrap();
+        let project = auto_project(&db, clip).expect("a 5-star clip has its auto-project");
         cut(&db, clip, "ffffffffffff.mp4", 0.0, 2.0);
         let projects: i64 = db
             .query_value("SELECT COUNT(*) FROM projects", &[])
@@ -616,13 +618,7 @@ mod tests {
         )
         .unwrap();
         cut(&db, other, "111111111111.mp4", 3.0, 4.0);
-        let linked: Option<i64> = db
-            .query_value(
-                "SELECT auto_project_id FROM raw_clips WHERE id = ?",
-                &[other.into()],
-            )
-            .unwrap();
-        assert!(linked.is_some());
+        assert!(auto_project(&db, other).is_some());
     }
 
     fn export(db: &TestDb, project: i64, kind: &str) -> (String, Vec<Job>) {
@@ -639,13 +635,7 @@ mod tests {
         let db = test_db();
         let game_id = game(&db, true);
         let (clip, _) = save(&db, game_id, 0.0, 2.0, 5);
-        let project: i64 = db
-            .query_value(
-                "SELECT auto_project_id FROM raw_clips WHERE id = ?",
-                &[clip.into()],
-            )
-            .unwrap()
-            .unwrap();
+        let project = auto_project(&db, clip).expect("a 5-star clip has its auto-project");
         let (job, jobs) = export(&db, project, "framing");
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].kind, "framing");
@@ -734,13 +724,7 @@ mod tests {
         let game_id = game(&db, true);
         let (clip, _) = save(&db, game_id, 0.0, 2.0, 5);
         cut(&db, clip, "222222222222.mp4", 0.0, 2.0);
-        let project: i64 = db
-            .query_value(
-                "SELECT auto_project_id FROM raw_clips WHERE id = ?",
-                &[clip.into()],
-            )
-            .unwrap()
-            .unwrap();
+        let project = auto_project(&db, clip).expect("a 5-star clip has its auto-project");
         db.execute("UPDATE working_clips SET timing_data = '{\"trimRange\": {\"start\": 0.5, \"end\": 1.5}}'", &[]).unwrap();
         let (job, _) = export(&db, project, "overlay");
         let path = format!("/processing/exports/{job}/final");

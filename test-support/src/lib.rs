@@ -274,6 +274,24 @@ impl TestWorker {
         )
     }
 
+    /// Sends `parts` as `multipart/form-data` for `user`.
+    pub fn send_form(
+        &self,
+        method: &str,
+        path: &str,
+        user: &str,
+        parts: &[(&str, Part<'_>)],
+    ) -> TestResponse {
+        let (content_type, body) = multipart(parts);
+        self.request(
+            method,
+            path,
+            Some(user),
+            &[("Content-Type", &content_type)],
+            body,
+        )
+    }
+
     /// `POST /api/projects` with this name.
     pub fn create_project(&self, user: &str, name: &str) -> TestResponse {
         let body = serde_json::json!({"name": name, "aspect_ratio": "1:1"});
