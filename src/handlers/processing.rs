@@ -835,4 +835,74 @@ mod tests {
         assert_eq!(track_frames(None, Some("not json")), (0, 0));
         assert_eq!(track_frames(None, None), (0, 0));
     }
+
+    /// A step of a user and a processing service working on two clips at once.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// The user moves a clip's start (C5) to one of a few values, maybe its current one.
+        Retime { clip: usize, start: u8 },
+        /// A cut result arrives for these times: current, stale or replayed, under one of a few names.
+        Cut { clip: usize, start: u8, name: u8 },
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..2usize, 0..3u8).prop_map(|(clip, start)| Step::Retime { clip, start }),
+            (0..2usize, 0..3u8, 0..2u8).prop_map(|(clip, start, name)| Step::Cut {
+                clip,
+                start,
+                name
+            }),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever the order of edits, deliveries and replays: a clip holds a cut only of its
+        /// current times, the first such cut wins, and a result that does not apply changes no row.
+        #[test]
+        fn cuts_apply_once_and_only_to_the_current_times(steps in proptest::collection::vec(step(), 1..24)) {
+            let db = test_db();
+            let game_id = game(&db, true);
+            let end = |clip: usize| 10.0 + clip as f64 * 10.0;
+            let clips: Vec<i64> = (0..2).map(|clip| save(&db, game_id, 0.0, end(clip), 3).0).collect();
+            // The model: each clip's start and the cut it holds.
+            let mut model: Vec<(f64, Option<String>)> = vec![(0.0, None), (0.0, None)];
+            for step in steps {
+                match step {
+                    Step::Retime { clip, start } => {
+                        let start = f64::from(start);
+                        let body = json_body(json!({"start_time": start}));
+                        let reply = call(&db, Method::Put, &format!("/api/clips/raw/{}", clips[clip]), body).unwrap();
+                        let moved = start != model[clip].0;
+                        // A move drops the old cut and asks for a new one; no move, nothing.
+                        let dropped = moved && model[clip].1.is_some();
+                        proptest::prop_assert_eq!(reply.deletions.len(), usize::from(dropped));
+                        proptest::prop_assert_eq!(reply.jobs.len(), usize::from(moved || model[clip].1.is_none()));
+                        if moved {
+                            model[clip] = (start, None);
+                        }
+                    }
+                    Step::Cut { clip, start, name } => {
+                        let start = f64::from(start);
+                        let filename = format!("{name}{name}{name}{name}{name}{name}.mp4");
+                        let before = version_sum(&db);
+                        let answer = cut(&db, clips[clip], &filename, start, end(clip));
+                        let applies = model[clip].1.is_none() && start == model[clip].0;
+                        proptest::prop_assert_eq!(&answer["applied"], &json!(applies));
+                        if applies {
+                            model[clip].1 = Some(filename);
+                        } else {
+                            proptest::prop_assert_eq!(version_sum(&db), before, "a result that did not apply wrote");
+                        }
+                    }
+                }
+                for (clip, (_, held)) in clips.iter().zip(&model) {
+                    proptest::prop_assert_eq!(clip_file(&db, *clip), held.clone().unwrap_or_default());
+                }
+            }
+        }
+    }
 }
