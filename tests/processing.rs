@@ -136,7 +136,7 @@ fn worker_with(vars: &[(&str, &str)]) -> TestWorker {
 }
 
 /// A request of the processing service.
-fn service(
+fn service_request(
     worker: &TestWorker,
     method: &str,
     path: &str,
@@ -219,7 +219,7 @@ fn the_services_results_are_recorded_once_on_either_path_behind_its_token() {
 
         // The file first, then the row that names it.
         let video: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-        let stored = service(
+        let stored = service_request(
             &worker,
             "PUT",
             "/processing/media/raw_clips/0123456789ab.mp4",
@@ -232,7 +232,7 @@ fn the_services_results_are_recorded_once_on_either_path_behind_its_token() {
             "{}",
             String::from_utf8_lossy(&stored.body)
         );
-        let read = service(
+        let read = service_request(
             &worker,
             "GET",
             "/processing/media/raw_clips/0123456789ab.mp4",
@@ -245,7 +245,7 @@ fn the_services_results_are_recorded_once_on_either_path_behind_its_token() {
             "/processing/media/raw_clips/..",
             "/processing/media/database.sqlite",
         ] {
-            let response = service(&worker, "PUT", refused, user, b"x".to_vec());
+            let response = service_request(&worker, "PUT", refused, user, b"x".to_vec());
             assert!(
                 matches!(response.status, 400 | 404),
                 "{refused}: {}",
@@ -253,7 +253,7 @@ fn the_services_results_are_recorded_once_on_either_path_behind_its_token() {
             );
         }
 
-        let first = service(&worker, "POST", &cut_path, user, cut.clone());
+        let first = service_request(&worker, "POST", &cut_path, user, cut.clone());
         assert_eq!(
             first.status,
             200,
@@ -262,7 +262,7 @@ fn the_services_results_are_recorded_once_on_either_path_behind_its_token() {
         );
         assert_eq!(first.json(), json!({"applied": true}));
         assert_eq!(first.header("X-Data-Path"), Some(path));
-        let replay = service(&worker, "POST", &cut_path, user, cut.clone());
+        let replay = service_request(&worker, "POST", &cut_path, user, cut.clone());
         assert_eq!(replay.json(), json!({"applied": false}));
         assert_eq!(
             replay.db_version(),
@@ -366,7 +366,9 @@ fn requests_and_jobs_reach_the_service_with_the_users_identity_and_survive_its_f
     let pending = save_clip(&worker, "alice", game, 2.0, 4.0);
     let upload = upload_video(&worker, "alice", game, b"not really a video");
     let video = upload["video_filename"].as_str().unwrap().to_owned();
-    let after = save_clip(&worker, "alice", game, 5.0, 6.25);
+    // Times as a player's scrubbing makes them: 17 significant digits, no short decimal.
+    let (odd_start, odd_end) = (5.123_456_789_012_345_6, 6.300_000_000_000_001);
+    let after = save_clip(&worker, "alice", game, odd_start, odd_end);
 
     let jobs = service.wait_for("/jobs", 4);
     let mut delivered: Vec<Value> = Vec::new();
@@ -378,7 +380,7 @@ fn requests_and_jobs_reach_the_service_with_the_users_identity_and_survive_its_f
         );
         delivered.push(serde_json::from_slice(&job.body).unwrap());
     }
-    for (clip, start, end) in [(pending, 2.0, 4.0), (after, 5.0, 6.25)] {
+    for (clip, start, end) in [(pending, 2.0, 4.0), (after, odd_start, odd_end)] {
         let job = delivered
             .iter()
             .find(|job| job["ids"]["raw_clip_id"] == json!(clip))
@@ -387,9 +389,20 @@ fn requests_and_jobs_reach_the_service_with_the_users_identity_and_survive_its_f
         assert_eq!(job["kind"], json!("cut_clip"));
         assert_eq!(job["ids"]["game_id"], json!(game));
         assert_eq!(job["source"], json!({"game_video": video}));
-        // JSON numbers: 2.0 may travel as 2.
+        // JSON numbers: 2.0 may travel as 2, but every float arrives bit for bit.
         assert_eq!(job["params"]["start_time"].as_f64(), Some(start));
         assert_eq!(job["params"]["end_time"].as_f64(), Some(end));
+        // The times as the job carried them are the clip's: a cut recorded with them applies.
+        let cut = json!({"filename": format!("{clip}00000000000.mp4"),
+                         "start_time": job["params"]["start_time"], "end_time": job["params"]["end_time"]});
+        let recorded = service_request(
+            &worker,
+            "POST",
+            &format!("/processing/clips/{clip}/cut"),
+            "alice",
+            cut.to_string().into_bytes(),
+        );
+        assert_eq!(recorded.json(), json!({"applied": true}), "clip {clip}");
     }
     // Both were taken in the end: the two failures were offered again, nothing more.
     std::thread::sleep(Duration::from_secs(4));
