@@ -367,7 +367,7 @@ fn requests_and_jobs_reach_the_service_with_the_users_identity_and_survive_its_f
     let upload = upload_video(&worker, "alice", game, b"not really a video");
     let video = upload["video_filename"].as_str().unwrap().to_owned();
     // Times as a player's scrubbing makes them: 17 significant digits, no short decimal.
-    let (odd_start, odd_end) = (5.123_456_789_012_345_6, 6.300_000_000_000_001);
+    let (odd_start, odd_end) = (0.1 + 0.2, 12.345_678_901_234_567);
     let after = save_clip(&worker, "alice", game, odd_start, odd_end);
 
     let jobs = service.wait_for("/jobs", 4);
