@@ -271,6 +271,43 @@ fn clips_saved_before_and_after_the_video_are_cut_to_the_frame_on_either_path() 
             path.as_deref(),
             Some(if user == "carol" { "do" } else { "r2" })
         );
+
+        // Rendering is not implemented here: the export job ends as an error that says so.
+        let export =
+            json!({"project_id": project, "type": "framing", "config": {"target_fps": 30}});
+        let created = worker.send_json("POST", "/api/exports", user, export);
+        let job = created.json()["job_id"].as_str().unwrap().to_owned();
+        let started = Instant::now();
+        let failed = loop {
+            let state = worker
+                .get(&format!("/api/exports/{job}"), Some(user))
+                .json();
+            if state["status"] == json!("error") {
+                break state;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "job {job}: {state}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        assert_eq!(
+            failed["error"],
+            json!("Rendering (framing) is not implemented by the reference processor")
+        );
+        // The frontend's processing routes reach the processor, which says what it lacks.
+        let detect = worker.request(
+            "POST",
+            "/api/detect/players",
+            Some(user),
+            &[],
+            b"{}".to_vec(),
+        );
+        assert_eq!(detect.status, 501);
+        assert_eq!(
+            detect.json()["detail"],
+            json!("POST /api/detect/players is not implemented by the reference processor")
+        );
     }
 }
 
