@@ -1,7 +1,8 @@
 //! One API request, the same on both backends: parse it, run the handler in one transaction that
-//! commits only once every file it stores is in R2, delete the files it removed and send the
-//! processing jobs it asked for after the commit, and answer (streaming a file it names, honouring `Range`) with `X-DB-Version` (once
-//! the data was opened, success or failure) and `X-Data-Path`. Failures are answered here too.
+//! commits only once every file it stores is in R2; after the commit, delete the files it
+//! removed and send the processing jobs it asked for; answer (streaming a file it names,
+//! honouring `Range`) with `X-DB-Version` (once the data was opened, success or failure) and
+//! `X-Data-Path`. Failures are answered here too.
 //!
 //! A [`Backend`] says where one attempt's data comes from and how a committed change is made
 //! durable: the object's transaction is durable by itself; the R2 path uploads the database,
