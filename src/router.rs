@@ -111,8 +111,8 @@ async fn answer_api(mut req: Request, env: &Env) -> (Option<UserId>, Response) {
         Err(err) => return (None, http::error(&err.into(), None)),
     };
     if is_processing_route(&req.path()) {
-        let response = processing::forward(req, env, &user).await;
-        return (Some(user.clone()), or_error(response, &user));
+        let response = or_error(processing::forward(req, env, &user).await, &user);
+        return (Some(user), response);
     }
     let response = match RawRequest::read(&mut req).await {
         Ok(mut raw) => {
@@ -134,15 +134,19 @@ async fn answer_service(mut req: Request, env: &Env) -> (Option<UserId>, Respons
         Err(err) => return (None, http::error(&err, None)),
     };
     if req.path().starts_with("/processing/media/") {
-        let response = processing::media(req, env, &user).await;
-        return (Some(user.clone()), or_error(response, &user));
+        let response = or_error(processing::media(req, env, &user).await, &user);
+        return (Some(user), response);
     }
     let config = Config::from_env(env);
     let response = match RawRequest::read(&mut req).await {
-        Ok(raw) => route_user(env, &config, &user, raw).await,
+        Ok(mut raw) => {
+            raw.remove_header(FLAG_SEEN_HEADER);
+            route_user(env, &config, &user, raw).await
+        }
         Err(err) => Err(err),
     };
-    (Some(user.clone()), or_error(response, &user))
+    let response = or_error(response, &user);
+    (Some(user), response)
 }
 
 fn or_error(response: Result<Response, ApiError>, user: &UserId) -> Response {
