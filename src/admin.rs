@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use admin_api::chunked::{Part, UploadStarted, UploadTarget, PART_BYTES};
 use admin_api::request::{ListUsers, Prune};
 use admin_api::{ImportResult, ListedUser, PruneResult, R2Summary, UserPage, UserStatus};
 use worker::{Env, Headers, Method, Request, RequestInit, Response};
@@ -16,6 +17,7 @@ use crate::bucket::layout::{self, R2State};
 use crate::bucket::R2Error;
 use crate::config::Config;
 use crate::db::rusqlite_db::RusqliteDb;
+use crate::db::DbVersion;
 use crate::durable;
 use crate::error::ApiError;
 use crate::flag::Flags;
@@ -68,27 +70,50 @@ async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
         | (Method::Get, ["admin", "users", u, action @ ("verify" | "preflight")]) => {
             let user = user(u)?;
             known_user(env, &user).await?;
-            call_object(env, &user, req.method(), action).await
+            call_object(env, &user, req.method(), action, None).await
         }
         (Method::Post, ["admin", "users", u, "fault"]) if config.fault_injection => {
             let action = format!("fault?{}", url.query().unwrap_or_default());
-            call_object(env, &user(u)?, Method::Post, &action).await
+            call_object(env, &user(u)?, Method::Post, &action, None).await
+        }
+        (Method::Get, ["admin", "users", u, "move", "file"]) => {
+            move_file(env, &user(u)?, &query).await
+        }
+        (Method::Post, ["admin", "users", u, "move", "upload"]) => {
+            start_upload(env, &user(u)?, &query).await
+        }
+        (Method::Post, ["admin", "users", u, "move", "upload", "part"]) => {
+            upload_part(env, &user(u)?, &query, &mut req).await
+        }
+        (Method::Post, ["admin", "users", u, "move", step]) => {
+            let user = user(u)?;
+            if *step == "begin" {
+                known_user(env, &user).await?;
+            }
+            // The body (a row batch, up to 4 MiB) passes through as the runtime's stream.
+            let body = req.inner().body().map(wasm_bindgen::JsValue::from);
+            let path = format!("move/{step}?{}", url.query().unwrap_or_default());
+            call_object(env, &user, Method::Post, &path, body).await
         }
         (Method::Post, ["admin", "prune"]) => prune(env, &query).await,
         _ => Err(ApiError::NotFound("Not Found".into())),
     }
 }
 
-/// Calls `/internal/{action}` on the user's object and passes its answer on.
+/// Calls `/internal/{action}` on the user's object (with `body`, if any) and passes its answer
+/// on.
 async fn call_object(
     env: &Env,
     user: &UserId,
     method: Method,
     action: &str,
+    body: Option<wasm_bindgen::JsValue>,
 ) -> Result<Response, ApiError> {
     let headers: Headers = [(USER_ID_HEADER, user.as_str())].iter().collect();
     let mut init = RequestInit::new();
-    init.with_method(method).with_headers(headers);
+    init.with_method(method)
+        .with_headers(headers)
+        .with_body(body);
     let url = format!("https://user-data-store/internal/{action}");
     let request = Request::new_with_init(&url, &init)
         .map_err(|err| ApiError::Internal(format!("Could not call {url}: {err}")))?;
@@ -215,7 +240,7 @@ async fn list_users(env: &Env, query: &HashMap<String, String>) -> Result<Respon
 /// itself answers for the whole request, with its own error.
 async fn user_status(env: &Env, user: &UserId) -> Result<Response, ApiError> {
     let (r2, flag) = known_user(env, user).await?;
-    let mut object = call_object(env, user, Method::Get, "status").await?;
+    let mut object = call_object(env, user, Method::Get, "status", None).await?;
     if object.status_code() != 200 {
         return Ok(object);
     }
@@ -303,15 +328,121 @@ async fn export_database(env: &Env, config: &Config, user: &UserId) -> Result<Re
         Some((snapshot, body)) if snapshot.state == R2State::Active => {
             Ok(http::sqlite_stream(snapshot.version, body))
         }
-        Some(_) => call_object(env, user, Method::Get, "export").await,
+        Some(_) => call_object(env, user, Method::Get, "export", None).await,
         None => Err(ApiError::NotFound(format!("User {user} has no database"))),
     }
 }
 
-/// What replaces the R2 copy of a user migrated long ago: small, and still `migrated`, because
-/// the fence must outlive the copy (a missing object would read as an empty user).
-const TOMBSTONE: &[u8] =
-    b"This user's data lives in their Durable Object; the R2 copy was pruned.\n";
+/// A query field that must be a whole number.
+fn number_field(query: &HashMap<String, String>, name: &str) -> Result<u64, ApiError> {
+    query
+        .get(name)
+        .and_then(|value| value.parse().ok())
+        .ok_or_else(|| ApiError::Unprocessable(format!("query field '{name}': a whole number")))
+}
+
+/// `GET /admin/users/{id}/move/file?offset=&length=&etag=`: a range of the user's R2 database,
+/// streamed from R2 (never held here), only while R2 holds the object `etag`.
+async fn move_file(
+    env: &Env,
+    user: &UserId,
+    query: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let offset = number_field(query, "offset")?;
+    let length = number_field(query, "length")?.min(PART_BYTES);
+    let etag = query
+        .get("etag")
+        .ok_or_else(|| ApiError::Unprocessable("query field 'etag': required".into()))?;
+    let bucket = bucket::user_data(env)?;
+    let database = R2Database::of(&bucket, user, &Config::from_env(env));
+    match database.range(offset, length, etag).await? {
+        Some((snapshot, body)) => Ok(http::sqlite_stream(snapshot.version, body)),
+        None => Err(ApiError::Conflict(format!(
+            "The R2 database of {user} is no longer the object {etag}; read it again"
+        ))),
+    }
+}
+
+/// Where an upload of `target` goes, and the metadata it gets.
+fn upload_key(
+    user: &UserId,
+    query: &HashMap<String, String>,
+) -> Result<(String, DbVersion), ApiError> {
+    let version = DbVersion(number_field(query, "version")?);
+    let target = query.get("target").and_then(|t| UploadTarget::parse(t));
+    let key = match target {
+        Some(UploadTarget::Backup) => layout::backup_key(user, version),
+        Some(UploadTarget::Database) => layout::database_key(user),
+        None => {
+            return Err(ApiError::Unprocessable(
+                "query field 'target': backup or database".into(),
+            ))
+        }
+    };
+    Ok((key, version))
+}
+
+/// `POST /admin/users/{id}/move/upload?target=&version=`: starts an R2 multipart upload of a
+/// file at `version`. Nothing is stored until the object's cut-over completes it.
+async fn start_upload(
+    env: &Env,
+    user: &UserId,
+    query: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let (key, version) = upload_key(user, query)?;
+    let upload = bucket::user_data(env)?
+        .create_multipart_upload(&key)
+        .custom_metadata(layout::object_metadata(version, R2State::Active))
+        .execute()
+        .await
+        .map_err(R2Error::on(&key))?;
+    Ok(http::json(
+        200,
+        &UploadStarted {
+            upload_id: upload.upload_id().await,
+        },
+    ))
+}
+
+/// `POST /admin/users/{id}/move/upload/part?target=&version=&upload_id=&part=`: one part of
+/// an upload (at most 8 MiB: the only bytes this invocation holds).
+async fn upload_part(
+    env: &Env,
+    user: &UserId,
+    query: &HashMap<String, String>,
+    req: &mut Request,
+) -> Result<Response, ApiError> {
+    let (key, _) = upload_key(user, query)?;
+    let upload_id = query
+        .get("upload_id")
+        .ok_or_else(|| ApiError::Unprocessable("query field 'upload_id': required".into()))?;
+    let part = u16::try_from(number_field(query, "part")?)
+        .ok()
+        .filter(|part| *part >= 1)
+        .ok_or_else(|| ApiError::Unprocessable("query field 'part': 1 to 10000".into()))?;
+    let bytes = req
+        .bytes()
+        .await
+        .map_err(|err| ApiError::BadRequest(format!("Could not read the request body: {err}")))?;
+    if bytes.len() as u64 > PART_BYTES {
+        return Err(ApiError::ContentTooLarge(format!(
+            "A part is at most {PART_BYTES} bytes"
+        )));
+    }
+    let uploaded = bucket::user_data(env)?
+        .resume_multipart_upload(&key, upload_id)
+        .map_err(R2Error::on(&key))?
+        .upload_part(part, bytes)
+        .await
+        .map_err(R2Error::on(&key))?;
+    Ok(http::json(
+        200,
+        &Part {
+            part: uploaded.part_number(),
+            etag: uploaded.etag(),
+        },
+    ))
+}
 
 /// `POST /admin/prune?older_than_days=30&dry_run=`: deletes backups older than that and turns
 /// the R2 copies of users migrated longer ago into tombstones.
@@ -357,7 +488,7 @@ async fn prune(env: &Env, query: &HashMap<String, String>) -> Result<Response, A
                         layout::tombstone_metadata(layout::version_from_metadata(&metadata), at_ms);
                     // Only over the copy that was listed: a rollback may be writing it.
                     bucket
-                        .put(key.clone(), TOMBSTONE.to_vec())
+                        .put(key.clone(), layout::TOMBSTONE.to_vec())
                         .custom_metadata(tombstone_metadata)
                         .only_if(worker::Conditional {
                             etag_matches: Some(object.etag()),

@@ -92,6 +92,9 @@ pub struct Config {
     /// `MOVE_RETRY_SECONDS`: after a move failed, how long requests do not try it again
     /// (default 300); an operator's migrate or rollback always tries.
     pub move_retry_ms: u64,
+    /// `MOVE_LEASE_SECONDS`: how long a chunked rollback or export may go without a step
+    /// before the object gives up on it and serves again (default 60).
+    pub move_lease_ms: u64,
     /// `FAULT_INJECTION` (tests only): the admin API can arm a failure or crash at a step of
     /// the next move (`POST /admin/users/{id}/fault`).
     pub fault_injection: bool,
@@ -143,6 +146,7 @@ impl Config {
             },
             report_wasm_memory: var(env, "REPORT_WASM_MEMORY").is_some(),
             move_retry_ms: 1000 * number("MOVE_RETRY_SECONDS", 300),
+            move_lease_ms: 1000 * number("MOVE_LEASE_SECONDS", 60),
             fault_injection: var(env, "FAULT_INJECTION").is_some(),
             processing_url: var(env, "PROCESSING_URL")
                 .map(|url| url.trim_end_matches('/').to_owned()),

@@ -57,6 +57,9 @@ pub enum ApiError {
         detail: String,
         problems: Vec<Problem>,
     },
+    /// 409 with `"code": "chunked_move_required"`: a move in one step would hold more than an
+    /// invocation may; the migrator moves the user in chunks. Nothing changed.
+    ChunkedMoveRequired(String),
 }
 
 impl ApiError {
@@ -66,7 +69,9 @@ impl ApiError {
             ApiError::Unauthorized(_) | ApiError::InvalidToken(_) => 401,
             ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) => 404,
-            ApiError::Conflict(_) | ApiError::NotMigratable { .. } => 409,
+            ApiError::Conflict(_)
+            | ApiError::NotMigratable { .. }
+            | ApiError::ChunkedMoveRequired(_) => 409,
             ApiError::ContentTooLarge(_) => 413,
             ApiError::Unprocessable(_) => 422,
             ApiError::Internal(_) => 500,
@@ -98,6 +103,7 @@ impl ApiError {
             | ApiError::CorruptDatabase(detail)
             | ApiError::IncompatibleSchema(detail)
             | ApiError::TooLarge(detail)
+            | ApiError::ChunkedMoveRequired(detail)
             | ApiError::NotMigratable { detail, .. } => detail,
         }
     }
@@ -108,6 +114,7 @@ impl ApiError {
             ApiError::CorruptDatabase(_) => Some(ErrorCode::CorruptDatabase),
             ApiError::IncompatibleSchema(_) => Some(ErrorCode::IncompatibleSchema),
             ApiError::NotMigratable { .. } => Some(ErrorCode::NotMigratable),
+            ApiError::ChunkedMoveRequired(_) => Some(ErrorCode::ChunkedMoveRequired),
             _ => None,
         }
     }

@@ -93,6 +93,11 @@ impl RawRequest {
         })
     }
 
+    /// The body's bytes, copied into wasm memory (only for the bodies a route reads whole).
+    pub fn bytes(&self) -> Vec<u8> {
+        self.body.to_vec()
+    }
+
     /// The first value of a header (names are case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -331,6 +336,14 @@ fn sqlite_headers(version: DbVersion) -> Headers {
     ]
     .iter()
     .collect()
+}
+
+/// Bytes that are neither JSON nor a file: a chunked move's row batch.
+pub fn octets(bytes: Vec<u8>) -> Response {
+    let headers: Headers = [("Content-Type", "application/octet-stream")]
+        .iter()
+        .collect();
+    ResponseBuilder::new().with_headers(headers).fixed(bytes)
 }
 
 /// A JSON response with the given status.

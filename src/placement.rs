@@ -59,6 +59,9 @@ pub enum Placement {
     MigrateFirst,
     /// Move the user back to R2 first, then decide again.
     RollBackFirst,
+    /// Answer 503 with `Retry-After`: the object holds the data but is reading it out (a
+    /// chunked rollback or export), and serves again when that ends or stalls.
+    Wait,
 }
 
 /// What `side` does with a request before anything is read from R2; `None` when that depends on
@@ -73,6 +76,7 @@ pub fn decide_without_r2(side: Side) -> Option<Placement> {
         Side::Object(object) if object.state == ObjectState::Active => {
             Some(at_active_object(object))
         }
+        Side::Object(object) if object.state == ObjectState::Exporting => Some(Placement::Wait),
         Side::Object(_) => None,
     }
 }
@@ -85,6 +89,7 @@ pub fn decide(side: Side, r2: R2State) -> Placement {
         Side::Router { .. } | Side::R2Path if r2 == R2State::Active => Placement::Serve,
         Side::Router { .. } | Side::R2Path => Placement::HandOver,
         Side::Object(object) if object.state == ObjectState::Active => at_active_object(object),
+        Side::Object(object) if object.state == ObjectState::Exporting => Placement::Wait,
         Side::Object(object) => at_inactive_object(object, r2),
     }
 }
@@ -121,6 +126,8 @@ fn at_inactive_object(object: ObjectFacts, r2: R2State) -> Placement {
         (ObjectState::New, _) if flag_seen && may(object, Action::Migrate) => {
             Placement::MigrateFirst
         }
+        // A chunked migrate is copying the data in (R2 serves until its cut-over), or one that
+        // did not finish left its rows: the flag alone does not start a move over it.
         _ => Placement::HandOver,
     }
 }

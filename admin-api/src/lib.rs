@@ -8,6 +8,7 @@
 //!
 //! Only serde: no worker dependency, so the crate builds natively and to wasm32 alike.
 
+pub mod chunked;
 pub mod request;
 
 use std::fmt;
@@ -27,6 +28,11 @@ pub enum ObjectState {
     /// Exporting to R2. Seen at the start of a request only after a crash mid-rollback, and then
     /// resolved at once.
     RollingBack,
+    /// A chunked migrate is copying the data in (R2 stays authoritative and serves).
+    Importing,
+    /// A chunked rollback or export is reading the data out: the object holds it but serves
+    /// nothing (503 with `Retry-After`) until the move ends, or stops making progress.
+    Exporting,
     /// R2 is authoritative again; what the object holds is stale.
     RolledBack,
 }
@@ -357,6 +363,10 @@ pub struct PreflightReport {
     /// Whether nothing stands in the way (`problems` is empty).
     pub movable: bool,
     pub problems: Vec<Problem>,
+    /// The database is above the R2 path's ceiling: the migrator moves it in chunks, and its
+    /// values are checked natively when it moves, not here.
+    #[serde(default)]
+    pub in_chunks: bool,
 }
 
 /// One kind of thing the destination cannot hold, where it first occurs, and how often.
@@ -469,6 +479,9 @@ pub enum ErrorCode {
     IncompatibleSchema,
     /// 409: a move was refused by its preflight; nothing changed.
     NotMigratable,
+    /// 409: the database is larger than a move in one step holds; the migrator moves it in
+    /// chunks (docs/chunked-moves.md). Nothing changed.
+    ChunkedMoveRequired,
 }
 
 /// The body of every error response (the admin API's and the user API's alike).

@@ -6,6 +6,7 @@
 
 use serde::de::DeserializeOwned;
 
+use crate::chunked::{Aborted, Applied, Begun, Finished, Part, UploadStarted, UploadTarget};
 use crate::{
     Action, FaultArmed, ImportResult, MoveReport, PreflightReport, PruneResult, Step, UserPage,
     UserStatus, VerifyResult,
@@ -91,6 +92,118 @@ user_routes! {
     Preflight: "GET" "/preflight" => PreflightReport;
     /// `GET /admin/users/{id}/verify`: the object's integrity, and whether it agrees with R2.
     Verify: "GET" "/verify" => VerifyResult;
+    /// `POST /admin/users/{id}/move/begin`, with a [`crate::chunked::Begin`]: starts (or
+    /// resumes) a chunked move.
+    MoveBegin: "POST" "/move/begin" => Begun;
+    /// `POST /admin/users/{id}/move/rows`, with a binary row batch: the object applies it in one
+    /// transaction if it follows the table's cursor (else 409).
+    MoveRows: "POST" "/move/rows" => Applied;
+    /// `POST /admin/users/{id}/move/finish`, with a [`crate::chunked::Finish`]: the object
+    /// compares its digests with the migrator's.
+    MoveFinish: "POST" "/move/finish" => Finished;
+    /// `POST /admin/users/{id}/move/cut-over`, with a [`crate::chunked::CutOver`].
+    MoveCutOver: "POST" "/move/cut-over" => MoveReport;
+    /// `POST /admin/users/{id}/move/abort`: ends a chunked move that will not finish; the
+    /// side that was authoritative stays so.
+    MoveAbort: "POST" "/move/abort" => Aborted;
+}
+
+/// `GET /admin/users/{id}/move/file?offset=&length=&etag=`: a range of the user's R2 database
+/// (at most [`crate::chunked::PART_BYTES`]), only while R2 holds the object `etag` (else 412).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveFile {
+    pub user_id: String,
+    pub offset: u64,
+    pub length: u64,
+    pub etag: String,
+}
+
+impl Route for MoveFile {
+    const METHOD: &'static str = "GET";
+    fn path(&self) -> String {
+        user_path(
+            &self.user_id,
+            &format!(
+                "/move/file?offset={}&length={}&etag={}",
+                self.offset,
+                self.length,
+                encode(&self.etag)
+            ),
+        )
+    }
+}
+
+/// `POST /admin/users/{id}/move/read?limit=`, with a batch naming a table and the key to read
+/// after (no rows): up to `limit` rows of an exporting object, as a binary batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveRead {
+    pub user_id: String,
+    pub limit: usize,
+}
+
+impl Route for MoveRead {
+    const METHOD: &'static str = "POST";
+    fn path(&self) -> String {
+        user_path(&self.user_id, &format!("/move/read?limit={}", self.limit))
+    }
+}
+
+/// `POST /admin/users/{id}/move/upload?target=&version=`: starts an R2 multipart upload of a
+/// file at `version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveUpload {
+    pub user_id: String,
+    pub target: UploadTarget,
+    pub version: u64,
+}
+
+impl Route for MoveUpload {
+    const METHOD: &'static str = "POST";
+    fn path(&self) -> String {
+        user_path(
+            &self.user_id,
+            &format!(
+                "/move/upload?target={}&version={}",
+                self.target.as_str(),
+                self.version
+            ),
+        )
+    }
+}
+
+impl Call for MoveUpload {
+    type Response = UploadStarted;
+}
+
+/// `POST /admin/users/{id}/move/upload/part?target=&version=&upload_id=&part=`, with the part's
+/// bytes (POST, and retried: uploading a part again replaces it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveUploadPart {
+    pub user_id: String,
+    pub target: UploadTarget,
+    pub version: u64,
+    pub upload_id: String,
+    pub part: u16,
+}
+
+impl Route for MoveUploadPart {
+    const METHOD: &'static str = "POST";
+    fn path(&self) -> String {
+        user_path(
+            &self.user_id,
+            &format!(
+                "/move/upload/part?target={}&version={}&upload_id={}&part={}",
+                self.target.as_str(),
+                self.version,
+                encode(&self.upload_id),
+                self.part
+            ),
+        )
+    }
+}
+
+impl Call for MoveUploadPart {
+    type Response = Part;
 }
 
 /// `GET /admin/users?cursor=&limit=`: a page of the users with a folder in R2.

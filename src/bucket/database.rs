@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use worker::{Bucket, Conditional, Object, ObjectBody, ResponseBody};
+use worker::{Bucket, Conditional, Object, ObjectBody, Range, ResponseBody};
 
 use crate::bucket::cache;
 use crate::bucket::layout::database_key;
@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub etag: Option<String>,
     pub version: DbVersion,
     pub state: R2State,
+    /// Bytes of the object (0 when the user has none).
+    pub size: u64,
     /// `None` when the user has no object, or when only the metadata was read.
     pub bytes: Option<Rc<Vec<u8>>>,
 }
@@ -36,6 +38,7 @@ impl Snapshot {
             etag: None,
             version: DbVersion(0),
             state: R2State::Active,
+            size: 0,
             bytes: None,
         }
     }
@@ -115,6 +118,7 @@ impl<'a> R2Database<'a> {
             etag: Some(object.etag()),
             version,
             state,
+            size: object.size(),
             bytes: None,
         };
         if state != R2State::Active {
@@ -172,6 +176,41 @@ impl<'a> R2Database<'a> {
         Ok(Some((snapshot, body.map_err(R2Error::on(&self.key))?)))
     }
 
+    /// `length` bytes of the object from `offset`, as R2's stream, only while R2 holds the
+    /// object `etag`: `None` when it does not (or the user has none).
+    pub async fn range(
+        &self,
+        offset: u64,
+        length: u64,
+        etag: &str,
+    ) -> Result<Option<(Snapshot, ResponseBody)>, R2Error> {
+        let object = self
+            .bucket
+            .get(&self.key)
+            .range(Range::OffsetWithLength { offset, length })
+            .only_if(Conditional {
+                etag_matches: Some(etag.to_owned()),
+                ..Default::default()
+            })
+            .execute()
+            .await
+            .map_err(R2Error::on(&self.key))?;
+        // A failed precondition answers the object without its body.
+        let Some(object) = object.filter(|object| object.body().is_some()) else {
+            return Ok(None);
+        };
+        let (version, state) = metadata_of(&object, &self.key)?;
+        let snapshot = Snapshot {
+            etag: Some(object.etag()),
+            version,
+            state,
+            size: object.size(),
+            bytes: None,
+        };
+        let body = self.body_of(&object)?.response_body();
+        Ok(Some((snapshot, body.map_err(R2Error::on(&self.key))?)))
+    }
+
     /// The object and what its metadata says (its body not read yet); `None` when the user has
     /// no object.
     async fn get(&self) -> Result<Option<(Snapshot, Object)>, R2Error> {
@@ -189,6 +228,7 @@ impl<'a> R2Database<'a> {
             etag: Some(object.etag()),
             version,
             state,
+            size: object.size(),
             bytes: None,
         };
         Ok(Some((snapshot, object)))
@@ -216,6 +256,7 @@ impl<'a> R2Database<'a> {
             etag: Some(object.etag()),
             version,
             state,
+            size: object.size(),
             bytes: None,
         })
     }

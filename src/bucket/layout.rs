@@ -117,6 +117,13 @@ pub fn object_metadata(version: DbVersion, state: R2State) -> HashMap<String, St
 }
 
 /// The metadata of a pruned database: still `migrated` (the fence holds), marked a tombstone.
+/// What replaces the R2 copy of a user whose data lives in their object, once it is no longer
+/// kept (pruned, or moved in chunks with its bytes kept as a backup): small, and still
+/// `migrated`, because the fence must outlive the copy (a missing object would read as an
+/// empty user).
+pub const TOMBSTONE: &[u8] =
+    b"This user's data lives in their Durable Object; the R2 copy was pruned.\n";
+
 pub fn tombstone_metadata(version: DbVersion, at_ms: u64) -> HashMap<String, String> {
     let mut metadata = object_metadata(version, R2State::Migrated { at_ms });
     metadata.insert(TOMBSTONE_KEY.to_owned(), "1".to_owned());

@@ -11,7 +11,9 @@ pub mod sql_db;
 mod value;
 mod version;
 
-pub use schema::{apply_migrations, check_shape, Difference, ShapeError, MIGRATIONS_TABLE};
+pub use schema::{
+    apply_migrations, check_shape, upgrade, Difference, ShapeError, UpgradeError, MIGRATIONS_TABLE,
+};
 pub use value::{
     from_js_number, integer_as_js_number, FromSqlValue, Row, SqlValue, MAX_SAFE_INTEGER,
 };

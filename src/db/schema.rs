@@ -33,6 +33,44 @@ pub fn apply_migrations(db: &impl Db) -> Result<usize, DbError> {
     db.transaction(|| apply_pending(db))
 }
 
+/// Why a database from outside could not be brought up to date.
+#[derive(Debug)]
+pub enum UpgradeError {
+    /// A statement failed for another reason than the file.
+    Db(DbError),
+    /// Its app tables do not have the app's shape, or the migrations fail on it: why.
+    Incompatible(String),
+}
+
+/// Applies pending migrations to a database from outside (an R2 download, a file the migrator
+/// moves) and checks that it then has the app's shape ([`check_shape`]); returns whether
+/// migrations were applied. Pure: the R2 path and the native migrator both call it.
+pub fn upgrade(db: &impl Db) -> Result<bool, UpgradeError> {
+    let applied = apply_migrations(db);
+    let fresh = crate::db::rusqlite_db::RusqliteDb::empty().map_err(UpgradeError::Db)?;
+    apply_migrations(&fresh).map_err(UpgradeError::Db)?;
+    let differences: Vec<Difference> = match check_shape(db, &fresh) {
+        Ok(()) => Vec::new(),
+        Err(ShapeError::Db(err)) => return Err(UpgradeError::Db(err)),
+        // Migrations that failed were rolled back: the tables they would add are not the fault.
+        Err(ShapeError::Differs(found)) => found
+            .into_iter()
+            .filter(|difference| applied.is_ok() || difference.column.is_some())
+            .collect(),
+    };
+    match applied {
+        _ if !differences.is_empty() => {
+            let words: Vec<String> = differences.iter().map(ToString::to_string).collect();
+            Err(UpgradeError::Incompatible(words.join("; ")))
+        }
+        Ok(applied) => Ok(applied > 0),
+        // They apply to any database of the app's shape (a fresh one above): the file is why.
+        Err(err) => Err(UpgradeError::Incompatible(format!(
+            "the app's migrations fail on it: {err}"
+        ))),
+    }
+}
+
 fn apply_pending(db: &impl Db) -> Result<usize, DbError> {
     db.execute_script(&format!(
         "CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (

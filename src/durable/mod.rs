@@ -23,10 +23,12 @@ use crate::error::ApiError;
 use crate::http::{self, DataPath, RawRequest};
 use crate::identity::{UserId, USER_ID_HEADER};
 use crate::lifecycle::{self, Backend, Served};
+use crate::migration::batch::Batch;
 use crate::migration::{self, Action, MigrationError, Move, Report, Step};
 use crate::placement::{self, ObjectFacts, ObjectState, Placement, Side, FLAG_SEEN_HEADER};
 use crate::processing::JobQueue;
 use crate::r2;
+use admin_api::chunked::{Aborted, Begin, CutOver};
 
 /// How often one request decides where it is served and moves the user (a failed migrate whose
 /// cut-over happened is finished in the next round, then served in the one after).
@@ -63,10 +65,15 @@ pub struct UserDataStore {
 impl DurableObject for UserDataStore {
     fn new(state: State, env: Env) -> Self {
         let db = SqlDb::new(state.storage());
+        // While a chunked migrate copies rows in, the user tables are the file's, incomplete:
+        // the migrations must not run on them (the file was brought up to date before it moved).
         let migration_error = db
             .disable_foreign_keys()
             .and_then(|()| migration::prepare_object(&db))
-            .and_then(|()| apply_migrations(&db).map(|_| ()))
+            .and_then(|()| match migration::importing(&db)? {
+                true => Ok(()),
+                false => apply_migrations(&db).map(|_| ()),
+            })
             .err()
             .map(|err| {
                 worker::console_error!("UserDataStore schema migration failed: {err}");
@@ -163,6 +170,9 @@ impl UserDataStore {
                 Ok(http::json(200, &json!(report)))
             }
             (worker::Method::Post, "/internal/fault") => self.arm_fault(user, &raw),
+            (worker::Method::Post, path) if path.starts_with("/internal/move/") => {
+                self.chunked_move(user, &raw).await
+            }
             (_, path) if path.starts_with("/internal/") => {
                 Err(ApiError::NotFound("Not Found".into()))
             }
@@ -177,6 +187,65 @@ impl UserDataStore {
             Config::from_env(&self.env),
             user,
         )
+    }
+
+    /// `POST /internal/move/{step}`: one step of a chunked move (`migration::chunked`). Begin
+    /// and cut-over wait for R2, so they hold the object's other events back meanwhile; the
+    /// batches are one transaction each and need not.
+    async fn chunked_move(
+        &self,
+        user: UserId,
+        raw: &RawRequest,
+    ) -> std::result::Result<Response, ApiError> {
+        fn parsed<T: serde::de::DeserializeOwned>(
+            raw: &RawRequest,
+        ) -> std::result::Result<T, ApiError> {
+            serde_json::from_slice(&raw.bytes())
+                .map_err(|err| ApiError::Unprocessable(format!("The body does not parse: {err}")))
+        }
+        let batch = |raw: &RawRequest| {
+            Batch::decode(&raw.bytes()).map_err(|err| ApiError::Unprocessable(err.to_string()))
+        };
+        let step = raw.url.path().trim_start_matches("/internal/move/");
+        match step {
+            "begin" => {
+                let begin: Begin = parsed(raw)?;
+                let begun = self
+                    .exclusive(user, |m| async move { m.begin_chunked(begin).await })
+                    .await??;
+                Ok(http::json(200, &begun))
+            }
+            "rows" => Ok(http::json(
+                200,
+                &self.moving(user).apply_batch(batch(raw)?)?,
+            )),
+            "read" => {
+                let limit = raw
+                    .url
+                    .query_pairs()
+                    .find(|(name, _)| name == "limit")
+                    .and_then(|(_, value)| value.parse().ok())
+                    .unwrap_or(256);
+                let rows = self.moving(user).read_batch(batch(raw)?, limit)?;
+                Ok(http::octets(rows.encode()))
+            }
+            "finish" => {
+                let finished = self.moving(user).finish_chunked(parsed(raw)?)?;
+                Ok(http::json(200, &finished))
+            }
+            "cut-over" => {
+                let cut: CutOver = parsed(raw)?;
+                let report = self
+                    .exclusive(user, |m| async move { m.cut_over_chunked(cut).await })
+                    .await??;
+                Ok(http::json(200, &report))
+            }
+            "abort" => {
+                let aborted = self.moving(user).abort_chunked()?;
+                Ok(http::json(200, &Aborted { aborted }))
+            }
+            _ => Err(ApiError::NotFound("Not Found".into())),
+        }
     }
 
     /// `POST /internal/fault?action=&step=&crash=`: arms a fault for the tests of failed moves.
@@ -258,8 +327,11 @@ impl UserDataStore {
         // (`recently_failed`), except to finish a cut-over, so this ends within a few rounds.
         for _round in 0..MAX_DECISION_ROUNDS {
             let mut known = moving.object_state()?;
-            if known.0 == ObjectState::RollingBack {
-                // A crash cut a rollback short: settle who is authoritative first.
+            let stalled_export =
+                known.0 == ObjectState::Exporting && known.1 >= config.move_lease_ms;
+            if known.0 == ObjectState::RollingBack || stalled_export {
+                // A crash cut a rollback short, or a chunked one stopped making progress: settle
+                // who is authoritative first.
                 self.exclusive(user.clone(), |m| async move {
                     m.resolve_interrupted_rollback().await
                 })
@@ -294,6 +366,11 @@ impl UserDataStore {
                     let _ = self
                         .exclusive(user.clone(), |m| async move { m.rollback().await })
                         .await?;
+                }
+                Placement::Wait => {
+                    return Err(ApiError::Moving(
+                        "The user's data is being moved; try again".into(),
+                    ))
                 }
             }
         }

@@ -13,9 +13,15 @@
 
 use crate::db::{Db, DbError, Row, SqlValue};
 
-/// The object's own tables: its migration state, its record of the last failed move, and the
-/// faults a test armed.
-pub const OBJECT_TABLES: [&str; 3] = ["store_state", "store_failure", "store_fault"];
+/// The object's own tables: its migration state, its record of the last failed move, the
+/// faults a test armed, and a chunked move in progress with its cursor per table.
+pub const OBJECT_TABLES: [&str; 5] = [
+    "store_state",
+    "store_failure",
+    "store_fault",
+    "store_move",
+    "store_move_tables",
+];
 
 /// Whose a table is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +146,16 @@ impl Table {
             .trim_start()
             .to_ascii_uppercase()
             .starts_with("CREATE VIRTUAL")
+    }
+
+    /// The values that order `row` among the table's rows: its rowid, or its primary key.
+    pub fn key_of(&self, row: &PageRow) -> Vec<Cell> {
+        match &self.key {
+            RowKey::Hidden(_) => vec![Cell::Integer(row.rowid.unwrap_or(0))],
+            RowKey::Column(index) => vec![row.cells[*index].clone()],
+            RowKey::PrimaryKey(columns) => columns.iter().map(|&i| row.cells[i].clone()).collect(),
+            RowKey::Unreachable => Vec::new(),
+        }
     }
 
     /// A row's address for messages: `rowid 17` or `key ('a', 2)`.
@@ -365,6 +381,40 @@ pub fn for_each_page(
     table: &Table,
     mut visit: impl FnMut(&[PageRow]) -> Result<(), DbError>,
 ) -> Result<(), DbError> {
+    let mut limit = PAGE_ROWS;
+    let mut after: Option<Vec<Cell>> = None;
+    loop {
+        let page = read_page(db, table, after.as_deref(), limit)?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        visit(&page)?;
+        let bytes: usize = page.iter().map(PageRow::size).sum();
+        limit = next_page_rows(limit, bytes, PAGE_BYTES);
+        after = Some(table.key_of(last));
+    }
+}
+
+/// How many rows to ask for next, after a page of `limit` rows took `bytes`: fewer when rows
+/// are large, so that a page stays near `target` bytes, more (up to [`PAGE_ROWS`]) when small.
+pub fn next_page_rows(limit: usize, bytes: usize, target: usize) -> usize {
+    if bytes > target {
+        (limit / 2).max(1)
+    } else if bytes < target / 4 {
+        (limit * 2).min(PAGE_ROWS)
+    } else {
+        limit
+    }
+}
+
+/// Up to `limit` rows of `table` in key order, after the row whose key is `after` (from the
+/// first row when `None`).
+pub fn read_page(
+    db: &impl Db,
+    table: &Table,
+    after: Option<&[Cell]>,
+    limit: usize,
+) -> Result<Vec<PageRow>, DbError> {
     let (key_select, order): (Option<String>, Vec<String>) = match &table.key {
         RowKey::Hidden(alias) => (Some((*alias).to_owned()), vec![(*alias).to_owned()]),
         RowKey::Column(index) => (None, vec![quote_ident(&table.columns[*index])]),
@@ -398,52 +448,30 @@ pub fn for_each_page(
             "CASE typeof({quoted}) WHEN 'text' THEN CAST({quoted} AS BLOB) ELSE {quoted} END"
         ));
     }
-    let base = format!("SELECT {} FROM {}", select.join(", "), table.quoted());
-    let order_by = order.join(", ");
+    let (condition, mut params) = match after {
+        None => (String::new(), Vec::new()),
+        Some(key) => after_key(&order, key),
+    };
+    params.push(SqlValue::Integer(limit as i64));
+    let rows = db.query(
+        &format!(
+            "SELECT {} FROM {}{condition} ORDER BY {} LIMIT ?",
+            select.join(", "),
+            table.quoted(),
+            order.join(", ")
+        ),
+        &params,
+    )?;
     let hidden = matches!(table.key, RowKey::Hidden(_));
-
-    let mut limit = PAGE_ROWS;
-    let mut after: Option<PageRow> = None;
-    loop {
-        let (condition, mut params) = match &after {
-            None => (String::new(), Vec::new()),
-            Some(last) => after_key(table, &order, last),
-        };
-        params.push(SqlValue::Integer(limit as i64));
-        let rows = db.query(
-            &format!("{base}{condition} ORDER BY {order_by} LIMIT ?"),
-            &params,
-        )?;
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let page = rows
-            .into_iter()
-            .map(|row| page_row(table, hidden, row))
-            .collect::<Result<Vec<_>, _>>()?;
-        visit(&page)?;
-        let bytes: usize = page.iter().map(PageRow::size).sum();
-        limit = if bytes > PAGE_BYTES {
-            (limit / 2).max(1)
-        } else if bytes < PAGE_BYTES / 4 {
-            (limit * 2).min(PAGE_ROWS)
-        } else {
-            limit
-        };
-        after = page.into_iter().last();
-    }
+    rows.into_iter()
+        .map(|row| page_row(table, hidden, row))
+        .collect()
 }
 
-/// ` WHERE (key...) > (values of the last row's key)` and its parameters.
-fn after_key(table: &Table, order: &[String], last: &PageRow) -> (String, Vec<SqlValue>) {
-    let cells: Vec<Cell> = match &table.key {
-        RowKey::Hidden(_) => vec![Cell::Integer(last.rowid.unwrap_or(0))],
-        RowKey::Column(index) => vec![last.cells[*index].clone()],
-        RowKey::PrimaryKey(columns) => columns.iter().map(|&i| last.cells[i].clone()).collect(),
-        RowKey::Unreachable => Vec::new(),
-    };
+/// ` WHERE (key...) > (values of the key)` and its parameters.
+fn after_key(order: &[String], key: &[Cell]) -> (String, Vec<SqlValue>) {
     let mut params = Vec::new();
-    let values: Vec<&str> = cells
+    let values: Vec<&str> = key
         .iter()
         .map(|cell| {
             let (expression, param) = cell.as_sql();

@@ -8,7 +8,7 @@
 
 use crate::db::{Db, DbError, SqlValue};
 use crate::migration::catalog::{
-    for_each_page, quote_ident, sequences, table_exists, Catalog, Cell, RowKey, Table,
+    for_each_page, quote_ident, sequences, table_exists, Catalog, Cell, PageRow, RowKey, Table,
 };
 use crate::migration::verify::{self, TableDigest, TableHasher};
 
@@ -50,6 +50,17 @@ pub fn clear(db: &impl Db) -> Result<(), DbError> {
 
 /// Copies one table's rows; returns the digest of the rows read.
 fn copy_rows(from: &impl Db, to: &impl Db, table: &Table) -> Result<TableDigest, DbError> {
+    let mut hasher = TableHasher::default();
+    for_each_page(from, table, |page| {
+        hasher.page(page);
+        insert_rows(to, table, page)
+    })?;
+    Ok(hasher.finish(&table.name))
+}
+
+/// Inserts `rows` (as [`for_each_page`] reads them) into `table` of `to`, with their rowids,
+/// in as few statements as the object's limit on bound values allows.
+pub fn insert_rows(to: &impl Db, table: &Table, rows: &[PageRow]) -> Result<(), DbError> {
     let mut columns: Vec<String> = table.columns.iter().map(|c| quote_ident(c)).collect();
     if let RowKey::Hidden(alias) = table.key {
         // Rowids survive the copy even where no column holds them: row identity is data.
@@ -60,38 +71,41 @@ fn copy_rows(from: &impl Db, to: &impl Db, table: &Table) -> Result<TableDigest,
         table.quoted(),
         columns.join(", ")
     );
-    let mut hasher = TableHasher::default();
-    for_each_page(from, table, |page| {
-        hasher.page(page);
-        let mut values: Vec<String> = Vec::new();
-        let mut params: Vec<SqlValue> = Vec::new();
-        for row in page {
-            let rowid = match table.key {
-                RowKey::Hidden(_) => Some(Cell::Integer(row.rowid.unwrap_or(0))),
-                _ => None,
-            };
-            let (row_values, row_params) = row_sql(rowid.iter().chain(&row.cells));
-            if row_params.len() > MAX_PARAMETERS {
-                return Err(DbError::failed(format!(
-                    "a row of {} needs {} bound values; at most {MAX_PARAMETERS} fit in a statement",
-                    table.name,
-                    row_params.len()
-                )));
-            }
-            if params.len() + row_params.len() > MAX_PARAMETERS {
-                to.execute(&format!("{insert}{}", values.join(", ")), &params)?;
-                values.clear();
-                params.clear();
-            }
-            values.push(row_values);
-            params.extend(row_params);
+    let mut values: Vec<String> = Vec::new();
+    let mut params: Vec<SqlValue> = Vec::new();
+    for row in rows {
+        if row.cells.len() != table.columns.len() {
+            return Err(DbError::failed(format!(
+                "a row of {} has {} values; the table has {} columns",
+                table.name,
+                row.cells.len(),
+                table.columns.len()
+            )));
         }
-        if !values.is_empty() {
+        let rowid = match table.key {
+            RowKey::Hidden(_) => Some(Cell::Integer(row.rowid.unwrap_or(0))),
+            _ => None,
+        };
+        let (row_values, row_params) = row_sql(rowid.iter().chain(&row.cells));
+        if row_params.len() > MAX_PARAMETERS {
+            return Err(DbError::failed(format!(
+                "a row of {} needs {} bound values; at most {MAX_PARAMETERS} fit in a statement",
+                table.name,
+                row_params.len()
+            )));
+        }
+        if params.len() + row_params.len() > MAX_PARAMETERS {
             to.execute(&format!("{insert}{}", values.join(", ")), &params)?;
+            values.clear();
+            params.clear();
         }
-        Ok(())
-    })?;
-    Ok(hasher.finish(&table.name))
+        values.push(row_values);
+        params.extend(row_params);
+    }
+    if !values.is_empty() {
+        to.execute(&format!("{insert}{}", values.join(", ")), &params)?;
+    }
+    Ok(())
 }
 
 /// `(expr, expr, ...)` for one row and the values it binds.
@@ -109,7 +123,11 @@ fn row_sql<'a>(cells: impl Iterator<Item = &'a Cell>) -> (String, Vec<SqlValue>)
 
 /// AUTOINCREMENT counters: ids already handed out are never handed out again.
 fn copy_sequences(from: &impl Db, to: &impl Db) -> Result<(), DbError> {
-    let sequences = sequences(from)?;
+    set_sequences(to, &sequences(from)?)
+}
+
+/// Sets the AUTOINCREMENT counters of `to` to `sequences` (name, seq).
+pub fn set_sequences(to: &impl Db, sequences: &[(String, i64)]) -> Result<(), DbError> {
     if !table_exists(to, "sqlite_sequence")? {
         return Ok(());
     }
@@ -117,7 +135,7 @@ fn copy_sequences(from: &impl Db, to: &impl Db) -> Result<(), DbError> {
     for (name, seq) in sequences {
         to.execute(
             "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)",
-            &[name.into(), seq.into()],
+            &[name.as_str().into(), (*seq).into()],
         )?;
     }
     Ok(())

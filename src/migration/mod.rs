@@ -32,7 +32,9 @@
 //! The whole file is held in the object's memory during a move, which bounds what can move;
 //! docs/chunked-moves.md designs the bounded-memory, chunked move that is to replace it (issue 13).
 
+pub mod batch;
 pub mod catalog;
+mod chunked;
 pub mod copy;
 pub mod preflight;
 pub mod verify;
@@ -90,6 +92,14 @@ pub enum MigrationError {
     /// A crash a test armed at this step: the object is reset as by a real crash, with no
     /// clean-up.
     Crash(Step),
+    /// The database is larger than a move in one step may hold (the R2 path's ceiling): the
+    /// migrator moves it in chunks. Nothing was changed.
+    TooLargeForOneStep { bytes: u64, max_bytes: u64 },
+    /// A step of a chunked move that does not fit where the move stands (no move in progress,
+    /// a batch that does not follow the cursor): nothing was changed.
+    Refused(String),
+    /// A chunked move's request that does not parse.
+    Malformed(String),
 }
 
 impl std::fmt::Display for MigrationError {
@@ -98,9 +108,17 @@ impl std::fmt::Display for MigrationError {
             MigrationError::R2(err) => write!(f, "{err}"),
             MigrationError::Db(err) => write!(f, "database error: {err}"),
             MigrationError::Flag(err) => write!(f, "{err}"),
-            MigrationError::Verification(detail) | MigrationError::Busy(detail) => {
-                f.write_str(detail)
-            }
+            MigrationError::Verification(detail)
+            | MigrationError::Busy(detail)
+            | MigrationError::Refused(detail)
+            | MigrationError::Malformed(detail) => f.write_str(detail),
+            MigrationError::TooLargeForOneStep { bytes, max_bytes } => write!(
+                f,
+                "the database is {:.1} MB, more than the {:.1} MB a move in one step holds; \
+                 the migrator moves it in chunks",
+                bucket::mb(*bytes),
+                bucket::mb(*max_bytes)
+            ),
             MigrationError::NotMigratable(_, problems) => {
                 f.write_str(&preflight::summary(problems))
             }
@@ -133,7 +151,13 @@ impl From<MigrationError> for ApiError {
             MigrationError::Verification(detail) => {
                 ApiError::Internal(format!("Migration verification failed: {detail}"))
             }
-            MigrationError::Busy(detail) => ApiError::Conflict(detail),
+            MigrationError::Busy(detail) | MigrationError::Refused(detail) => {
+                ApiError::Conflict(detail)
+            }
+            MigrationError::Malformed(detail) => ApiError::Unprocessable(detail),
+            err @ MigrationError::TooLargeForOneStep { .. } => {
+                ApiError::ChunkedMoveRequired(format!("{err}"))
+            }
             MigrationError::NotMigratable(action, problems) => ApiError::NotMigratable {
                 detail: format!(
                     "The user cannot {}: {}; nothing was changed",
@@ -181,8 +205,20 @@ pub fn prepare_object(db: &impl Db) -> Result<(), DbError> {
             action TEXT NOT NULL,
             step TEXT NOT NULL,
             crash INTEGER NOT NULL
-        )"
+        );
+        {}",
+        chunked::SCHEMA
     ))
+}
+
+/// Whether a chunked migrate is copying rows into the object: its user tables are then
+/// incomplete, and nothing (not even the schema migrations) may touch them until it ends.
+pub fn importing(db: &impl Db) -> Result<bool, DbError> {
+    let state: Option<String> = db.query_value(
+        &format!("SELECT state FROM {STATE_TABLE} WHERE id = 1"),
+        &[],
+    )?;
+    Ok(state.as_deref() == Some("importing"))
 }
 
 /// What keeps a file downloaded from R2 from moving into the object: what the object cannot
@@ -247,6 +283,8 @@ impl Move {
             "active" => ObjectState::Active,
             "rolling_back" => ObjectState::RollingBack,
             "rolled_back" => ObjectState::RolledBack,
+            "importing" => ObjectState::Importing,
+            "exporting" => ObjectState::Exporting,
             _ => ObjectState::New,
         };
         let changed_at = row.get::<i64>(1)? as u64;
@@ -259,6 +297,8 @@ impl Move {
             ObjectState::Active => "active",
             ObjectState::RollingBack => "rolling_back",
             ObjectState::RolledBack => "rolled_back",
+            ObjectState::Importing => "importing",
+            ObjectState::Exporting => "exporting",
         };
         self.db.execute(
             &format!(
@@ -509,8 +549,22 @@ impl Move {
                 verify::digests(&self.db)?,
             );
         }
+        if state == ObjectState::Importing {
+            if let Some(report) = self.finish_interrupted_cut_over(started).await? {
+                return Ok(report);
+            }
+        }
         let bucket = self.bucket()?;
         let database = R2Database::of(&bucket, &self.user, &self.config);
+        let size = database.head().await?.size;
+        if size > self.config.max_database_bytes {
+            return Err(MigrationError::TooLargeForOneStep {
+                bytes: size,
+                max_bytes: self.config.max_database_bytes,
+            });
+        }
+        // A chunked migrate that did not finish is replaced by this one.
+        self.end_chunked_move()?;
         for _ in 0..MAX_MIGRATE_ATTEMPTS {
             self.enter(Action::Migrate, Step::Preflight)?;
             let loaded = database.download().await?;
@@ -582,8 +636,13 @@ impl Move {
     /// A `rolling_back` object at the start of a request or call was cut short by a crash.
     /// Whether its put reached R2 decides who is authoritative: if R2 is `active` again it
     /// did, and the object is done; otherwise the object is, and serves again.
+    ///
+    /// A chunked rollback or export (`exporting`) that made no step for `MOVE_LEASE_SECONDS`
+    /// is settled the same way: its migrator is gone, and the user must be served again.
     pub async fn resolve_interrupted_rollback(&self) -> Result<(), MigrationError> {
-        if self.object_state()?.0 != ObjectState::RollingBack {
+        let (state, since_ms) = self.object_state()?;
+        let stalled = state == ObjectState::Exporting && since_ms >= self.config.move_lease_ms;
+        if state != ObjectState::RollingBack && !stalled {
             return Ok(());
         }
         let bucket = self.bucket()?;
@@ -596,8 +655,14 @@ impl Move {
         } else {
             ObjectState::Active
         })?;
+        self.end_chunked_move()?;
         let err = MigrationError::Verification(format!(
-            "a rollback was cut short; {}",
+            "{}; {}",
+            if stalled {
+                "a chunked rollback or export stopped making progress"
+            } else {
+                "a rollback was cut short"
+            },
             if landed {
                 "its export had reached R2, so R2 serves"
             } else {
@@ -648,6 +713,13 @@ impl Move {
     /// put lands, R2 holds the frozen copy marked `migrated` and the object is authoritative;
     /// an `Err` means it did not land.
     async fn hand_back(&self) -> Result<(u64, Vec<TableDigest>), MigrationError> {
+        let size = self.db.database_size() as u64;
+        if size > self.config.max_database_bytes {
+            return Err(MigrationError::TooLargeForOneStep {
+                bytes: size,
+                max_bytes: self.config.max_database_bytes,
+            });
+        }
         // From here on the object serves nothing; a crash leaves it here and the next request
         // resolves it.
         self.set_state(ObjectState::RollingBack)?;
@@ -719,6 +791,13 @@ impl Move {
     /// [`Self::export`], with the file's `data_version` set to `version` when given (the
     /// object itself is not written: a failed rollback leaves it as it was).
     fn export_at(&self, version: Option<DbVersion>) -> Result<Export, MigrationError> {
+        let size = self.db.database_size() as u64;
+        if size > self.config.max_database_bytes {
+            return Err(MigrationError::TooLargeForOneStep {
+                bytes: size,
+                max_bytes: self.config.max_database_bytes,
+            });
+        }
         let mut export = RusqliteDb::empty()?;
         let ours = export.transaction(|| copy::copy_database(&self.db, &export))?;
         self.enter(Action::Rollback, Step::Verify)?;
@@ -747,6 +826,29 @@ impl Move {
     pub async fn preflight(&self) -> Result<PreflightReport, MigrationError> {
         self.resolve_interrupted_rollback().await?;
         let (state, _) = self.object_state()?;
+        let max_bytes = self.config.max_database_bytes;
+        let size = match state {
+            ObjectState::Active => self.db.database_size() as u64,
+            _ => {
+                R2Database::of(&self.bucket()?, &self.user, &self.config)
+                    .head()
+                    .await?
+                    .size
+            }
+        };
+        if size > max_bytes {
+            // Too large to read here: the migrator checks the values natively when it moves.
+            let (action, problems) = match state {
+                ObjectState::Active => (Action::Rollback, preflight::into_r2_file(size, max_bytes)),
+                _ => (Action::Migrate, Vec::new()),
+            };
+            return Ok(PreflightReport {
+                action,
+                movable: problems.is_empty(),
+                problems,
+                in_chunks: true,
+            });
+        }
         let (action, problems) = if state == ObjectState::Active {
             let export = self.export()?;
             let problems =
@@ -766,6 +868,7 @@ impl Move {
             action,
             movable: problems.is_empty(),
             problems,
+            in_chunks: false,
         })
     }
 

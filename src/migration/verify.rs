@@ -5,6 +5,7 @@
 //! Nothing is rendered by SQLite: two SQLite versions print 0.1 + 0.2 differently (the object's
 //! and the bundled one did), but they store the same bits, and the bits are what is hashed.
 
+use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest, Sha256};
 
 use crate::db::{Db, DbError};
@@ -52,6 +53,26 @@ impl TableHasher {
             Cell::Text(bytes) => self.bytes(3, bytes),
             Cell::Blob(bytes) => self.bytes(4, bytes),
         }
+    }
+
+    /// The hasher's state as bytes (SHA-256's state, then the row count): a chunked move keeps
+    /// it between invocations and [`Self::restore`]s it, so that the digest of a table moved in
+    /// many batches is exactly the digest of the table read at once.
+    pub fn save(&self) -> Vec<u8> {
+        let mut bytes = self.hasher.serialize().to_vec();
+        bytes.extend(self.rows.to_be_bytes());
+        bytes
+    }
+
+    /// The hasher [`Self::save`] saved.
+    pub fn restore(saved: &[u8]) -> Result<Self, DbError> {
+        let damaged = || DbError::failed("a saved digest state is damaged");
+        let (state, rows) = saved.split_last_chunk::<8>().ok_or_else(damaged)?;
+        let state = SerializedState::<Sha256>::try_from(state).map_err(|_| damaged())?;
+        Ok(TableHasher {
+            hasher: Sha256::deserialize(&state).map_err(|_| damaged())?,
+            rows: u64::from_be_bytes(*rows),
+        })
     }
 
     fn bytes(&mut self, tag: u8, bytes: &[u8]) {

@@ -23,7 +23,7 @@ use crate::bucket::layout::R2State;
 use crate::bucket::{mb, R2Error};
 use crate::config::{Config, ConflictStrategy};
 use crate::db::rusqlite_db::RusqliteDb;
-use crate::db::{apply_migrations, check_shape, DbError, DbVersion, Difference, ShapeError};
+use crate::db::{apply_migrations, DbError, DbVersion, UpgradeError};
 use crate::error::ApiError;
 use crate::flag::{self, Flags};
 use crate::http::{DataPath, RawRequest};
@@ -268,37 +268,17 @@ fn migrate(key: &str, db: &RusqliteDb, downloaded: bool) -> Result<bool, R2Error
 /// migrations were applied. One that does not have the shape is [`R2Error::Incompatible`]
 /// (answered 503 `incompatible_schema`), for an operator to look at; `key` names the file in it.
 pub fn upgrade(key: &str, db: &RusqliteDb) -> Result<bool, R2Error> {
-    let applied = apply_migrations(db);
-    let fresh = RusqliteDb::empty()?;
-    apply_migrations(&fresh)?;
-    let differences: Vec<Difference> = match check_shape(db, &fresh) {
-        Ok(()) => Vec::new(),
-        Err(ShapeError::Db(err)) => return Err(err.into()),
-        // Migrations that failed were rolled back: the tables they would add are not the fault.
-        Err(ShapeError::Differs(found)) => found
-            .into_iter()
-            .filter(|difference| applied.is_ok() || difference.column.is_some())
-            .collect(),
-    };
-    let incompatible = |reason: String| {
-        let err = R2Error::Incompatible {
-            key: key.to_owned(),
-            reason,
-        };
-        worker::console_error!("{err}");
-        err
-    };
-    match applied {
-        _ if !differences.is_empty() => {
-            let words: Vec<String> = differences.iter().map(ToString::to_string).collect();
-            Err(incompatible(words.join("; ")))
+    crate::db::upgrade(db).map_err(|err| match err {
+        UpgradeError::Db(err) => err.into(),
+        UpgradeError::Incompatible(reason) => {
+            let err = R2Error::Incompatible {
+                key: key.to_owned(),
+                reason,
+            };
+            worker::console_error!("{err}");
+            err
         }
-        Ok(applied) => Ok(applied > 0),
-        // They apply to any database of the app's shape (a fresh one above): the file is why.
-        Err(err) => Err(incompatible(format!(
-            "the app's migrations fail on it: {err}"
-        ))),
-    }
+    })
 }
 
 /// Exponential backoff with jitter after each lost race (20 ms, 40 ms, ... up to 640 ms, each

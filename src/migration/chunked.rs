@@ -1,0 +1,758 @@
+//! The object's side of a chunked move (docs/chunked-moves.md): a database of any size moves
+//! in steps that each hold at most one batch of rows ([`admin_api::chunked::MAX_BATCH_BYTES`])
+//! and run in one short invocation. The migrator drives it through the admin API; the object
+//! keeps the move's record, so that every step is checked against where the move stands:
+//! - [`STORE_MOVE`]: the move (action, the R2 object it started from, the version the
+//!   destination gets, whether the digests were verified);
+//! - [`STORE_MOVE_TABLES`]: per table, the key of the last row applied (migrate) or read in
+//!   order (rollback, export), and the table's SHA-256 state so far
+//!   ([`TableHasher::save`]). A batch that does not follow its table's cursor is refused, so a
+//!   replayed batch never applies twice, and a migrator that crashed resumes from the cursor.
+//!
+//! The digests are exactly those of a move in one step ([`verify::digests`]): each batch the
+//! object stores is read back from its storage and fed to the table's hasher, so what is
+//! compared at the end is what the object holds, not what it was sent.
+//!
+//! Who is authoritative, as in a move in one step: while `importing`, R2 (a file this large is
+//! one the R2 path refuses to write, so nothing can race the move); while `exporting`, the
+//! object, which serves nothing then (503 with `Retry-After`) and gives the move up when it
+//! makes no step for `MOVE_LEASE_SECONDS`. The cut-overs are the same fences: a migrate's R2
+//! copy becomes a tombstone marked `migrated`, only if R2 still holds the file that was moved
+//! (whose bytes were kept under `backups/` first); a rollback's file is completed only while R2
+//! still holds the copy it replaces.
+
+use admin_api::chunked::{
+    Applied, Begin, Begun, ChunkedAction, Cursor, CutOver, Finish, Finished, SourceFile,
+};
+use worker::UploadedPart;
+
+use crate::bucket::database::{R2Database, Snapshot};
+use crate::bucket::layout::{self, R2State};
+use crate::bucket::R2Error;
+use crate::db::{check_integrity, Db, DbError, DbVersion};
+use crate::migration::batch::{encode_key, hex, Batch};
+use crate::migration::catalog::{self, read_page, Catalog, Table, OBJECT_TABLES};
+use crate::migration::copy::{self, insert_rows};
+use crate::migration::verify::{self, TableDigest, TableHasher};
+use crate::migration::{now_ms, Action, MigrationError, Move, ObjectState, Outcome, Report, Step};
+
+/// The chunked move in progress, if any (one row).
+const STORE_MOVE: &str = OBJECT_TABLES[3];
+/// Each table's cursor and digest state.
+const STORE_MOVE_TABLES: &str = OBJECT_TABLES[4];
+
+/// The object's tables of a chunked move (made with the others, by `prepare_object`).
+pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS store_move (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        action TEXT NOT NULL,
+        source_etag TEXT,
+        source_size INTEGER NOT NULL,
+        source_version INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        verified INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS store_move_tables (
+        name TEXT PRIMARY KEY,
+        after BLOB NOT NULL,
+        done INTEGER NOT NULL,
+        hasher BLOB NOT NULL
+    )";
+
+/// Rows one read of an export returns at most, whatever the migrator asks for.
+const MAX_READ_ROWS: usize = 4096;
+
+/// The record of a chunked move.
+#[derive(Debug, Clone)]
+struct MoveRecord {
+    action: ChunkedAction,
+    /// Migrate: the R2 file being moved; rollback: the R2 copy being replaced.
+    source_etag: Option<String>,
+    source_size: u64,
+    source_version: DbVersion,
+    /// The version the destination gets.
+    version: DbVersion,
+    /// The object's digests equalled the migrator's.
+    verified: bool,
+}
+
+/// One table's progress: the key of the last row, whether the table is read to its end
+/// (exports), and the digest so far.
+struct TableProgress {
+    after: Vec<u8>,
+    done: bool,
+    hasher: TableHasher,
+}
+
+impl Move {
+    fn move_record(&self) -> Result<Option<MoveRecord>, DbError> {
+        let row = self.db.query_row(
+            &format!(
+                "SELECT action, source_etag, source_size, source_version, version, verified \
+                 FROM {STORE_MOVE} WHERE id = 1"
+            ),
+            &[],
+        )?;
+        row.map(|row| {
+            Ok(MoveRecord {
+                action: ChunkedAction::parse(&row.get::<String>(0)?)
+                    .ok_or_else(|| DbError::failed("an unknown chunked move action"))?,
+                source_etag: row.get(1)?,
+                source_size: row.get::<i64>(2)? as u64,
+                source_version: DbVersion(row.get::<i64>(3)? as u64),
+                version: DbVersion(row.get::<i64>(4)? as u64),
+                verified: row.get::<bool>(5)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Starts the record of a move, with no table moved yet.
+    fn start_move_record(&self, record: &MoveRecord) -> Result<(), DbError> {
+        self.end_chunked_move()?;
+        self.db.execute(
+            &format!(
+                "INSERT INTO {STORE_MOVE} (id, action, source_etag, source_size, source_version, \
+                 version, verified) VALUES (1, ?, ?, ?, ?, ?, 0)"
+            ),
+            &[
+                record.action.as_str().into(),
+                record.source_etag.clone().into(),
+                (record.source_size as i64).into(),
+                (record.source_version.0 as i64).into(),
+                (record.version.0 as i64).into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets the chunked move, if there is one.
+    pub(super) fn end_chunked_move(&self) -> Result<(), DbError> {
+        self.db.execute(&format!("DELETE FROM {STORE_MOVE}"), &[])?;
+        self.db
+            .execute(&format!("DELETE FROM {STORE_MOVE_TABLES}"), &[])?;
+        Ok(())
+    }
+
+    fn mark_verified(&self) -> Result<(), DbError> {
+        self.db
+            .execute(&format!("UPDATE {STORE_MOVE} SET verified = 1"), &[])?;
+        Ok(())
+    }
+
+    fn progress(&self, table: &str) -> Result<Option<TableProgress>, DbError> {
+        let row = self.db.query_row(
+            &format!("SELECT after, done, hasher FROM {STORE_MOVE_TABLES} WHERE name = ?"),
+            &[table.into()],
+        )?;
+        row.map(|row| {
+            Ok(TableProgress {
+                after: row.get(0)?,
+                done: row.get(1)?,
+                hasher: TableHasher::restore(&row.get::<Vec<u8>>(2)?)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn save_progress(&self, table: &str, progress: &TableProgress) -> Result<(), DbError> {
+        self.db.execute(
+            &format!(
+                "INSERT INTO {STORE_MOVE_TABLES} (name, after, done, hasher) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (name) DO UPDATE SET after = excluded.after, done = excluded.done, \
+                 hasher = excluded.hasher"
+            ),
+            &[
+                table.into(),
+                progress.after.clone().into(),
+                progress.done.into(),
+                progress.hasher.save().into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The record of the move in progress, if it is an `action` in `state`; else why not.
+    fn move_in(
+        &self,
+        actions: &[ChunkedAction],
+        state: ObjectState,
+    ) -> Result<MoveRecord, MigrationError> {
+        let (now, _) = self.object_state()?;
+        match self.move_record()? {
+            Some(record) if now == state && actions.contains(&record.action) => Ok(record),
+            _ => Err(MigrationError::Refused(format!(
+                "no chunked {} of {} is in progress (the object is {}); begin it again",
+                actions[0].as_str(),
+                self.user,
+                serde_json::to_value(now).unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// The digests of what the object holds, from the tables' hashers (a table no batch
+    /// reached is empty), its schema and its counters: what [`verify::digests`] would compute
+    /// reading everything at once.
+    fn chunked_digests(&self, catalog: &Catalog) -> Result<Vec<TableDigest>, DbError> {
+        let mut tables = Vec::new();
+        for table in catalog.row_tables() {
+            let hasher = self
+                .progress(&table.name)?
+                .map(|progress| progress.hasher)
+                .unwrap_or_default();
+            tables.push(hasher.finish(&table.name));
+        }
+        verify::with_schema(&self.db, catalog, tables)
+    }
+
+    fn row_table<'c>(&self, catalog: &'c Catalog, name: &str) -> Result<&'c Table, MigrationError> {
+        catalog
+            .row_tables()
+            .find(|table| table.name == name)
+            .ok_or_else(|| MigrationError::Malformed(format!("the batch names no table: {name}")))
+    }
+
+    /// `move/begin`: starts a chunked move, or resumes the migrate of the same file.
+    pub async fn begin_chunked(&self, begin: Begin) -> Result<Begun, MigrationError> {
+        self.resolve_interrupted_rollback().await?;
+        let (state, _) = self.object_state()?;
+        let bucket = self.bucket()?;
+        let r2 = R2Database::of(&bucket, &self.user, &self.config);
+        let r2_max_bytes = self.config.max_database_bytes;
+        match begin.action {
+            ChunkedAction::Migrate => {
+                let source = begin.source.clone().ok_or_else(|| {
+                    MigrationError::Malformed("a chunked migrate names its source file".into())
+                })?;
+                if matches!(state, ObjectState::Active | ObjectState::Exporting) {
+                    return Err(MigrationError::Refused(format!(
+                        "{} is served by their object already; nothing to migrate",
+                        self.user
+                    )));
+                }
+                let resumed = self.move_record()?.filter(|record| {
+                    state == ObjectState::Importing
+                        && record.action == ChunkedAction::Migrate
+                        && record.source_etag.as_deref() == Some(source.etag.as_str())
+                });
+                if resumed.is_none() {
+                    self.begin_import(&begin, &source, &r2.head().await?)?;
+                }
+                let version = self.move_record()?.map_or(0, |record| record.version.0);
+                Ok(Begun {
+                    action: begin.action,
+                    version,
+                    size: source.size,
+                    r2_max_bytes,
+                    tables: Vec::new(),
+                    others: Vec::new(),
+                    sequences: Vec::new(),
+                    cursors: self.cursors()?,
+                })
+            }
+            ChunkedAction::Rollback | ChunkedAction::Export => {
+                if state != ObjectState::Active {
+                    return Err(MigrationError::Refused(format!(
+                        "the object of {} does not serve the data (it is {}); nothing to read out",
+                        self.user,
+                        serde_json::to_value(state).unwrap_or_default()
+                    )));
+                }
+                let current = r2.head().await?;
+                let version = match begin.action {
+                    ChunkedAction::Rollback => current.version.max(self.version()?).next(),
+                    _ => self.version()?,
+                };
+                let catalog = Catalog::read(&self.db)?;
+                let record = MoveRecord {
+                    action: begin.action,
+                    source_etag: current.etag.clone(),
+                    source_size: current.size,
+                    source_version: current.version,
+                    version,
+                    verified: false,
+                };
+                self.db.transaction(|| {
+                    self.start_move_record(&record)?;
+                    // From here on the object serves nothing until the move ends or stalls.
+                    self.set_state(ObjectState::Exporting)
+                })?;
+                Ok(Begun {
+                    action: begin.action,
+                    version: version.0,
+                    size: self.db.database_size() as u64,
+                    r2_max_bytes,
+                    tables: catalog.tables.iter().map(|t| t.sql.clone()).collect(),
+                    others: catalog.others.iter().map(|o| o.sql.clone()).collect(),
+                    sequences: catalog::sequences(&self.db)?,
+                    cursors: Vec::new(),
+                })
+            }
+        }
+    }
+
+    /// A fresh import: the user tables replaced by the file's, empty, with their indexes.
+    fn begin_import(
+        &self,
+        begin: &Begin,
+        source: &SourceFile,
+        current: &Snapshot,
+    ) -> Result<(), MigrationError> {
+        self.enter(Action::Migrate, Step::Preflight)?;
+        if current.etag.as_deref() != Some(source.etag.as_str()) {
+            return Err(MigrationError::Refused(format!(
+                "R2 no longer holds the file the migrator read for {}; read it again",
+                self.user
+            )));
+        }
+        let statement = |sql: &String, kinds: &[&str]| {
+            let words: Vec<String> = sql
+                .split_whitespace()
+                .take(3)
+                .map(str::to_ascii_uppercase)
+                .collect();
+            let fits = words.first().map(String::as_str) == Some("CREATE")
+                && kinds
+                    .iter()
+                    .any(|kind| words[1..].iter().any(|w| w == kind));
+            if fits {
+                Ok(())
+            } else {
+                Err(MigrationError::Malformed(format!(
+                    "not a CREATE {} statement: {sql}",
+                    kinds[0]
+                )))
+            }
+        };
+        let record = MoveRecord {
+            action: ChunkedAction::Migrate,
+            source_etag: Some(source.etag.clone()),
+            source_size: source.size,
+            source_version: DbVersion(source.version),
+            version: DbVersion(source.version).next(),
+            verified: false,
+        };
+        self.db.transaction(|| {
+            copy::clear(&self.db)?;
+            for sql in &begin.tables {
+                statement(sql, &["TABLE"])?;
+                self.db.execute_script(sql)?;
+            }
+            for sql in &begin.indexes {
+                statement(sql, &["INDEX"])?;
+                self.db.execute_script(sql)?;
+            }
+            let catalog = Catalog::read(&self.db)?;
+            if catalog.tables.len() != begin.tables.len() || !catalog.runtime_tables.is_empty() {
+                return Err(MigrationError::Malformed(
+                    "the tables to import are not all the user's".into(),
+                ));
+            }
+            self.start_move_record(&record)?;
+            self.set_state(ObjectState::Importing)?;
+            Ok(())
+        })
+    }
+
+    /// Where each table's import stands.
+    fn cursors(&self) -> Result<Vec<Cursor>, DbError> {
+        self.db
+            .query(&format!("SELECT name, after FROM {STORE_MOVE_TABLES}"), &[])?
+            .iter()
+            .map(|row| {
+                Ok(Cursor {
+                    table: row.get(0)?,
+                    after: hex(&row.get::<Vec<u8>>(1)?),
+                })
+            })
+            .collect()
+    }
+
+    /// `move/rows`: applies one batch of a migrate, if it follows its table's cursor, in one
+    /// transaction with the new cursor and digest.
+    pub fn apply_batch(&self, batch: Batch) -> Result<Applied, MigrationError> {
+        let record = self.move_in(&[ChunkedAction::Migrate], ObjectState::Importing)?;
+        if record.verified {
+            return Err(MigrationError::Refused(
+                "the import is finished; no more rows".into(),
+            ));
+        }
+        self.enter(Action::Migrate, Step::Copy)?;
+        let catalog = Catalog::read(&self.db)?;
+        let table = self.row_table(&catalog, &batch.table)?;
+        let progress = self.progress(&table.name)?;
+        let after = encode_key(batch.after.as_deref());
+        let expected = progress
+            .as_ref()
+            .map_or_else(|| encode_key(None), |p| p.after.clone());
+        if after != expected {
+            return Err(MigrationError::Refused(format!(
+                "the batch of {} does not follow the rows applied so far; begin again to resume",
+                table.name
+            )));
+        }
+        let Some(last) = batch.rows.last() else {
+            return Ok(Applied { rows: 0 });
+        };
+        let last = table.key_of(last);
+        let mut hasher = progress.map(|p| p.hasher).unwrap_or_default();
+        self.db.transaction(|| {
+            insert_rows(&self.db, table, &batch.rows)?;
+            // What the object stores is what is digested: the rows read back from its storage.
+            let stored = read_page(&self.db, table, batch.after.as_deref(), batch.rows.len())?;
+            hasher.page(&stored);
+            self.save_progress(
+                &table.name,
+                &TableProgress {
+                    after: encode_key(Some(&last)),
+                    done: false,
+                    hasher,
+                },
+            )?;
+            self.set_state(ObjectState::Importing)
+        })?;
+        Ok(Applied {
+            rows: batch.rows.len() as u64,
+        })
+    }
+
+    /// `move/read`: up to `limit` rows of a table after a key, for a rollback or export. Rows
+    /// read in order (after the table's cursor) are digested; a read again (a retry) is only
+    /// answered.
+    pub fn read_batch(&self, request: Batch, limit: usize) -> Result<Batch, MigrationError> {
+        let record = self.move_in(
+            &[ChunkedAction::Rollback, ChunkedAction::Export],
+            ObjectState::Exporting,
+        )?;
+        if record.verified {
+            return Err(MigrationError::Refused(
+                "the export is finished; no more rows".into(),
+            ));
+        }
+        self.enter(Action::Rollback, Step::Copy)?;
+        let catalog = Catalog::read(&self.db)?;
+        let table = self.row_table(&catalog, &request.table)?;
+        let rows = read_page(
+            &self.db,
+            table,
+            request.after.as_deref(),
+            limit.clamp(1, MAX_READ_ROWS),
+        )?;
+        let after = encode_key(request.after.as_deref());
+        let progress = self.progress(&table.name)?;
+        let in_order = match &progress {
+            None => after == encode_key(None),
+            Some(progress) => !progress.done && progress.after == after,
+        };
+        if in_order {
+            let mut hasher = progress.map(|p| p.hasher).unwrap_or_default();
+            hasher.page(&rows);
+            let next = match rows.last() {
+                Some(last) => encode_key(Some(&table.key_of(last))),
+                None => after,
+            };
+            self.db.transaction(|| {
+                self.save_progress(
+                    &table.name,
+                    &TableProgress {
+                        after: next,
+                        done: rows.is_empty(),
+                        hasher,
+                    },
+                )?;
+                self.set_state(ObjectState::Exporting)
+            })?;
+        }
+        Ok(Batch {
+            table: table.name.clone(),
+            after: request.after,
+            rows,
+        })
+    }
+
+    /// `move/finish`: the object's digests against the migrator's. A migrate's copy that
+    /// differs is wiped (R2 still serves); a rollback or export that differs ends, and the
+    /// object serves again.
+    pub fn finish_chunked(&self, finish: Finish) -> Result<Finished, MigrationError> {
+        let started = now_ms();
+        let (state, _) = self.object_state()?;
+        let (action, step_action) = match state {
+            ObjectState::Importing => (vec![ChunkedAction::Migrate], Action::Migrate),
+            _ => (
+                vec![ChunkedAction::Rollback, ChunkedAction::Export],
+                Action::Rollback,
+            ),
+        };
+        let want = if state == ObjectState::Importing {
+            ObjectState::Importing
+        } else {
+            ObjectState::Exporting
+        };
+        let record = self.move_in(&action, want)?;
+        let result = self.finish_steps(&record, &finish);
+        match result {
+            Ok(tables) => Ok(Finished { tables }),
+            Err(err @ MigrationError::Crash(_)) => Err(err),
+            Err(err) => {
+                match record.action {
+                    ChunkedAction::Migrate => {
+                        self.wipe()?;
+                        self.end_chunked_move()?;
+                        self.set_state(ObjectState::New)?;
+                    }
+                    _ => {
+                        self.end_chunked_move()?;
+                        self.set_state(ObjectState::Active)?;
+                    }
+                }
+                self.record_failure(step_action, Step::Verify, started, &err);
+                Err(err)
+            }
+        }
+    }
+
+    fn finish_steps(
+        &self,
+        record: &MoveRecord,
+        finish: &Finish,
+    ) -> Result<Vec<TableDigest>, MigrationError> {
+        let action = match record.action {
+            ChunkedAction::Migrate => Action::Migrate,
+            _ => Action::Rollback,
+        };
+        self.enter(action, Step::Verify)?;
+        if record.action == ChunkedAction::Migrate && !record.verified {
+            self.db.transaction(|| {
+                for sql in &finish.others {
+                    self.db.execute_script(sql)?;
+                }
+                copy::set_sequences(&self.db, &finish.sequences)
+            })?;
+        }
+        let catalog = Catalog::read(&self.db)?;
+        if record.action != ChunkedAction::Migrate {
+            for table in catalog.row_tables() {
+                if !self.progress(&table.name)?.is_some_and(|p| p.done) {
+                    return Err(MigrationError::Verification(format!(
+                        "the export did not read every row of {}",
+                        table.name
+                    )));
+                }
+            }
+        }
+        let ours = self.chunked_digests(&catalog)?;
+        verify::same_data(&finish.tables, &ours)
+            .and_then(|()| check_integrity(&self.db).map_err(|e| e.to_string()))
+            .map_err(|difference| {
+                MigrationError::Verification(format!(
+                    "the object's data differs from the migrator's file: {difference}"
+                ))
+            })?;
+        match record.action {
+            // An export changes nothing: the object serves again at once.
+            ChunkedAction::Export => {
+                self.db.transaction(|| {
+                    self.end_chunked_move()?;
+                    self.set_state(ObjectState::Active)
+                })?;
+            }
+            _ => self.mark_verified()?,
+        }
+        Ok(ours)
+    }
+
+    /// `move/cut-over`: hands authority over, once the digests were verified. A migrate keeps
+    /// the file it moved (the upload is its backup) and fences R2; a rollback completes the
+    /// upload of its file as the user's R2 database.
+    pub async fn cut_over_chunked(&self, cut: CutOver) -> Result<Report, MigrationError> {
+        let (state, _) = self.object_state()?;
+        let action = match state {
+            ObjectState::Importing => Action::Migrate,
+            _ => Action::Rollback,
+        };
+        let started = self.log_start(action);
+        let result = self.cut_over_steps(state, cut, started).await;
+        self.conclude(action, started, result)
+    }
+
+    async fn cut_over_steps(
+        &self,
+        state: ObjectState,
+        cut: CutOver,
+        started: u64,
+    ) -> Result<Report, MigrationError> {
+        let actions: &[ChunkedAction] = match state {
+            ObjectState::Importing => &[ChunkedAction::Migrate],
+            _ => &[ChunkedAction::Rollback],
+        };
+        let record = self.move_in(actions, state)?;
+        if !record.verified {
+            return Err(MigrationError::Refused(
+                "the move's digests were not verified yet: finish it first".into(),
+            ));
+        }
+        let parts: Vec<UploadedPart> = cut
+            .parts
+            .iter()
+            .map(|part| UploadedPart::new(part.part, part.etag.clone()))
+            .collect();
+        let bucket = self.bucket()?;
+        let database = R2Database::of(&bucket, &self.user, &self.config);
+        let catalog = Catalog::read(&self.db)?;
+        let tables = self.chunked_digests(&catalog)?;
+        if record.action == ChunkedAction::Migrate {
+            self.enter(Action::Migrate, Step::Backup)?;
+            let backup = layout::backup_key(&self.user, record.source_version);
+            let kept = bucket
+                .head(&backup)
+                .await
+                .map_err(R2Error::on(&backup))?
+                .is_some_and(|object| object.size() == record.source_size);
+            if !kept {
+                let stored = bucket
+                    .resume_multipart_upload(&backup, &cut.upload_id)
+                    .map_err(R2Error::on(&backup))?
+                    .complete(parts)
+                    .await
+                    .map_err(R2Error::on(&backup))?;
+                if stored.size() != record.source_size {
+                    return Err(MigrationError::Verification(format!(
+                        "the backup of the file is {} bytes, the file {}",
+                        stored.size(),
+                        record.source_size
+                    )));
+                }
+            }
+            self.enter(Action::Migrate, Step::CutOver)?;
+            let key = database.key.clone();
+            let fenced = bucket
+                .put(&key, layout::TOMBSTONE.to_vec())
+                .custom_metadata(layout::tombstone_metadata(record.version, now_ms()))
+                .only_if(worker::Conditional {
+                    etag_matches: record.source_etag.clone(),
+                    ..Default::default()
+                })
+                .execute()
+                .await;
+            match fenced {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    self.wipe()?;
+                    self.end_chunked_move()?;
+                    self.set_state(ObjectState::New)?;
+                    return Err(MigrationError::Busy(format!(
+                        "R2 changed during the move of {}; migrate again",
+                        self.user
+                    )));
+                }
+                Err(err) => {
+                    // The put may have landed although its answer was lost.
+                    let now = database.head().await?;
+                    if !(now.version == record.version && now.state != R2State::Active) {
+                        return Err(R2Error::on(&key)(err).into());
+                    }
+                }
+            }
+            self.activate().await?;
+            self.end_chunked_move()?;
+            return self.report(Outcome::Migrated, record.source_size, started, tables);
+        }
+
+        self.enter(Action::Rollback, Step::Backup)?;
+        let current = database.head().await?;
+        if current.etag != record.source_etag {
+            self.end_chunked_move()?;
+            self.set_state(ObjectState::Active)?;
+            return Err(MigrationError::Busy(
+                "R2 changed during the rollback; try again".into(),
+            ));
+        }
+        if current.size <= self.config.max_database_bytes {
+            self.back_up(&bucket, &current).await?;
+        } else {
+            worker::console_warn!(
+                "The R2 copy of {} ({} bytes) is too large to keep in memory; not backed up",
+                self.user,
+                current.size
+            );
+        }
+        self.enter(Action::Rollback, Step::CutOver)?;
+        let key = database.key.clone();
+        let completed = match bucket.resume_multipart_upload(&key, &cut.upload_id) {
+            Ok(upload) => upload.complete(parts).await,
+            Err(err) => Err(err),
+        };
+        let now = database.head().await?;
+        let landed = now.state == R2State::Active && now.version == record.version;
+        if let Err(err) = completed {
+            // The upload may have completed although its answer was lost.
+            if !landed {
+                return Err(R2Error::on(&key)(err).into());
+            }
+        }
+        if !landed {
+            return Err(MigrationError::Verification(format!(
+                "the uploaded file is version {} in state {:?}, not version {}",
+                now.version, now.state, record.version
+            )));
+        }
+        // Past the point of no return: R2 is authoritative from here on.
+        self.enter(Action::Rollback, Step::Activate)?;
+        self.db.transaction(|| {
+            self.end_chunked_move()?;
+            self.set_state(ObjectState::RolledBack)
+        })?;
+        self.enter(Action::Rollback, Step::Flag)?;
+        self.set_flag(false).await?;
+        self.report(Outcome::RolledBack, now.size, started, tables)
+    }
+
+    /// A chunked migrate whose cut-over reached R2 but whose activation did not (a crash):
+    /// finishes it. `None` when that is not what happened.
+    pub(super) async fn finish_interrupted_cut_over(
+        &self,
+        started: u64,
+    ) -> Result<Option<Report>, MigrationError> {
+        let Some(record) = self.move_record()? else {
+            return Ok(None);
+        };
+        if !(record.verified && record.action == ChunkedAction::Migrate) {
+            return Ok(None);
+        }
+        let current = R2Database::of(&self.bucket()?, &self.user, &self.config)
+            .head()
+            .await?;
+        if !(current.version == record.version && current.state != R2State::Active) {
+            return Ok(None);
+        }
+        let tables = self.chunked_digests(&Catalog::read(&self.db)?)?;
+        self.activate().await?;
+        self.end_chunked_move()?;
+        self.report(Outcome::Migrated, record.source_size, started, tables)
+            .map(Some)
+    }
+
+    /// `move/abort`: ends a chunked move that will not finish. The side that was
+    /// authoritative stays so: an import is wiped (R2 serves), an export ends (the object
+    /// serves again).
+    pub fn abort_chunked(&self) -> Result<bool, MigrationError> {
+        let (state, _) = self.object_state()?;
+        if self.move_record()?.is_none() {
+            return Ok(false);
+        }
+        match state {
+            ObjectState::Importing => {
+                self.wipe()?;
+                self.db.transaction(|| {
+                    self.end_chunked_move()?;
+                    self.set_state(ObjectState::New)
+                })?;
+            }
+            ObjectState::Exporting => self.db.transaction(|| {
+                self.end_chunked_move()?;
+                self.set_state(ObjectState::Active)
+            })?,
+            _ => self.end_chunked_move()?,
+        }
+        Ok(true)
+    }
+}
