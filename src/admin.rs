@@ -83,7 +83,7 @@ async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
             start_upload(env, &user(u)?, &query).await
         }
         (Method::Post, ["admin", "users", u, "move", "upload", "part"]) => {
-            upload_part(env, &user(u)?, &query, &mut req).await
+            upload_part(env, &user(u)?, &query, &req).await
         }
         (Method::Post, ["admin", "users", u, "move", step]) => {
             let user = user(u)?;
@@ -410,7 +410,7 @@ async fn upload_part(
     env: &Env,
     user: &UserId,
     query: &HashMap<String, String>,
-    req: &mut Request,
+    req: &Request,
 ) -> Result<Response, ApiError> {
     let (key, _) = upload_key(user, query)?;
     let upload_id = query
@@ -420,19 +420,35 @@ async fn upload_part(
         .ok()
         .filter(|part| *part >= 1)
         .ok_or_else(|| ApiError::Unprocessable("query field 'part': 1 to 10000".into()))?;
-    let bytes = req
-        .bytes()
-        .await
-        .map_err(|err| ApiError::BadRequest(format!("Could not read the request body: {err}")))?;
-    if bytes.len() as u64 > PART_BYTES {
-        return Err(ApiError::ContentTooLarge(format!(
-            "A part is at most {PART_BYTES} bytes"
-        )));
+    // The part goes to R2 as the request's stream, never into wasm memory; R2 takes a stream
+    // of a declared length.
+    let length: Option<u64> = req
+        .headers()
+        .get("Content-Length")
+        .ok()
+        .flatten()
+        .and_then(|length| length.trim().parse().ok());
+    match length {
+        Some(length) if length <= PART_BYTES => {}
+        Some(_) => {
+            return Err(ApiError::ContentTooLarge(format!(
+                "A part is at most {PART_BYTES} bytes"
+            )))
+        }
+        None => {
+            return Err(ApiError::BadRequest(
+                "A part must declare its Content-Length".into(),
+            ))
+        }
     }
+    let body = req
+        .inner()
+        .body()
+        .ok_or_else(|| ApiError::BadRequest("A part needs a body".into()))?;
     let uploaded = bucket::user_data(env)?
         .resume_multipart_upload(&key, upload_id)
         .map_err(R2Error::on(&key))?
-        .upload_part(part, bytes)
+        .upload_part(part, body)
         .await
         .map_err(R2Error::on(&key))?;
     Ok(http::json(

@@ -338,6 +338,18 @@ fn sqlite_headers(version: DbVersion) -> Headers {
     .collect()
 }
 
+/// The size of the isolate's wasm linear memory: it never shrinks, so it is its high-water mark
+/// (reported with `REPORT_WASM_MEMORY`, for measurements).
+#[cfg(target_arch = "wasm32")]
+pub fn wasm_memory_bytes() -> usize {
+    core::arch::wasm32::memory_size(0) * 65536
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub fn wasm_memory_bytes() -> usize {
+    0
+}
+
 /// Bytes that are neither JSON nor a file: a chunked move's row batch.
 pub fn octets(bytes: Vec<u8>) -> Response {
     let headers: Headers = [("Content-Type", "application/octet-stream")]

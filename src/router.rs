@@ -45,7 +45,14 @@ pub async fn handle(req: Request, env: Env) -> Response {
                 }),
             )
         }
-        (Method::Get, "/api/health") => return http::json(200, &json!({ "status": "ok" })),
+        (Method::Get, "/api/health") => {
+            let mut response = http::json(200, &json!({ "status": "ok" }));
+            if Config::from_env(&env).report_wasm_memory {
+                let bytes = http::wasm_memory_bytes().to_string();
+                let _ = response.headers_mut().set("X-Wasm-Memory-Bytes", &bytes);
+            }
+            return response;
+        }
         (Method::Get, "/api/status") => {
             return http::json(
                 200,

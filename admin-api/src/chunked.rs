@@ -165,6 +165,8 @@ pub struct Aborted {
 
 /// The bytes of a batch or a file range per call: what one invocation holds at most.
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// The rows of a batch at most, whatever their size.
+pub const MAX_BATCH_ROWS: usize = 4096;
 /// The size of each part of an upload, and of each range of a download (R2 wants equal parts
 /// of at least 5 MiB, but for the last).
 pub const PART_BYTES: u64 = 8 * 1024 * 1024;

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use admin_api::{Action, Outcome};
 
+use crate::chunked;
 use crate::client::AdminClient;
 use crate::journal::{Journal, Status};
 use crate::progress::{Reporter, UserResult};
@@ -23,16 +24,32 @@ pub struct Summary {
     pub interrupted: bool,
 }
 
-/// Moves `users` (those the journal does not already list as done), `concurrency` at a time.
+/// What a batch run does.
+pub struct Plan {
+    pub action: Action,
+    pub users: Vec<String>,
+    /// Users moved at the same time.
+    pub concurrency: usize,
+    /// How a user too large to move in one step moves in chunks.
+    pub chunks: chunked::Options,
+}
+
+/// Moves the plan's users (those the journal does not already list as done), `concurrency` at
+/// a time.
 pub fn run(
     client: &AdminClient,
-    action: Action,
-    users: Vec<String>,
-    concurrency: usize,
+    plan: Plan,
     journal: &mut Journal,
     reporter: &mut Reporter,
     stop: &AtomicBool,
 ) -> Summary {
+    let Plan {
+        action,
+        users,
+        concurrency,
+        chunks,
+    } = plan;
+    let options = &chunks;
     let started = Instant::now();
     let mut summary = Summary::default();
     let pending: VecDeque<String> = users
@@ -67,8 +84,8 @@ pub fn run(
                 record(Status::Started);
                 let begun = Instant::now();
                 let outcome = match action {
-                    Action::Migrate => client.migrate(&user),
-                    Action::Rollback => client.rollback(&user),
+                    Action::Migrate => chunked::migrate_user(client, &user, options),
+                    Action::Rollback => chunked::rollback_user(client, &user, options),
                 };
                 let result = match outcome {
                     Ok(report) => {

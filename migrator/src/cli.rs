@@ -137,6 +137,22 @@ pub struct Batch {
     /// $XDG_STATE_HOME/reel-ballers-migrator/, else ~/.local/state/reel-ballers-migrator/)
     #[arg(long)]
     pub journal: Option<PathBuf>,
+    /// Rollback: also users whose database is above what the R2 path serves (they then get
+    /// 507 until they migrate again)
+    #[arg(long)]
+    pub force: bool,
+    /// The bytes of rows each step of a chunked move sends or reads (at most 4MiB)
+    #[arg(long, default_value = "2MiB", value_parser = parse_batch_size)]
+    pub batch_size: u64,
+}
+
+fn parse_batch_size(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text)?;
+    if (1..=admin_api::chunked::MAX_BATCH_BYTES as u64).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(format!("'{text}' is not from 1 byte to 4MiB"))
+    }
 }
 
 fn parse_days(text: &str) -> Result<u64, String> {

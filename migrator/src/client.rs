@@ -10,8 +10,8 @@ use admin_api::request::{
     Route, Verify,
 };
 use admin_api::{
-    ErrorBody, ImportResult, MoveReport, PreflightReport, PruneResult, UserStatus, UserSummary,
-    VerifyResult,
+    ErrorBody, ErrorCode, ImportResult, MoveReport, PreflightReport, PruneResult, UserStatus,
+    UserSummary, VerifyResult,
 };
 
 /// Why a call failed, in words an operator can act on.
@@ -21,10 +21,12 @@ pub enum ClientError {
     Unauthorized,
     /// The admin API does not exist there: no `ADMIN_TOKEN` secret, or not this Worker.
     NoAdminApi(String),
-    /// The Worker answered with an error status and a detail.
+    /// The Worker answered with an error status and a detail (and a code, for the errors an
+    /// operator or the migrator itself tells apart).
     Failed {
         status: u16,
         detail: String,
+        code: Option<ErrorCode>,
     },
 }
 
@@ -40,7 +42,7 @@ impl std::fmt::Display for ClientError {
                 f,
                 "{endpoint} has no admin API (is the ADMIN_TOKEN secret set, and is this the right endpoint?)"
             ),
-            ClientError::Failed { status, detail } => write!(f, "{detail} (HTTP {status})"),
+            ClientError::Failed { status, detail, .. } => write!(f, "{detail} (HTTP {status})"),
         }
     }
 }
@@ -165,10 +167,15 @@ impl AdminClient {
             200..=299 => Ok((status, bytes, version)),
             401 => Err(ClientError::Unauthorized),
             _ => {
-                let detail = serde_json::from_slice::<ErrorBody>(&bytes)
-                    .map(|body| body.detail)
-                    .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
-                Err(ClientError::Failed { status, detail })
+                let (detail, code) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+                    Ok(body) => (body.detail, body.code),
+                    Err(_) => (String::from_utf8_lossy(&bytes).into_owned(), None),
+                };
+                Err(ClientError::Failed {
+                    status,
+                    detail,
+                    code,
+                })
             }
         }
     }
@@ -183,6 +190,7 @@ impl AdminClient {
                 C::METHOD,
                 call.path()
             ),
+            code: None,
         })
     }
 
@@ -201,6 +209,7 @@ impl AdminClient {
             .map_err(|err| ClientError::Failed {
                 status,
                 detail: format!("{url} did not answer JSON: {err}"),
+                code: None,
             })
     }
 
@@ -256,6 +265,26 @@ impl AdminClient {
 
     pub fn import(&self, user: &str, file: Vec<u8>) -> Result<ImportResult, ClientError> {
         self.json(&ImportDatabase::new(user), Some(file))
+    }
+
+    /// Sends a chunked move's JSON step and reads its answer.
+    pub fn move_step<C: Call>(
+        &self,
+        call: &C,
+        body: &impl serde::Serialize,
+    ) -> Result<C::Response, ClientError> {
+        let body = serde_json::to_vec(body).expect("a request serializes");
+        self.json(call, Some(body))
+    }
+
+    /// Sends a chunked move's binary step (a row batch, a part) and reads its JSON answer.
+    pub fn move_bytes<C: Call>(&self, call: &C, body: Vec<u8>) -> Result<C::Response, ClientError> {
+        self.json(call, Some(body))
+    }
+
+    /// Sends a step that answers bytes (a range of the file, a batch of rows read out).
+    pub fn move_read<R: Route>(&self, route: &R, body: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+        Ok(self.call(route, Some(body))?.1)
     }
 
     pub fn prune(&self, older_than_days: u64, dry_run: bool) -> Result<PruneResult, ClientError> {

@@ -5,6 +5,7 @@
 //! the command line, wires them together and sets the exit status.
 
 mod batch;
+mod chunked;
 mod cli;
 mod client;
 mod cohort;
@@ -79,6 +80,12 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
                 .iter()
                 .map(|u| client.preflight(&u.user_id).map_err(error))
                 .collect();
+            // Users above what the R2 path serves first: they get 507 until they move.
+            let in_chunks =
+                |check: &Result<PreflightReport, String>| check.as_ref().is_ok_and(|r| r.in_chunks);
+            let mut planned: Vec<_> = users.into_iter().zip(checks).collect();
+            planned.sort_by_key(|(_, check)| !in_chunks(check));
+            let (users, checks): (Vec<_>, Vec<_>) = planned.into_iter().unzip();
             let blocked = |check: &Result<PreflightReport, String>| -> Option<String> {
                 match check {
                     Ok(report) if report.movable => None,
@@ -100,6 +107,7 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
                     json!({"user_id": u.user_id, "size": u.r2.size, "version": u.r2.version,
                            "over_threshold": u.r2.size.unwrap_or(0) > MIGRATION_THRESHOLD,
                            "movable": blocked(check).is_none(),
+                           "in_chunks": in_chunks(check),
                            "problems": check.as_ref().ok().map(|r| &r.problems),
                            "reason": blocked(check)})
                 })
@@ -112,6 +120,7 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
                     for (u, check) in users.iter().zip(&checks) {
                         let mark = match blocked(check) {
                             Some(reason) => format!("  cannot move: {reason}"),
+                            None if in_chunks(check) => "  above the R2 path's ceiling (507 there): migrate, in chunks".into(),
                             None if u.r2.size.unwrap_or(0) > MIGRATION_THRESHOLD => "  > 1 MB: migrate".into(),
                             None => String::new(),
                         };
@@ -199,17 +208,28 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
             })
         }
         Command::Export { user, output } => {
-            let (bytes, version) = client.export(user).map_err(error)?;
-            // A number, as every version the migrator prints.
-            let version: Option<u64> = version.and_then(|v| v.parse().ok());
-            std::fs::write(output, &bytes)
-                .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+            let version = match client.export(user) {
+                Ok((bytes, version)) => {
+                    std::fs::write(output, &bytes)
+                        .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+                    // A number, as every version the migrator prints.
+                    version.and_then(|v| v.parse().ok())
+                }
+                // Too large to export in one step: read out of the object in chunks.
+                Err(err) if chunked::needs_chunks(&err) => {
+                    Some(chunked::export(client, user, output).map_err(error)?)
+                }
+                Err(err) => return Err(error(err)),
+            };
+            let bytes = std::fs::metadata(output)
+                .map_err(|e| format!("cannot read {}: {e}", output.display()))?
+                .len();
             reporter.value(
-                &json!({"user": user, "file": output, "bytes": bytes.len(), "version": version}),
+                &json!({"user": user, "file": output, "bytes": bytes, "version": version}),
                 |v| {
                     format!(
                         "{user}: {} written to {} (version {})",
-                        format_size(bytes.len() as u64),
+                        format_size(bytes),
                         output.display(),
                         v["version"]
                     )
@@ -447,15 +467,16 @@ fn run_batch(
         None => journal::default_path(client.endpoint())?,
     };
     let mut journal = journal::Journal::open(&journal_path, client.endpoint())?;
-    let summary = batch::run(
-        client,
+    let plan = batch::Plan {
         action,
         users,
-        batch.concurrency.into(),
-        &mut journal,
-        reporter,
-        &stop,
-    );
+        concurrency: batch.concurrency.into(),
+        chunks: chunked::Options {
+            force: batch.force,
+            batch_bytes: batch.batch_size as usize,
+        },
+    };
+    let summary = batch::run(client, plan, &mut journal, reporter, &stop);
     let totals = json!({
         "summary": {
             "moved": summary.moved, "already": summary.already, "failed": summary.failed,

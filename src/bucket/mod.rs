@@ -112,15 +112,16 @@ impl From<R2Error> for ApiError {
                  unchanged"
             )),
             R2Error::TooLarge { bytes, max_bytes } => ApiError::TooLarge(format!(
-                "The database is {:.1} MB, more than the {:.1} MB the R2 path can open; migrate \
-                 this user to their Durable Object",
+                "The database is {:.1} MB, more than the {:.1} MB the R2 path can open; an \
+                 operator moves this user to their Durable Object with `migrator migrate \
+                 <user id>`, which moves databases of any size in chunks",
                 mb(bytes),
                 mb(max_bytes)
             )),
             R2Error::WriteTooLarge { bytes, max_bytes } => ApiError::TooLarge(format!(
                 "This write would make the database {:.1} MB, more than the {:.1} MB the R2 path \
-                 can open; nothing was saved. Migrate this user to their Durable Object, which \
-                 holds it, and write again",
+                 can open; nothing was saved. An operator moves this user to their Durable \
+                 Object, which holds it, with `migrator migrate <user id>`; then write again",
                 mb(bytes),
                 mb(max_bytes)
             )),

@@ -2,7 +2,8 @@
 //! (SQLite compiled to wasm), and the backend of the native unit tests.
 //!
 //! The database lives only in memory: it is deserialised from the bytes of the user's R2 object
-//! and serialised back when a request wrote.
+//! and serialised back when a request wrote. Natively, the migrator also opens files on disk
+//! with it ([`RusqliteDb::open_file`]).
 
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params_from_iter, Connection, MAIN_DB};
@@ -33,6 +34,17 @@ impl RusqliteDb {
         Self::wrap(conn)
     }
 
+    /// Opens (or creates) a SQLite file on disk: the native migrator's copy of a database too
+    /// large to hold in memory. The file is a scratch copy, rebuilt after a crash, so it is
+    /// written without a journal.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open_file(path: &std::path::Path) -> Result<Self, DbError> {
+        let conn = Connection::open(path).map_err(DbError::from)?;
+        conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF")
+            .map_err(DbError::from)?;
+        Self::wrap(conn)
+    }
+
     fn wrap(conn: Connection) -> Result<Self, DbError> {
         // The app's foreign keys are declared but never enforced (docs/schema.md §0): dangling ids
         // and the `project_id = 0` sentinel are normal. Some SQLite builds enforce by default.
@@ -52,8 +64,10 @@ impl RusqliteDb {
             .map_or(0, |size| size as u64)
     }
 
-    fn prepare(&self, sql: &str) -> Result<rusqlite::Statement<'_>, DbError> {
-        self.conn.prepare(sql).map_err(DbError::from)
+    /// The statement, compiled once per connection: a copy runs the same few statements for
+    /// every row.
+    fn prepare(&self, sql: &str) -> Result<rusqlite::CachedStatement<'_>, DbError> {
+        self.conn.prepare_cached(sql).map_err(DbError::from)
     }
 
     /// The database as the bytes of a SQLite file, ready to upload.

@@ -390,18 +390,18 @@ pub fn for_each_page(
         };
         visit(&page)?;
         let bytes: usize = page.iter().map(PageRow::size).sum();
-        limit = next_page_rows(limit, bytes, PAGE_BYTES);
+        limit = next_page_rows(limit, bytes, PAGE_BYTES, PAGE_ROWS);
         after = Some(table.key_of(last));
     }
 }
 
 /// How many rows to ask for next, after a page of `limit` rows took `bytes`: fewer when rows
-/// are large, so that a page stays near `target` bytes, more (up to [`PAGE_ROWS`]) when small.
-pub fn next_page_rows(limit: usize, bytes: usize, target: usize) -> usize {
+/// are large, so that a page stays near `target` bytes, more (up to `max_rows`) when small.
+pub fn next_page_rows(limit: usize, bytes: usize, target: usize, max_rows: usize) -> usize {
     if bytes > target {
         (limit / 2).max(1)
     } else if bytes < target / 4 {
-        (limit * 2).min(PAGE_ROWS)
+        (limit * 2).min(max_rows)
     } else {
         limit
     }

@@ -23,6 +23,7 @@
 
 use admin_api::chunked::{
     Applied, Begin, Begun, ChunkedAction, Cursor, CutOver, Finish, Finished, SourceFile,
+    MAX_BATCH_ROWS,
 };
 use worker::UploadedPart;
 
@@ -57,9 +58,6 @@ pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS store_move (
         done INTEGER NOT NULL,
         hasher BLOB NOT NULL
     )";
-
-/// Rows one read of an export returns at most, whatever the migrator asks for.
-const MAX_READ_ROWS: usize = 4096;
 
 /// The record of a chunked move.
 #[derive(Debug, Clone)]
@@ -342,7 +340,8 @@ impl Move {
                 self.db.execute_script(sql)?;
             }
             let catalog = Catalog::read(&self.db)?;
-            if catalog.tables.len() != begin.tables.len() || !catalog.runtime_tables.is_empty() {
+            // A table of a name the runtime owns would not count as the user's.
+            if catalog.tables.len() != begin.tables.len() {
                 return Err(MigrationError::Malformed(
                     "the tables to import are not all the user's".into(),
                 ));
@@ -435,7 +434,7 @@ impl Move {
             &self.db,
             table,
             request.after.as_deref(),
-            limit.clamp(1, MAX_READ_ROWS),
+            limit.clamp(1, MAX_BATCH_ROWS),
         )?;
         let after = encode_key(request.after.as_deref());
         let progress = self.progress(&table.name)?;

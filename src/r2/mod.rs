@@ -26,7 +26,7 @@ use crate::db::rusqlite_db::RusqliteDb;
 use crate::db::{apply_migrations, DbError, DbVersion, UpgradeError};
 use crate::error::ApiError;
 use crate::flag::{self, Flags};
-use crate::http::{DataPath, RawRequest};
+use crate::http::{self, DataPath, RawRequest};
 use crate::identity::UserId;
 use crate::lifecycle::{self, Backend, Served};
 use crate::placement::{self, Placement, Side};
@@ -237,20 +237,12 @@ impl Backend for R2Path<'_> {
             let _ = headers.set("X-DB-Cache", if hit { "hit" } else { "miss" });
         }
         if self.config.report_wasm_memory {
-            let _ = headers.set("X-Wasm-Memory-Bytes", &wasm_memory_bytes().to_string());
+            let _ = headers.set(
+                "X-Wasm-Memory-Bytes",
+                &http::wasm_memory_bytes().to_string(),
+            );
         }
     }
-}
-
-/// The size of the wasm linear memory: it never shrinks, so it is the isolate's high-water mark.
-#[cfg(target_arch = "wasm32")]
-fn wasm_memory_bytes() -> usize {
-    core::arch::wasm32::memory_size(0) * 65536
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn wasm_memory_bytes() -> usize {
-    0
 }
 
 /// Applies pending migrations; returns whether there were any (the database then differs from

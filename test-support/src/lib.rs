@@ -210,6 +210,25 @@ impl TestWorker {
         self.process.logs()
     }
 
+    /// The resident memory of the workerd processes of this Worker: the Worker and its
+    /// Durable Objects, and workerd's own memory (its HTTP buffers, the local R2, KV and Queues it
+    /// simulates, its SQLite).
+    pub fn runtime_memory_bytes(&self) -> u64 {
+        self.process.workerd_rss_bytes()
+    }
+
+    /// A connection to the Worker's V8 inspector (what the platform's memory limit counts:
+    /// the isolate's JavaScript heap and the buffers it holds).
+    pub fn inspector(&self) -> Inspector {
+        let url = format!("ws://127.0.0.1:{}/ws", self.process.inspector_port);
+        let (socket, _) = tungstenite::connect(&url).expect("the inspector answers");
+        if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_ref() {
+            // A call it does not answer must fail the test, not hang it.
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        }
+        Inspector { socket, id: 0 }
+    }
+
     /// Sends a request; `user` becomes the `X-User-ID` header.
     pub fn request(
         &self,
@@ -399,6 +418,62 @@ fn group_alive(group: libc::pid_t) -> bool {
     })
 }
 
+/// The isolate's memory as V8 reports it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeapUsage {
+    /// Bytes of live JavaScript objects.
+    pub used: u64,
+    /// Bytes of `ArrayBuffer` contents (request bodies, binding values).
+    pub array_buffers: u64,
+}
+
+/// The Worker's V8 inspector (Chrome DevTools protocol), for measuring the isolate.
+pub struct Inspector {
+    socket: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+    id: u64,
+}
+
+impl Inspector {
+    /// Calls `method` and returns its `result` (other clients' answers, which the inspector
+    /// passes to every client, are skipped).
+    fn call(&mut self, method: &str) -> serde_json::Value {
+        self.id += 1;
+        let request = serde_json::json!({"id": self.id, "method": method}).to_string();
+        self.socket
+            .send(tungstenite::Message::text(request))
+            .expect("the inspector takes a call");
+        loop {
+            let message = self.socket.read().expect("the inspector answers");
+            let Ok(text) = message.to_text() else {
+                continue;
+            };
+            let Ok(answer) = serde_json::from_str::<serde_json::Value>(text) else {
+                continue;
+            };
+            if answer["id"] == self.id {
+                return answer["result"].clone();
+            }
+        }
+    }
+
+    /// The isolate's heap now.
+    pub fn heap_usage(&mut self) -> HeapUsage {
+        let result = self.call("Runtime.getHeapUsage");
+        HeapUsage {
+            used: result["usedSize"].as_f64().unwrap_or(0.0) as u64,
+            array_buffers: result["backingStorageSize"].as_f64().unwrap_or(0.0) as u64,
+        }
+    }
+}
+
+/// The process group and command name of a process (from `/proc/<pid>/stat`).
+fn group_and_name(stat: &str) -> Option<(libc::pid_t, String)> {
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1.to_owned();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some((fields.get(2)?.parse().ok()?, name))
+}
+
 /// One `wrangler dev` process group; stopped when dropped.
 struct WranglerDev {
     /// `None` once stopped.
@@ -407,6 +482,8 @@ struct WranglerDev {
     /// `http`, or `https` with [`Options::tls`].
     scheme: &'static str,
     log_path: PathBuf,
+    /// Where wrangler serves the Worker's V8 inspector.
+    inspector_port: u16,
 }
 
 /// How often to try fresh ports when another process took the ones we picked.
@@ -440,13 +517,14 @@ impl WranglerDev {
 
     fn launch(options: &Options, state: &Path) -> Self {
         let port = free_port();
+        let inspector_port = free_port();
         let log_path = state.join(format!("wrangler-{port}.log"));
         let log = File::create(&log_path).expect("a log file");
         let mut command = Command::new(wrangler_bin());
         command
             .current_dir(project_root())
             .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--inspector-port", &free_port().to_string()])
+            .args(["--inspector-port", &inspector_port.to_string()])
             .arg("--persist-to")
             .arg(persist_dir(state))
             .args([
@@ -456,6 +534,10 @@ impl WranglerDev {
             ])
             .env("SKIP_WORKER_BUILD", "1")
             .env("WRANGLER_SEND_METRICS", "false")
+            // glibc would keep large freed buffers (a request's body, a batch) in its arenas, and
+            // the runtime's resident memory would then count what it no longer holds; with a
+            // fixed threshold they are mapped, and unmapped when freed.
+            .env("MALLOC_MMAP_THRESHOLD_", "65536")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("a log handle"))
             .stderr(log)
@@ -489,11 +571,37 @@ impl WranglerDev {
                 "http"
             },
             log_path,
+            inspector_port,
         }
     }
 
     fn base_url(&self) -> String {
         format!("{}://127.0.0.1:{}", self.scheme, self.port)
+    }
+
+    /// The summed `VmRSS` of the group's workerd processes.
+    fn workerd_rss_bytes(&self) -> u64 {
+        let Some(group) = self.child.as_ref().map(|child| child.id() as libc::pid_t) else {
+            return 0;
+        };
+        let Ok(entries) = fs::read_dir("/proc") else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|entry| {
+                fs::read_to_string(entry.path().join("stat"))
+                    .ok()
+                    .and_then(|stat| group_and_name(&stat))
+                    .is_some_and(|(pgrp, name)| pgrp == group && name == "workerd")
+            })
+            .filter_map(|entry| fs::read_to_string(entry.path().join("status")).ok())
+            .filter_map(|status| {
+                let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+                let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                Some(kb * 1024)
+            })
+            .sum()
     }
 
     fn logs(&self) -> String {
