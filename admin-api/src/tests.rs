@@ -117,10 +117,13 @@ fn move_reports_of_every_outcome() {
 #[test]
 fn preflight_reports() {
     let movable: PreflightReport =
-        round_trip(r#"{"action":"rollback","movable":true,"problems":[]}"#);
+        round_trip(r#"{"action":"rollback","movable":true,"problems":[],"in_chunks":false}"#);
     assert_eq!((movable.action, movable.movable), (Action::Rollback, true));
+    let large: PreflightReport =
+        round_trip(r#"{"action":"migrate","movable":true,"problems":[],"in_chunks":true}"#);
+    assert!(large.in_chunks, "a database above the R2 ceiling moves in chunks");
 
-    let refused = r#"{"action":"migrate","movable":false,"problems":[{"reason":"an integer outside ±(2^53 − 1)","table":"raw_clips","column":"rating","rowid":8,"row":"rowid 8","count":2},{"reason":"text encoding UTF-16le, not UTF-8","table":null,"column":null,"rowid":null,"row":null,"count":1}]}"#;
+    let refused = r#"{"action":"migrate","movable":false,"problems":[{"reason":"an integer outside ±(2^53 − 1)","table":"raw_clips","column":"rating","rowid":8,"row":"rowid 8","count":2},{"reason":"text encoding UTF-16le, not UTF-8","table":null,"column":null,"rowid":null,"row":null,"count":1}],"in_chunks":false}"#;
     let refused: PreflightReport = round_trip(refused);
     assert_eq!(
         refused.problems[0].to_string(),
@@ -214,6 +217,11 @@ fn enum_names_are_their_wire_values() {
         assert_eq!(wire(&action), format!("\"{action}\""));
     }
     assert_eq!(wire(&ObjectState::RollingBack), "\"rolling_back\"");
+    assert_eq!(wire(&ObjectState::Exporting), "\"exporting\"");
+    assert_eq!(
+        wire(&ErrorCode::ChunkedMoveRequired),
+        "\"chunked_move_required\""
+    );
     assert_eq!(wire(&R2State::Migrated), "\"migrated\"");
     assert_eq!(
         wire(&ErrorCode::IncompatibleSchema),

@@ -10,10 +10,14 @@
 //!
 //! `BENCH_ONLY=moves` measures only the moves (the three move tables) and writes
 //! `bench/results/<date>-moves.md`; `BENCH_ONLY=requests` only the requests (latency, requests
-//! per second, wasm memory) and writes `bench/results/<date>-requests.md`.
+//! per second, wasm memory) and writes `bench/results/<date>-requests.md`. `BENCH_ONLY=chunked`
+//! measures moves in chunks of large databases and a fleet of small users ([`chunked`]) and
+//! writes `bench/results/<date>-chunked.md`.
 //!
 //! Numbers are from local workerd (R2 and Durable Objects on local disk, no network): they
 //! compare the two paths' own work, not Cloudflare's network.
+
+mod chunked;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -360,10 +364,21 @@ fn main() {
         Err(_) | Ok("") => (false, false),
         Ok("moves") => (true, false),
         Ok("requests") => (false, true),
+        Ok("chunked") => {
+            let sqlite3 = sqlite3_version();
+            let date = command_output("date", &["-u", "+%Y-%m-%d"]);
+            let report = chunked::report(&date, &machine(), &sqlite3);
+            let path = format!("{}/results/{date}-chunked.md", env!("CARGO_MANIFEST_DIR"));
+            println!("{report}");
+            std::fs::write(&path, &report).expect("the results file is written");
+            eprintln!("bench: written to {path}");
+            return;
+        }
         Ok(other) => {
             eprintln!(
                 "bench: BENCH_ONLY={other} is not known: BENCH_ONLY=moves measures the moves \
-                 alone, BENCH_ONLY=requests the requests alone; unset, everything is measured"
+                 alone, BENCH_ONLY=requests the requests alone, BENCH_ONLY=chunked the moves in \
+                 chunks; unset, everything but the moves in chunks is measured"
             );
             std::process::exit(2);
         }

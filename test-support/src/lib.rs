@@ -24,6 +24,7 @@ use tempfile::TempDir;
 // program, leaves it out (the `generate` feature).
 #[cfg(feature = "generate")]
 pub mod generate;
+pub mod watch;
 
 /// How long a cold `wrangler dev` may take to answer its first request.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
