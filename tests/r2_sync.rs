@@ -250,7 +250,7 @@ fn a_database_above_the_size_ceiling_gets_507_not_a_crash() {
     let response = worker.get("/api/games", Some("bige"));
     assert_eq!(response.status, 507);
     let detail = response.json()["detail"].as_str().unwrap().to_owned();
-    assert!(detail.contains("migrate this user"), "{detail}");
+    assert!(detail.contains("migrator migrate"), "{detail}");
     // A small database of another user is served as usual.
     assert_eq!(worker.get("/api/games", Some("small")).status, 200);
 }

@@ -155,6 +155,8 @@ pub struct Part {
 pub struct CutOver {
     pub upload_id: String,
     pub parts: Vec<Part>,
+    /// The uploaded file's size: the completed upload must have it.
+    pub size: u64,
 }
 
 /// What `move/abort` answers.

@@ -121,7 +121,10 @@ fn preflight_reports() {
     assert_eq!((movable.action, movable.movable), (Action::Rollback, true));
     let large: PreflightReport =
         round_trip(r#"{"action":"migrate","movable":true,"problems":[],"in_chunks":true}"#);
-    assert!(large.in_chunks, "a database above the R2 ceiling moves in chunks");
+    assert!(
+        large.in_chunks,
+        "a database above the R2 ceiling moves in chunks"
+    );
 
     let refused = r#"{"action":"migrate","movable":false,"problems":[{"reason":"an integer outside ±(2^53 − 1)","table":"raw_clips","column":"rating","rowid":8,"row":"rowid 8","count":2},{"reason":"text encoding UTF-16le, not UTF-8","table":null,"column":null,"rowid":null,"row":null,"count":1}],"in_chunks":false}"#;
     let refused: PreflightReport = round_trip(refused);

@@ -52,7 +52,14 @@ fn run_migrator(binary: &std::path::Path, worker: &TestWorker, args: &[&str]) ->
     started.elapsed().as_secs_f64()
 }
 
-fn row(label: &str, mb: f64, seconds: f64, dump: f64, before: (u64, u64), seen: &Watched) -> String {
+fn row(
+    label: &str,
+    mb: f64,
+    seconds: f64,
+    dump: f64,
+    before: (u64, u64),
+    seen: &Watched,
+) -> String {
     format!(
         "| {label} | {mb:.0} MB | {seconds:.1} s | {:.1} | {:.1}x | {:.0} MB (+{:.0}) | {:.0} MB (+{:.0}) | {:.0} ms |",
         mb / seconds,

@@ -184,6 +184,7 @@ fn upload(
     Ok(CutOver {
         upload_id: started.upload_id,
         parts,
+        size,
     })
 }
 

@@ -241,7 +241,9 @@ impl UserDataStore {
                 Ok(http::json(200, &report))
             }
             "abort" => {
-                let aborted = self.moving(user).abort_chunked()?;
+                let aborted = self
+                    .exclusive(user, |m| async move { m.abort_chunked().await })
+                    .await??;
                 Ok(http::json(200, &Aborted { aborted }))
             }
             _ => Err(ApiError::NotFound("Not Found".into())),
@@ -328,7 +330,7 @@ impl UserDataStore {
         for _round in 0..MAX_DECISION_ROUNDS {
             let mut known = moving.object_state()?;
             let stalled_export =
-                known.0 == ObjectState::Exporting && known.1 >= config.move_lease_ms;
+                known.0 == ObjectState::Exporting && moving.export_stalled(known.1)?;
             if known.0 == ObjectState::RollingBack || stalled_export {
                 // A crash cut a rollback short, or a chunked one stopped making progress: settle
                 // who is authoritative first.

@@ -23,16 +23,16 @@
 
 use admin_api::chunked::{
     Applied, Begin, Begun, ChunkedAction, Cursor, CutOver, Finish, Finished, SourceFile,
-    MAX_BATCH_ROWS,
+    MAX_BATCH_BYTES, MAX_BATCH_ROWS,
 };
 use worker::UploadedPart;
 
 use crate::bucket::database::{R2Database, Snapshot};
 use crate::bucket::layout::{self, R2State};
 use crate::bucket::R2Error;
-use crate::db::{check_integrity, Db, DbError, DbVersion};
+use crate::db::{apply_migrations, check_integrity, Db, DbError, DbVersion};
 use crate::migration::batch::{encode_key, hex, Batch};
-use crate::migration::catalog::{self, read_page, Catalog, Table, OBJECT_TABLES};
+use crate::migration::catalog::{self, read_page, Catalog, PageRow, Table, OBJECT_TABLES};
 use crate::migration::copy::{self, insert_rows};
 use crate::migration::verify::{self, TableDigest, TableHasher};
 use crate::migration::{now_ms, Action, MigrationError, Move, ObjectState, Outcome, Report, Step};
@@ -81,7 +81,61 @@ struct TableProgress {
     hasher: TableHasher,
 }
 
+/// Why a move in one step does not start while a chunked rollback or export reads the object
+/// out: it would replace what is being read (or hand over what is being moved).
+pub(super) fn export_in_progress(user: &crate::identity::UserId) -> MigrationError {
+    MigrationError::Refused(format!(
+        "a chunked rollback or export of {user} is in progress; try again when it ends"
+    ))
+}
+
 impl Move {
+    /// Whether a chunked rollback or export that made its last step `since_ms` ago is given up:
+    /// after `MOVE_LEASE_SECONDS` while it reads, ten times that once its digests are verified
+    /// (the migrator is then uploading the file, which does not pass through the object).
+    pub fn export_stalled(&self, since_ms: u64) -> Result<bool, DbError> {
+        let verified = self.move_record()?.is_some_and(|record| record.verified);
+        let lease = self.config.move_lease_ms * if verified { 10 } else { 1 };
+        Ok(since_ms >= lease)
+    }
+
+    /// A verified move whose cut-over reached R2 although its answer did not (a crash, a lost
+    /// answer, a retried call): finishes it, as the cut-over would have. `None` when R2 does not
+    /// show the move's cut-over.
+    async fn settle_landed(
+        &self,
+        record: &MoveRecord,
+        started: u64,
+    ) -> Result<Option<Report>, MigrationError> {
+        if !record.verified {
+            return Ok(None);
+        }
+        let current = R2Database::of(&self.bucket()?, &self.user, &self.config)
+            .head()
+            .await?;
+        let landed = current.version == record.version;
+        let tables = self.chunked_digests(&Catalog::read(&self.db)?)?;
+        match record.action {
+            ChunkedAction::Migrate if landed && current.state != R2State::Active => {
+                apply_migrations(&self.db)?;
+                self.activate().await?;
+                self.end_chunked_move()?;
+                self.report(Outcome::Migrated, record.source_size, started, tables)
+                    .map(Some)
+            }
+            ChunkedAction::Rollback if landed && current.state == R2State::Active => {
+                self.db.transaction(|| {
+                    self.end_chunked_move()?;
+                    self.set_state(ObjectState::RolledBack)
+                })?;
+                self.set_flag(false).await?;
+                self.report(Outcome::RolledBack, current.size, started, tables)
+                    .map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
     fn move_record(&self) -> Result<Option<MoveRecord>, DbError> {
         let row = self.db.query_row(
             &format!(
@@ -389,6 +443,24 @@ impl Move {
                 table.name
             )));
         }
+        let bytes: usize = batch.rows.iter().map(PageRow::size).sum();
+        if batch.rows.len() > MAX_BATCH_ROWS || (batch.rows.len() > 1 && bytes > MAX_BATCH_BYTES) {
+            return Err(MigrationError::Malformed(format!(
+                "a batch holds at most {MAX_BATCH_ROWS} rows and {MAX_BATCH_BYTES} bytes"
+            )));
+        }
+        if let Some(row) = batch
+            .rows
+            .iter()
+            .find(|row| row.cells.len() != table.columns.len())
+        {
+            return Err(MigrationError::Malformed(format!(
+                "a row of {} has {} values; the table has {} columns",
+                table.name,
+                row.cells.len(),
+                table.columns.len()
+            )));
+        }
         let Some(last) = batch.rows.last() else {
             return Ok(Applied { rows: 0 });
         };
@@ -430,12 +502,7 @@ impl Move {
         self.enter(Action::Rollback, Step::Copy)?;
         let catalog = Catalog::read(&self.db)?;
         let table = self.row_table(&catalog, &request.table)?;
-        let rows = read_page(
-            &self.db,
-            table,
-            request.after.as_deref(),
-            limit.clamp(1, MAX_BATCH_ROWS),
-        )?;
+        let rows = read_bounded(&self.db, table, request.after.as_deref(), limit)?;
         let after = encode_key(request.after.as_deref());
         let progress = self.progress(&table.name)?;
         let in_order = match &progress {
@@ -554,7 +621,12 @@ impl Move {
                     self.set_state(ObjectState::Active)
                 })?;
             }
-            _ => self.mark_verified()?,
+            ChunkedAction::Migrate => self.mark_verified()?,
+            // Verified: the migrator uploads the file next (the lease starts again, longer).
+            ChunkedAction::Rollback => self.db.transaction(|| {
+                self.mark_verified()?;
+                self.set_state(ObjectState::Exporting)
+            })?,
         }
         Ok(ours)
     }
@@ -588,6 +660,9 @@ impl Move {
             return Err(MigrationError::Refused(
                 "the move's digests were not verified yet: finish it first".into(),
             ));
+        }
+        if let Some(report) = self.settle_landed(&record, started).await? {
+            return Ok(report);
         }
         let parts: Vec<UploadedPart> = cut
             .parts
@@ -651,6 +726,8 @@ impl Move {
                     }
                 }
             }
+            // A migrator older than this Worker moved an older schema: bring it up to date.
+            apply_migrations(&self.db)?;
             self.activate().await?;
             self.end_chunked_move()?;
             return self.report(Outcome::Migrated, record.source_size, started, tables);
@@ -680,6 +757,31 @@ impl Move {
             Ok(upload) => upload.complete(parts).await,
             Err(err) => Err(err),
         };
+        if let Ok(stored) = &completed {
+            if stored.size() != cut.size {
+                // R2 holds a file that is not the one verified: the object stays authoritative,
+                // and the R2 copy is fenced again as the object's.
+                worker::console_error!(
+                    "The rollback of {} stored {} bytes, not the {} of the verified file",
+                    self.user,
+                    stored.size(),
+                    cut.size
+                );
+                bucket
+                    .put(&key, layout::TOMBSTONE.to_vec())
+                    .custom_metadata(layout::tombstone_metadata(record.version, now_ms()))
+                    .execute()
+                    .await
+                    .map_err(R2Error::on(&key))?;
+                self.db.transaction(|| {
+                    self.end_chunked_move()?;
+                    self.set_state(ObjectState::Active)
+                })?;
+                return Err(MigrationError::Verification(
+                    "the uploaded file is not the one verified; the object serves again".into(),
+                ));
+            }
+        }
         let now = database.head().await?;
         let landed = now.state == R2State::Active && now.version == record.version;
         if let Err(err) = completed {
@@ -733,10 +835,14 @@ impl Move {
     /// `move/abort`: ends a chunked move that will not finish. The side that was
     /// authoritative stays so: an import is wiped (R2 serves), an export ends (the object
     /// serves again).
-    pub fn abort_chunked(&self) -> Result<bool, MigrationError> {
+    pub async fn abort_chunked(&self) -> Result<bool, MigrationError> {
         let (state, _) = self.object_state()?;
-        if self.move_record()?.is_none() {
+        let Some(record) = self.move_record()? else {
             return Ok(false);
+        };
+        // A cut-over that reached R2 cannot be taken back: it is finished instead.
+        if self.settle_landed(&record, now_ms()).await?.is_some() {
+            return Ok(true);
         }
         match state {
             ObjectState::Importing => {
@@ -754,4 +860,38 @@ impl Move {
         }
         Ok(true)
     }
+}
+
+/// Up to `limit` rows (at most [`MAX_BATCH_ROWS`]) after `after`, read a few at a time and
+/// stopped once they reach [`MAX_BATCH_BYTES`] (always at least one row): what one read of an
+/// export holds, however large the rows.
+fn read_bounded(
+    db: &impl Db,
+    table: &Table,
+    after: Option<&[crate::migration::catalog::Cell]>,
+    limit: usize,
+) -> Result<Vec<PageRow>, DbError> {
+    const STEP_ROWS: usize = 256;
+    let limit = limit.clamp(1, MAX_BATCH_ROWS);
+    let mut rows: Vec<PageRow> = Vec::new();
+    let mut bytes = 0;
+    let mut next = after.map(<[_]>::to_vec);
+    while rows.len() < limit && bytes < MAX_BATCH_BYTES {
+        let step = STEP_ROWS.min(limit - rows.len());
+        let page = read_page(db, table, next.as_deref(), step)?;
+        let Some(last) = page.last() else { break };
+        next = Some(table.key_of(last));
+        let full = page.len() == step;
+        for row in page {
+            if !rows.is_empty() && bytes + row.size() > MAX_BATCH_BYTES {
+                return Ok(rows);
+            }
+            bytes += row.size();
+            rows.push(row);
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(rows)
 }

@@ -549,6 +549,9 @@ impl Move {
                 verify::digests(&self.db)?,
             );
         }
+        if state == ObjectState::Exporting {
+            return Err(chunked::export_in_progress(&self.user));
+        }
         if state == ObjectState::Importing {
             if let Some(report) = self.finish_interrupted_cut_over(started).await? {
                 return Ok(report);
@@ -641,7 +644,7 @@ impl Move {
     /// is settled the same way: its migrator is gone, and the user must be served again.
     pub async fn resolve_interrupted_rollback(&self) -> Result<(), MigrationError> {
         let (state, since_ms) = self.object_state()?;
-        let stalled = state == ObjectState::Exporting && since_ms >= self.config.move_lease_ms;
+        let stalled = state == ObjectState::Exporting && self.export_stalled(since_ms)?;
         if state != ObjectState::RollingBack && !stalled {
             return Ok(());
         }
@@ -684,6 +687,9 @@ impl Move {
 
     async fn rollback_steps(&self, started: u64) -> Result<Report, MigrationError> {
         let (state, _) = self.object_state()?;
+        if state == ObjectState::Exporting {
+            return Err(chunked::export_in_progress(&self.user));
+        }
         let mut handed_back = None;
         if state == ObjectState::Active {
             handed_back = match self.hand_back().await {
