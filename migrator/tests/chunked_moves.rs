@@ -178,3 +178,125 @@ fn a_database_of_150_mb_moves_to_its_object_and_back_in_bounded_memory_while_oth
         assert!(back.schema.contains(object), "{object:?}");
     }
 }
+
+/// The migrator killed half way through a chunked migrate: R2 keeps serving the user meanwhile
+/// (the object is only `importing`), and the next run resumes from the object's cursors rather
+/// than starting over, and ends with the same data.
+#[test]
+fn a_chunked_migrate_killed_half_way_resumes_from_the_objects_cursor() {
+    let file = realistic_database_of_size(30 << 20);
+    let worker = TestWorker::start_with_admin(&[]);
+    worker.put_r2("crashy/database.sqlite", &file);
+    let mut run = Command::new(env!("CARGO_BIN_EXE_migrator"))
+        .args(["migrate", "crashy", "--batch-size", "256KiB"])
+        .env("MIGRATOR_ENDPOINT", worker.base_url())
+        .env("MIGRATOR_TOKEN", ADMIN_TOKEN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once the object has applied some rows (its cursors say so).
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = worker.admin_ok("GET", "/admin/users/crashy", vec![]);
+        let rows: u64 = status["object"]["tables"]
+            .as_object()
+            .map(|tables| tables.values().filter_map(Value::as_u64).sum())
+            .unwrap_or(0);
+        if status["object"]["state"] == "importing" && rows > 1000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the import never began"
+        );
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "the migrator ended first"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let applied: u64 = worker.admin_ok("GET", "/admin/users/crashy", vec![])["object"]["tables"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+
+    // Meanwhile R2 is authoritative: the user gets its answer (507, the file is too large for
+    // the R2 path), quickly, and nothing hangs.
+    let during = worker.get("/api/projects", Some("crashy"));
+    assert_eq!(during.status, 507);
+
+    let resumed = json_lines(&migrator(&worker, &["migrate", "crashy", "--json"]));
+    let summary = resumed
+        .iter()
+        .find(|line| line.get("summary").is_some())
+        .unwrap();
+    assert_eq!(summary["summary"]["moved"], 1, "{summary}");
+    let logs = worker.logs();
+    assert!(applied > 1000);
+    assert!(
+        logs.contains(r#""event":"move_resumed","user":"crashy""#),
+        "the second run resumed the first one's import: {logs}"
+    );
+    let served = worker.get("/api/projects", Some("crashy"));
+    assert_eq!(served.status, 200, "{logs}");
+    assert_eq!(served.header("X-Data-Path"), Some("do"));
+    let raw_clips = worker.admin_ok("GET", "/admin/users/crashy", vec![])["object"]["tables"]
+        ["raw_clips"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(raw_clips as usize, table_rows(&file, "raw_clips").len());
+}
+
+/// A chunked export holds its user at 503 with `Retry-After`, never a wait; one whose migrator
+/// went away is given up after `MOVE_LEASE_SECONDS`, and the object serves again with every
+/// write.
+#[test]
+fn a_chunked_export_that_stops_is_given_up_and_the_object_serves_again() {
+    let file = realistic_database_of_size(16 << 20);
+    let worker = TestWorker::start_with_admin(&[("MOVE_LEASE_SECONDS", "3")]);
+    worker.put_r2("lease/database.sqlite", &file);
+    migrator(&worker, &["migrate", "lease"]);
+    assert_eq!(worker.create_project("lease", "written after").status, 200);
+
+    let begun = worker.admin_ok(
+        "POST",
+        "/admin/users/lease/move/begin",
+        br#"{"action": "rollback", "source": null, "tables": [], "indexes": []}"#.to_vec(),
+    );
+    assert!(begun["size"].as_u64().unwrap() > 12 << 20);
+    let held = worker.get("/api/projects", Some("lease"));
+    assert_eq!(held.status, 503);
+    assert!(held.header("Retry-After").is_some());
+    // A move in one step does not start over the export.
+    assert_eq!(
+        worker
+            .admin("POST", "/admin/users/lease/migrate", Vec::new())
+            .status,
+        409
+    );
+
+    std::thread::sleep(Duration::from_secs(4));
+    let served = worker.get("/api/projects", Some("lease"));
+    assert_eq!(served.status, 200);
+    assert_eq!(served.header("X-Data-Path"), Some("do"));
+    let names: Vec<String> = served
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        names.iter().any(|name| name == "written after"),
+        "{names:?}"
+    );
+    let status = worker.admin_ok("GET", "/admin/users/lease", vec![]);
+    assert_eq!(status["object"]["state"], "active");
+    assert_eq!(status["object"]["last_failure"]["step"], "interrupted");
+}

@@ -286,8 +286,14 @@ impl Move {
                         && record.action == ChunkedAction::Migrate
                         && record.source_etag.as_deref() == Some(source.etag.as_str())
                 });
-                if resumed.is_none() {
-                    self.begin_import(&begin, &source, &r2.head().await?)?;
+                match resumed {
+                    None => self.begin_import(&begin, &source, &r2.head().await?)?,
+                    Some(_) => crate::http::log_event(&serde_json::json!({
+                        "event": "move_resumed",
+                        "user": self.user.as_str(),
+                        "action": begin.action,
+                        "tables_started": self.cursors()?.len(),
+                    })),
                 }
                 let version = self.move_record()?.map_or(0, |record| record.version.0);
                 Ok(Begun {
