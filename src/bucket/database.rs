@@ -113,15 +113,8 @@ impl<'a> R2Database<'a> {
             cache::remove(&self.key);
             return Ok((Snapshot::absent(), None, false));
         };
-        let (version, state) = metadata_of(&object, &self.key)?;
-        let snapshot = Snapshot {
-            etag: Some(object.etag()),
-            version,
-            state,
-            size: object.size(),
-            bytes: None,
-        };
-        if state != R2State::Active {
+        let snapshot = snapshot_of(&object, &self.key)?;
+        if snapshot.state != R2State::Active {
             cache::remove(&self.key);
             return Ok((snapshot, None, false));
         }
@@ -199,14 +192,7 @@ impl<'a> R2Database<'a> {
         let Some(object) = object.filter(|object| object.body().is_some()) else {
             return Ok(None);
         };
-        let (version, state) = metadata_of(&object, &self.key)?;
-        let snapshot = Snapshot {
-            etag: Some(object.etag()),
-            version,
-            state,
-            size: object.size(),
-            bytes: None,
-        };
+        let snapshot = snapshot_of(&object, &self.key)?;
         let body = self.body_of(&object)?.response_body();
         Ok(Some((snapshot, body.map_err(R2Error::on(&self.key))?)))
     }
@@ -223,14 +209,7 @@ impl<'a> R2Database<'a> {
         let Some(object) = object else {
             return Ok(None);
         };
-        let (version, state) = metadata_of(&object, &self.key)?;
-        let snapshot = Snapshot {
-            etag: Some(object.etag()),
-            version,
-            state,
-            size: object.size(),
-            bytes: None,
-        };
+        let snapshot = snapshot_of(&object, &self.key)?;
         Ok(Some((snapshot, object)))
     }
 
@@ -251,14 +230,7 @@ impl<'a> R2Database<'a> {
         let Some(object) = object else {
             return Ok(Snapshot::absent());
         };
-        let (version, state) = metadata_of(&object, &self.key)?;
-        Ok(Snapshot {
-            etag: Some(object.etag()),
-            version,
-            state,
-            size: object.size(),
-            bytes: None,
-        })
+        snapshot_of(&object, &self.key)
     }
 
     /// Uploads `bytes` as `version` in `state`; with a `condition`, only if it still holds.
@@ -318,10 +290,14 @@ fn open_checked(key: &str, bytes: &[u8]) -> Result<RusqliteDb, R2Error> {
     Ok(db)
 }
 
-fn metadata_of(object: &Object, key: &str) -> Result<(DbVersion, R2State), R2Error> {
+/// What an object (from a GET or a HEAD) says of the database, without its bytes.
+fn snapshot_of(object: &Object, key: &str) -> Result<Snapshot, R2Error> {
     let metadata = object.custom_metadata().map_err(R2Error::on(key))?;
-    Ok((
-        version_from_metadata(&metadata),
-        R2State::from_metadata(&metadata),
-    ))
+    Ok(Snapshot {
+        etag: Some(object.etag()),
+        version: version_from_metadata(&metadata),
+        state: R2State::from_metadata(&metadata),
+        size: object.size(),
+        bytes: None,
+    })
 }
