@@ -16,18 +16,6 @@ use test_support::generate::{
 };
 use test_support::TestWorker;
 
-/// What `file` holds of the tables, indexes, views, triggers and counters `original` has: the
-/// moves add the app's own tables beside them, which are not the user's generated data.
-fn generated_part(file: &[u8], original: &Contents) -> Contents {
-    let mut read = contents(file);
-    let has_table = |name: &str| original.tables.iter().any(|t| t.name == name);
-    read.tables.retain(|table| has_table(&table.name));
-    read.sequences.retain(|(table, _)| has_table(table));
-    read.schema
-        .retain(|object| original.schema.iter().any(|o| o.name == object.name));
-    read
-}
-
 /// Seeds `user` with `file`, migrates, rolls back; after each move the authoritative copy must
 /// hold the same generated data as `file`.
 fn round_trip(worker: &TestWorker, user: &str, file: &[u8]) -> Result<(), String> {
@@ -47,7 +35,7 @@ fn round_trip(worker: &TestWorker, user: &str, file: &[u8]) -> Result<(), String
             ));
         }
         let moved = worker.admin("GET", &format!("/admin/users/{user}/database"), vec![]);
-        let difference = first_difference(&original, &generated_part(&moved.body, &original));
+        let difference = first_difference(&original, &contents(&moved.body).part_of(&original));
         if let Some(difference) = difference {
             return Err(format!("after {action} (first: the seed): {difference}"));
         }

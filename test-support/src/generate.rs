@@ -2279,6 +2279,18 @@ impl Contents {
     pub fn table(&self, name: &str) -> Option<&TableContents> {
         self.tables.iter().find(|table| table.name == name)
     }
+
+    /// What this file holds of the tables, indexes, views, triggers and counters `original`
+    /// has: a move adds the app's own tables beside them, which are not the user's generated
+    /// data.
+    pub fn part_of(mut self, original: &Contents) -> Contents {
+        let has_table = |name: &str| original.tables.iter().any(|t| t.name == name);
+        self.tables.retain(|table| has_table(&table.name));
+        self.sequences.retain(|(table, _)| has_table(table));
+        self.schema
+            .retain(|object| original.schema.iter().any(|o| o.name == object.name));
+        self
+    }
 }
 
 impl TableContents {
