@@ -12,7 +12,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::Value as Json;
 use test_support::generate::{
     build, contents, database_spec_with, first_difference, one_row_database, proptest_config,
-    Contents, Limits, Value, DURABLE_OBJECT_VALUE_LIMIT, MAX_SAFE_INTEGER,
+    Limits, Value, DURABLE_OBJECT_VALUE_LIMIT, MAX_SAFE_INTEGER,
 };
 use test_support::TestWorker;
 
