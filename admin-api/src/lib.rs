@@ -37,6 +37,36 @@ pub enum ObjectState {
     RolledBack,
 }
 
+impl ObjectState {
+    pub const ALL: [ObjectState; 6] = [
+        ObjectState::New,
+        ObjectState::Active,
+        ObjectState::RollingBack,
+        ObjectState::Importing,
+        ObjectState::Exporting,
+        ObjectState::RolledBack,
+    ];
+
+    /// The wire name: `new`, `active`, `rolling_back`, ... (also what the object records).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectState::New => "new",
+            ObjectState::Active => "active",
+            ObjectState::RollingBack => "rolling_back",
+            ObjectState::Importing => "importing",
+            ObjectState::Exporting => "exporting",
+            ObjectState::RolledBack => "rolled_back",
+        }
+    }
+
+    /// The state of this wire name, if there is one.
+    pub fn parse(name: &str) -> Option<ObjectState> {
+        ObjectState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == name)
+    }
+}
+
 /// Which copy is authoritative, as the R2 object's metadata says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

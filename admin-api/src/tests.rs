@@ -220,7 +220,10 @@ fn enum_names_are_their_wire_values() {
         assert_eq!(wire(&action), format!("\"{action}\""));
     }
     assert_eq!(wire(&ObjectState::RollingBack), "\"rolling_back\"");
-    assert_eq!(wire(&ObjectState::Exporting), "\"exporting\"");
+    for state in ObjectState::ALL {
+        assert_eq!(wire(&state), format!("\"{}\"", state.as_str()));
+        assert_eq!(ObjectState::parse(state.as_str()), Some(state));
+    }
     assert_eq!(
         wire(&ErrorCode::ChunkedMoveRequired),
         "\"chunked_move_required\""

@@ -81,6 +81,23 @@ struct TableProgress {
     hasher: TableHasher,
 }
 
+/// The state an object is in while `action` moves it.
+fn state_of(action: ChunkedAction) -> ObjectState {
+    match action {
+        ChunkedAction::Migrate => ObjectState::Importing,
+        ChunkedAction::Rollback | ChunkedAction::Export => ObjectState::Exporting,
+    }
+}
+
+/// The move a chunked action is recorded as, in failures and fault injection (an export reads
+/// the object out as a rollback does).
+fn move_of(action: ChunkedAction) -> Action {
+    match action {
+        ChunkedAction::Migrate => Action::Migrate,
+        ChunkedAction::Rollback | ChunkedAction::Export => Action::Rollback,
+    }
+}
+
 /// Why a move in one step does not start while a chunked rollback or export reads the object
 /// out: it would replace what is being read (or hand over what is being moved).
 pub(super) fn export_in_progress(user: &crate::identity::UserId) -> MigrationError {
@@ -114,9 +131,10 @@ impl Move {
             .head()
             .await?;
         let landed = current.version == record.version;
-        let tables = self.chunked_digests(&Catalog::read(&self.db)?)?;
+        let tables = || self.chunked_digests(&Catalog::read(&self.db)?);
         match record.action {
             ChunkedAction::Migrate if landed && current.state != R2State::Active => {
+                let tables = tables()?;
                 apply_migrations(&self.db)?;
                 self.activate().await?;
                 self.end_chunked_move()?;
@@ -124,6 +142,7 @@ impl Move {
                     .map(Some)
             }
             ChunkedAction::Rollback if landed && current.state == R2State::Active => {
+                let tables = tables()?;
                 self.db.transaction(|| {
                     self.end_chunked_move()?;
                     self.set_state(ObjectState::RolledBack)
@@ -223,20 +242,19 @@ impl Move {
         Ok(())
     }
 
-    /// The record of the move in progress, if it is an `action` in `state`; else why not.
-    fn move_in(
-        &self,
-        actions: &[ChunkedAction],
-        state: ObjectState,
-    ) -> Result<MoveRecord, MigrationError> {
+    /// The record of the move in progress, if it is one of `actions` and the object is in its
+    /// state (`importing` for a migrate, `exporting` for the others); else why not.
+    fn move_in(&self, actions: &[ChunkedAction]) -> Result<MoveRecord, MigrationError> {
         let (now, _) = self.object_state()?;
         match self.move_record()? {
-            Some(record) if now == state && actions.contains(&record.action) => Ok(record),
+            Some(record) if now == state_of(record.action) && actions.contains(&record.action) => {
+                Ok(record)
+            }
             _ => Err(MigrationError::Refused(format!(
                 "no chunked {} of {} is in progress (the object is {}); begin it again",
                 actions[0].as_str(),
                 self.user,
-                serde_json::to_value(now).unwrap_or_default()
+                now.as_str()
             ))),
         }
     }
@@ -312,7 +330,7 @@ impl Move {
                     return Err(MigrationError::Refused(format!(
                         "the object of {} does not serve the data (it is {}); nothing to read out",
                         self.user,
-                        serde_json::to_value(state).unwrap_or_default()
+                        state.as_str()
                     )));
                 }
                 let current = r2.head().await?;
@@ -362,22 +380,20 @@ impl Move {
                 self.user
             )));
         }
-        let statement = |sql: &String, kinds: &[&str]| {
+        // `CREATE TABLE ...`, `CREATE UNIQUE INDEX ...`: the kind is the second or third word.
+        let statement = |sql: &String, kind: &str| {
             let words: Vec<String> = sql
                 .split_whitespace()
                 .take(3)
                 .map(str::to_ascii_uppercase)
                 .collect();
             let fits = words.first().map(String::as_str) == Some("CREATE")
-                && kinds
-                    .iter()
-                    .any(|kind| words[1..].iter().any(|w| w == kind));
+                && words.iter().skip(1).any(|word| word == kind);
             if fits {
                 Ok(())
             } else {
                 Err(MigrationError::Malformed(format!(
-                    "not a CREATE {} statement: {sql}",
-                    kinds[0]
+                    "not a CREATE {kind} statement: {sql}"
                 )))
             }
         };
@@ -392,11 +408,11 @@ impl Move {
         self.db.transaction(|| {
             copy::clear(&self.db)?;
             for sql in &begin.tables {
-                statement(sql, &["TABLE"])?;
+                statement(sql, "TABLE")?;
                 self.db.execute_script(sql)?;
             }
             for sql in &begin.indexes {
-                statement(sql, &["INDEX"])?;
+                statement(sql, "INDEX")?;
                 self.db.execute_script(sql)?;
             }
             let catalog = Catalog::read(&self.db)?;
@@ -429,7 +445,7 @@ impl Move {
     /// `move/rows`: applies one batch of a migrate, if it follows its table's cursor, in one
     /// transaction with the new cursor and digest.
     pub fn apply_batch(&self, batch: Batch) -> Result<Applied, MigrationError> {
-        let record = self.move_in(&[ChunkedAction::Migrate], ObjectState::Importing)?;
+        let record = self.move_in(&[ChunkedAction::Migrate])?;
         if record.verified {
             return Err(MigrationError::Refused(
                 "the import is finished; no more rows".into(),
@@ -496,10 +512,7 @@ impl Move {
     /// read in order (after the table's cursor) are digested; a read again (a retry) is only
     /// answered.
     pub fn read_batch(&self, request: Batch, limit: usize) -> Result<Batch, MigrationError> {
-        let record = self.move_in(
-            &[ChunkedAction::Rollback, ChunkedAction::Export],
-            ObjectState::Exporting,
-        )?;
+        let record = self.move_in(&[ChunkedAction::Rollback, ChunkedAction::Export])?;
         if record.verified {
             return Err(MigrationError::Refused(
                 "the export is finished; no more rows".into(),
@@ -546,20 +559,11 @@ impl Move {
     /// object serves again.
     pub fn finish_chunked(&self, finish: Finish) -> Result<Finished, MigrationError> {
         let started = now_ms();
-        let (state, _) = self.object_state()?;
-        let (action, step_action) = match state {
-            ObjectState::Importing => (vec![ChunkedAction::Migrate], Action::Migrate),
-            _ => (
-                vec![ChunkedAction::Rollback, ChunkedAction::Export],
-                Action::Rollback,
-            ),
-        };
-        let want = if state == ObjectState::Importing {
-            ObjectState::Importing
-        } else {
-            ObjectState::Exporting
-        };
-        let record = self.move_in(&action, want)?;
+        let record = self.move_in(&[
+            ChunkedAction::Migrate,
+            ChunkedAction::Rollback,
+            ChunkedAction::Export,
+        ])?;
         let result = self.finish_steps(&record, &finish);
         match result {
             Ok(tables) => Ok(Finished { tables }),
@@ -576,7 +580,7 @@ impl Move {
                         self.set_state(ObjectState::Active)?;
                     }
                 }
-                self.record_failure(step_action, Step::Verify, started, &err);
+                self.record_failure(move_of(record.action), Step::Verify, started, &err);
                 Err(err)
             }
         }
@@ -587,11 +591,7 @@ impl Move {
         record: &MoveRecord,
         finish: &Finish,
     ) -> Result<Vec<TableDigest>, MigrationError> {
-        let action = match record.action {
-            ChunkedAction::Migrate => Action::Migrate,
-            _ => Action::Rollback,
-        };
-        self.enter(action, Step::Verify)?;
+        self.enter(move_of(record.action), Step::Verify)?;
         if record.action == ChunkedAction::Migrate && !record.verified {
             self.db.transaction(|| {
                 for sql in &finish.others {
@@ -643,25 +643,21 @@ impl Move {
     pub async fn cut_over_chunked(&self, cut: CutOver) -> Result<Report, MigrationError> {
         let (state, _) = self.object_state()?;
         let action = match state {
-            ObjectState::Importing => Action::Migrate,
-            _ => Action::Rollback,
+            ObjectState::Importing => ChunkedAction::Migrate,
+            _ => ChunkedAction::Rollback,
         };
-        let started = self.log_start(action);
-        let result = self.cut_over_steps(state, cut, started).await;
-        self.conclude(action, started, result)
+        let started = self.log_start(move_of(action));
+        let result = self.cut_over_steps(action, cut, started).await;
+        self.conclude(move_of(action), started, result)
     }
 
     async fn cut_over_steps(
         &self,
-        state: ObjectState,
+        action: ChunkedAction,
         cut: CutOver,
         started: u64,
     ) -> Result<Report, MigrationError> {
-        let actions: &[ChunkedAction] = match state {
-            ObjectState::Importing => &[ChunkedAction::Migrate],
-            _ => &[ChunkedAction::Rollback],
-        };
-        let record = self.move_in(actions, state)?;
+        let record = self.move_in(&[action])?;
         if !record.verified {
             return Err(MigrationError::Refused(
                 "the move's digests were not verified yet: finish it first".into(),
@@ -819,23 +815,12 @@ impl Move {
         &self,
         started: u64,
     ) -> Result<Option<Report>, MigrationError> {
-        let Some(record) = self.move_record()? else {
-            return Ok(None);
-        };
-        if !(record.verified && record.action == ChunkedAction::Migrate) {
-            return Ok(None);
+        match self.move_record()? {
+            Some(record) if record.action == ChunkedAction::Migrate => {
+                self.settle_landed(&record, started).await
+            }
+            _ => Ok(None),
         }
-        let current = R2Database::of(&self.bucket()?, &self.user, &self.config)
-            .head()
-            .await?;
-        if !(current.version == record.version && current.state != R2State::Active) {
-            return Ok(None);
-        }
-        let tables = self.chunked_digests(&Catalog::read(&self.db)?)?;
-        self.activate().await?;
-        self.end_chunked_move()?;
-        self.report(Outcome::Migrated, record.source_size, started, tables)
-            .map(Some)
     }
 
     /// `move/abort`: ends a chunked move that will not finish. The side that was

@@ -218,7 +218,7 @@ pub fn importing(db: &impl Db) -> Result<bool, DbError> {
         &format!("SELECT state FROM {STATE_TABLE} WHERE id = 1"),
         &[],
     )?;
-    Ok(state.as_deref() == Some("importing"))
+    Ok(state.as_deref() == Some(ObjectState::Importing.as_str()))
 }
 
 /// What keeps a file downloaded from R2 from moving into the object: what the object cannot
@@ -279,33 +279,18 @@ impl Move {
         let Some(row) = row else {
             return Ok((ObjectState::New, u64::MAX));
         };
-        let state = match row.get::<String>(0)?.as_str() {
-            "active" => ObjectState::Active,
-            "rolling_back" => ObjectState::RollingBack,
-            "rolled_back" => ObjectState::RolledBack,
-            "importing" => ObjectState::Importing,
-            "exporting" => ObjectState::Exporting,
-            _ => ObjectState::New,
-        };
+        let state = ObjectState::parse(&row.get::<String>(0)?).unwrap_or(ObjectState::New);
         let changed_at = row.get::<i64>(1)? as u64;
         Ok((state, now_ms().saturating_sub(changed_at)))
     }
 
     fn set_state(&self, state: ObjectState) -> Result<(), DbError> {
-        let name = match state {
-            ObjectState::New => "new",
-            ObjectState::Active => "active",
-            ObjectState::RollingBack => "rolling_back",
-            ObjectState::RolledBack => "rolled_back",
-            ObjectState::Importing => "importing",
-            ObjectState::Exporting => "exporting",
-        };
         self.db.execute(
             &format!(
                 "INSERT INTO {STATE_TABLE} (id, state, changed_at) VALUES (1, ?, ?) \
                  ON CONFLICT (id) DO UPDATE SET state = excluded.state, changed_at = excluded.changed_at"
             ),
-            &[name.into(), (now_ms() as i64).into()],
+            &[state.as_str().into(), (now_ms() as i64).into()],
         )?;
         Ok(())
     }
