@@ -77,7 +77,7 @@ async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
             call_object(env, &user(u)?, Method::Post, &action, None).await
         }
         (Method::Get, ["admin", "users", u, "move", "file"]) => {
-            move_file(env, &user(u)?, &query).await
+            move_file(env, &config, &user(u)?, &query).await
         }
         (Method::Post, ["admin", "users", u, "move", "upload"]) => {
             start_upload(env, &user(u)?, &query).await
@@ -341,20 +341,27 @@ fn number_field(query: &HashMap<String, String>, name: &str) -> Result<u64, ApiE
         .ok_or_else(|| ApiError::Unprocessable(format!("query field '{name}': a whole number")))
 }
 
+/// A query field that must be there.
+fn text_field<'q>(query: &'q HashMap<String, String>, name: &str) -> Result<&'q str, ApiError> {
+    query
+        .get(name)
+        .map(String::as_str)
+        .ok_or_else(|| ApiError::Unprocessable(format!("query field '{name}': required")))
+}
+
 /// `GET /admin/users/{id}/move/file?offset=&length=&etag=`: a range of the user's R2 database,
 /// streamed from R2 (never held here), only while R2 holds the object `etag`.
 async fn move_file(
     env: &Env,
+    config: &Config,
     user: &UserId,
     query: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     let offset = number_field(query, "offset")?;
     let length = number_field(query, "length")?.min(PART_BYTES);
-    let etag = query
-        .get("etag")
-        .ok_or_else(|| ApiError::Unprocessable("query field 'etag': required".into()))?;
+    let etag = text_field(query, "etag")?;
     let bucket = bucket::user_data(env)?;
-    let database = R2Database::of(&bucket, user, &Config::from_env(env));
+    let database = R2Database::of(&bucket, user, config);
     match database.range(offset, length, etag).await? {
         Some((snapshot, body)) => Ok(http::sqlite_stream(snapshot.version, body)),
         None => Err(ApiError::Conflict(format!(
@@ -413,9 +420,7 @@ async fn upload_part(
     req: &Request,
 ) -> Result<Response, ApiError> {
     let (key, _) = upload_key(user, query)?;
-    let upload_id = query
-        .get("upload_id")
-        .ok_or_else(|| ApiError::Unprocessable("query field 'upload_id': required".into()))?;
+    let upload_id = text_field(query, "upload_id")?;
     let part = u16::try_from(number_field(query, "part")?)
         .ok()
         .filter(|part| *part >= 1)

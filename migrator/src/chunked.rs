@@ -13,8 +13,8 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use admin_api::chunked::{
-    Begin, Begun, ChunkedAction, CutOver, Finish, Part, SourceFile, UploadTarget, MAX_BATCH_BYTES,
-    MAX_BATCH_ROWS, PART_BYTES,
+    Begin, Begun, ChunkedAction, CutOver, Finish, Part, SourceFile, UploadTarget, MAX_BATCH_ROWS,
+    PART_BYTES,
 };
 use admin_api::request::{
     MoveAbort, MoveBegin, MoveCutOver, MoveFile, MoveFinish, MoveRead, MoveRows, MoveUpload,
@@ -24,7 +24,7 @@ use admin_api::{ErrorCode, MoveReport, TableDigest, UserStatus};
 use user_data_worker::db::rusqlite_db::RusqliteDb;
 use user_data_worker::db::{check_integrity, upgrade, Db, DbError, DbVersion, UpgradeError};
 use user_data_worker::migration::batch::{decode_key, unhex, Batch};
-use user_data_worker::migration::catalog::{self, next_page_rows, read_page, Catalog, Cell};
+use user_data_worker::migration::catalog::{self, next_page_rows, read_batch_rows, Catalog, Cell};
 use user_data_worker::migration::{copy, preflight, verify};
 
 use crate::client::{AdminClient, ClientError};
@@ -248,21 +248,17 @@ pub fn migrate(
         let mut after = cursor_of(&begun, &table.name)?;
         let mut limit = 256;
         loop {
-            let mut rows = read_page(&db, table, after.as_deref(), limit)
-                .map_err(local("reading the file"))?;
-            let mut batch = Batch {
-                table: table.name.clone(),
-                after: after.clone(),
-                rows: Vec::new(),
-            };
             // A batch never exceeds what the object takes in one step, however large a row.
-            while rows.len() > 1 && rows.iter().map(|r| r.size()).sum::<usize>() > MAX_BATCH_BYTES {
-                rows.truncate(rows.len() / 2);
-            }
+            let rows = read_batch_rows(&db, table, after.as_deref(), limit)
+                .map_err(local("reading the file"))?;
             let Some(last) = rows.last() else { break };
             let next = table.key_of(last);
             let bytes: usize = rows.iter().map(|row| row.size()).sum();
-            batch.rows = rows;
+            let batch = Batch {
+                table: table.name.clone(),
+                after: after.clone(),
+                rows,
+            };
             match client.move_bytes(&MoveRows::new(user), batch.encode()) {
                 Ok(_) => after = Some(next),
                 Err(ClientError::Failed { status: 409, .. }) if resumes < MAX_RESUMES => {

@@ -11,6 +11,8 @@
 //! Tables that belong to the runtime or to the object itself are never part of the user's data:
 //! see [`Owner`].
 
+use admin_api::chunked::{MAX_BATCH_BYTES, MAX_BATCH_ROWS};
+
 use crate::db::{Db, DbError, Row, SqlValue};
 
 /// The object's own tables: its migration state, its record of the last failed move, the
@@ -466,6 +468,40 @@ pub fn read_page(
     rows.into_iter()
         .map(|row| page_row(table, hidden, row))
         .collect()
+}
+
+/// Up to `limit` rows (at most [`MAX_BATCH_ROWS`]) after `after`, read a few at a time and
+/// stopped before they pass [`MAX_BATCH_BYTES`] (always at least one row): one batch of a
+/// chunked move, however large the rows, on either end.
+pub fn read_batch_rows(
+    db: &impl Db,
+    table: &Table,
+    after: Option<&[Cell]>,
+    limit: usize,
+) -> Result<Vec<PageRow>, DbError> {
+    const STEP_ROWS: usize = 256;
+    let limit = limit.clamp(1, MAX_BATCH_ROWS);
+    let mut rows: Vec<PageRow> = Vec::new();
+    let mut bytes = 0;
+    let mut next = after.map(<[_]>::to_vec);
+    while rows.len() < limit && bytes < MAX_BATCH_BYTES {
+        let step = STEP_ROWS.min(limit - rows.len());
+        let page = read_page(db, table, next.as_deref(), step)?;
+        let Some(last) = page.last() else { break };
+        next = Some(table.key_of(last));
+        let full = page.len() == step;
+        for row in page {
+            if !rows.is_empty() && bytes + row.size() > MAX_BATCH_BYTES {
+                return Ok(rows);
+            }
+            bytes += row.size();
+            rows.push(row);
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(rows)
 }
 
 /// ` WHERE (key...) > (values of the key)` and its parameters.

@@ -32,7 +32,9 @@ use crate::bucket::layout::{self, R2State};
 use crate::bucket::R2Error;
 use crate::db::{apply_migrations, check_integrity, Db, DbError, DbVersion};
 use crate::migration::batch::{encode_key, hex, Batch};
-use crate::migration::catalog::{self, read_page, Catalog, PageRow, Table, OBJECT_TABLES};
+use crate::migration::catalog::{
+    self, read_batch_rows, read_page, Catalog, PageRow, Table, OBJECT_TABLES,
+};
 use crate::migration::copy::{self, insert_rows};
 use crate::migration::verify::{self, TableDigest, TableHasher};
 use crate::migration::{now_ms, Action, MigrationError, Move, ObjectState, Outcome, Report, Step};
@@ -521,7 +523,7 @@ impl Move {
         self.enter(Action::Rollback, Step::Copy)?;
         let catalog = Catalog::read(&self.db)?;
         let table = self.row_table(&catalog, &request.table)?;
-        let rows = read_bounded(&self.db, table, request.after.as_deref(), limit)?;
+        let rows = read_batch_rows(&self.db, table, request.after.as_deref(), limit)?;
         let after = encode_key(request.after.as_deref());
         let progress = self.progress(&table.name)?;
         let in_order = match &progress {
@@ -851,38 +853,4 @@ impl Move {
         }
         Ok(true)
     }
-}
-
-/// Up to `limit` rows (at most [`MAX_BATCH_ROWS`]) after `after`, read a few at a time and
-/// stopped once they reach [`MAX_BATCH_BYTES`] (always at least one row): what one read of an
-/// export holds, however large the rows.
-fn read_bounded(
-    db: &impl Db,
-    table: &Table,
-    after: Option<&[crate::migration::catalog::Cell]>,
-    limit: usize,
-) -> Result<Vec<PageRow>, DbError> {
-    const STEP_ROWS: usize = 256;
-    let limit = limit.clamp(1, MAX_BATCH_ROWS);
-    let mut rows: Vec<PageRow> = Vec::new();
-    let mut bytes = 0;
-    let mut next = after.map(<[_]>::to_vec);
-    while rows.len() < limit && bytes < MAX_BATCH_BYTES {
-        let step = STEP_ROWS.min(limit - rows.len());
-        let page = read_page(db, table, next.as_deref(), step)?;
-        let Some(last) = page.last() else { break };
-        next = Some(table.key_of(last));
-        let full = page.len() == step;
-        for row in page {
-            if !rows.is_empty() && bytes + row.size() > MAX_BATCH_BYTES {
-                return Ok(rows);
-            }
-            bytes += row.size();
-            rows.push(row);
-        }
-        if !full {
-            break;
-        }
-    }
-    Ok(rows)
 }
