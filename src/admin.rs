@@ -265,8 +265,9 @@ async fn user_status(env: &Env, user: &UserId) -> Result<Response, ApiError> {
     ))
 }
 
-/// `PUT /admin/users/{id}/database`: stores a SQLite file as the user's R2 database, as the
-/// next version. Refused while the user's object holds the data.
+/// `PUT /admin/users/{id}/database`: stores a SQLite file as the user's R2 database, brought up
+/// to date, as the next version, after keeping the file it replaces under `backups/`. Refused
+/// while the user's object holds the data.
 async fn import_database(
     env: &Env,
     config: &Config,
@@ -278,14 +279,20 @@ async fn import_database(
             "The body is not a SQLite database file (no SQLite header)".into(),
         ));
     }
-    let db = RusqliteDb::from_bytes(&bytes)
+    let mut db = RusqliteDb::from_bytes(&bytes)
         .map_err(|err| ApiError::BadRequest(format!("The SQLite file cannot be opened: {err}")))?;
+    drop(bytes);
     crate::db::check_integrity(&db)
         .map_err(|err| ApiError::BadRequest(format!("The SQLite file is damaged: {err}")))?;
     let bucket = bucket::user_data(env)?;
     let database = R2Database::of(&bucket, user, config);
-    // A file the R2 path would refuse to serve is refused here, before it replaces anything.
-    match r2::upgrade(&format!("the file imported for {}", database.key), &db) {
+    // Brought up to date as the R2 path would on its first use; a file the R2 path would refuse
+    // to serve is refused here, before it replaces anything.
+    let upgrade = match r2::upgrade(
+        user,
+        &format!("the file imported for {}", database.key),
+        &db,
+    ) {
         Err(R2Error::Incompatible { reason, .. }) => {
             return Err(ApiError::BadRequest(format!(
                 "The database does not have the tables the app needs ({reason}); nothing was \
@@ -301,19 +308,42 @@ async fn import_database(
         )));
     }
     let version = current.version.next();
-    let size = bytes.len();
+    version.record_in(&db)?;
+    let file = db.to_bytes()?;
+    let size = file.len();
+    // Nothing is replaced without a copy: the file R2 held is kept first.
+    let backup = if current.etag.is_some() {
+        database.back_up(user).await?
+    } else {
+        None
+    };
     match database
-        .put(version, R2State::Active, bytes, Some(current.unchanged()))
+        .put(version, R2State::Active, file, Some(current.unchanged()))
         .await?
     {
-        Saved::Stored { .. } => Ok(http::json(
-            200,
-            &ImportResult {
-                user_id: user.as_str().to_owned(),
-                version: version.0,
-                bytes: size as u64,
-            },
-        )),
+        Saved::Stored { .. } => {
+            worker::console_log!(
+                "{}",
+                serde_json::json!({
+                    "event": "database_imported",
+                    "user": user.as_str(),
+                    "version": version.0,
+                    "bytes": size,
+                    "upgrade": upgrade.to_string(),
+                    "backup": backup,
+                })
+            );
+            Ok(http::json(
+                200,
+                &ImportResult {
+                    user_id: user.as_str().to_owned(),
+                    version: version.0,
+                    bytes: size as u64,
+                    upgrade: upgrade.to_string(),
+                    backup,
+                },
+            ))
+        }
         Saved::Conflict => Err(ApiError::Conflict(
             "The user's database changed during the import; try again".into(),
         )),

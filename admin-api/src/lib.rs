@@ -480,6 +480,14 @@ pub struct ImportResult {
     /// The version it was stored as.
     pub version: u64,
     pub bytes: u64,
+    /// What bringing the file up to date did to it before it was stored ("nothing to upgrade"
+    /// for a file of the current shape).
+    #[serde(default)]
+    pub upgrade: String,
+    /// Where the file it replaced is kept (`{user}/backups/database.v<N>.sqlite`); `None` when the
+    /// user had none.
+    #[serde(default)]
+    pub backup: Option<String>,
 }
 
 /// `POST /admin/prune`: what was (or, in a dry run, would be) deleted and turned into tombstones.

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use worker::{Bucket, Conditional, Object, ObjectBody, Range, ResponseBody};
 
 use crate::bucket::cache;
-use crate::bucket::layout::database_key;
+use crate::bucket::layout::{backup_key, database_key};
 use crate::bucket::layout::{object_metadata, version_from_metadata, R2State};
 use crate::bucket::R2Error;
 use crate::config::Config;
@@ -231,6 +231,24 @@ impl<'a> R2Database<'a> {
             return Ok(Snapshot::absent());
         };
         snapshot_of(&object, &self.key)
+    }
+
+    /// Keeps a copy of the object R2 holds now under `{user}/backups/database.v<N>.sqlite` (its
+    /// version, its metadata), before something replaces it; returns the backup's key, `None`
+    /// when the user has no object.
+    pub async fn back_up(&self, user: &UserId) -> Result<Option<String>, R2Error> {
+        let old = self.download().await?;
+        let Some(bytes) = old.bytes else {
+            return Ok(None);
+        };
+        let key = backup_key(user, old.version);
+        self.bucket
+            .put(key.clone(), bytes.as_ref().clone())
+            .custom_metadata(object_metadata(old.version, old.state))
+            .execute()
+            .await
+            .map_err(R2Error::on(&key))?;
+        Ok(Some(key))
     }
 
     /// Uploads `bytes` as `version` in `state`; with a `condition`, only if it still holds.

@@ -109,7 +109,7 @@ impl From<R2Error> for ApiError {
             ),
             R2Error::Incompatible { reason, .. } => ApiError::IncompatibleSchema(format!(
                 "The database does not have the tables the app needs ({reason}); it was left \
-                 unchanged"
+                 unchanged, and an operator has been told: they repair it without losing a row"
             )),
             R2Error::TooLarge { bytes, max_bytes } => ApiError::TooLarge(format!(
                 "The database is {:.1} MB, more than the {:.1} MB the R2 path can open; an \

@@ -5,6 +5,7 @@
 //! with its writes. Only two modules implement it, one per backend: [`rusqlite_db`] (the R2
 //! path's file, SQLite compiled to wasm) and [`sql_db`] (the Durable Object's storage).
 
+pub mod app_upgrade;
 pub mod rusqlite_db;
 mod schema;
 pub mod sql_db;
@@ -12,7 +13,8 @@ mod value;
 mod version;
 
 pub use schema::{
-    apply_migrations, check_shape, upgrade, Difference, ShapeError, UpgradeError, MIGRATIONS_TABLE,
+    apply_migrations, check_shape, upgrade, Difference, ShapeError, Upgrade, UpgradeError,
+    MIGRATIONS_TABLE,
 };
 pub use value::{
     from_js_number, integer_as_js_number, FromSqlValue, Row, SqlValue, MAX_SAFE_INTEGER,

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::db::{Db, DbError, Row, SqlValue};
+use crate::db::{app_upgrade, Db, DbError, Row, SqlValue};
 
 /// The table that records which migrations have been applied.
 pub const MIGRATIONS_TABLE: &str = "schema_migrations";
@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 /// write to upload).
 pub fn apply_migrations(db: &impl Db) -> Result<usize, DbError> {
     db.transaction(|| apply_pending(db))
+        .map(|applied| applied.len())
 }
 
 /// Why a database from outside could not be brought up to date.
@@ -42,11 +43,54 @@ pub enum UpgradeError {
     Incompatible(String),
 }
 
-/// Applies pending migrations to a database from outside (an R2 download, a file the migrator
-/// moves) and checks that it then has the app's shape ([`check_shape`]); returns whether
-/// migrations were applied. Pure: the R2 path and the native migrator both call it.
-pub fn upgrade(db: &impl Db) -> Result<bool, UpgradeError> {
-    let applied = apply_migrations(db);
+/// What [`upgrade`] did to a file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Upgrade {
+    /// Columns the existing app's own upgrade added ([`app_upgrade`]), as `table.column`.
+    pub columns: Vec<String>,
+    /// Tables the file lacked and the migrations created.
+    pub tables: Vec<String>,
+    /// The migrations applied, by name.
+    pub migrations: Vec<&'static str>,
+}
+
+impl Upgrade {
+    /// Whether the file changed: it must then be stored before it is the file in R2.
+    pub fn changed(&self) -> bool {
+        !(self.columns.is_empty() && self.migrations.is_empty())
+    }
+}
+
+impl fmt::Display for Upgrade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.changed() {
+            return f.write_str("nothing to upgrade");
+        }
+        let mut parts = Vec::new();
+        if !self.columns.is_empty() {
+            parts.push(format!("adds the columns {}", self.columns.join(", ")));
+        }
+        if !self.tables.is_empty() {
+            parts.push(format!("creates the tables {}", self.tables.join(", ")));
+        }
+        parts.push(format!("applies {}", self.migrations.join(", ")));
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// Brings a database from outside (an R2 download, an import, the source of a move) up to
+/// date, as the existing app would have on its next start and then as our migrations do: the
+/// app's missing columns and data steps ([`app_upgrade`]), then the pending migrations (which
+/// create missing tables and indexes), all in one transaction; then checks that it has the
+/// app's shape ([`check_shape`]). Pure: the R2 path, the admin API and the native migrator all
+/// call it. A refused file may be left half upgraded: its callers drop it.
+pub fn upgrade(db: &impl Db) -> Result<Upgrade, UpgradeError> {
+    let before = tables(db).map_err(UpgradeError::Db)?;
+    let applied = db.transaction(|| {
+        let columns = app_upgrade::add_missing_columns(db)?;
+        let migrations = apply_pending(db)?;
+        Ok::<_, DbError>((columns, migrations))
+    });
     let fresh = crate::db::rusqlite_db::RusqliteDb::empty().map_err(UpgradeError::Db)?;
     apply_migrations(&fresh).map_err(UpgradeError::Db)?;
     let differences: Vec<Difference> = match check_shape(db, &fresh) {
@@ -63,7 +107,17 @@ pub fn upgrade(db: &impl Db) -> Result<bool, UpgradeError> {
             let words: Vec<String> = differences.iter().map(ToString::to_string).collect();
             Err(UpgradeError::Incompatible(words.join("; ")))
         }
-        Ok(applied) => Ok(applied > 0),
+        Ok((columns, migrations)) => {
+            let after = tables(db).map_err(UpgradeError::Db)?;
+            Ok(Upgrade {
+                columns,
+                tables: after
+                    .into_iter()
+                    .filter(|table| !before.contains(table) && table != MIGRATIONS_TABLE)
+                    .collect(),
+                migrations,
+            })
+        }
         // They apply to any database of the app's shape (a fresh one above): the file is why.
         Err(err) => Err(UpgradeError::Incompatible(format!(
             "the app's migrations fail on it: {err}"
@@ -71,7 +125,8 @@ pub fn upgrade(db: &impl Db) -> Result<bool, UpgradeError> {
     }
 }
 
-fn apply_pending(db: &impl Db) -> Result<usize, DbError> {
+/// Applies the pending migrations (inside the caller's transaction); returns their names.
+fn apply_pending(db: &impl Db) -> Result<Vec<&'static str>, DbError> {
     db.execute_script(&format!(
         "CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
             version INTEGER PRIMARY KEY,
@@ -95,7 +150,7 @@ fn apply_pending(db: &impl Db) -> Result<usize, DbError> {
             &[SqlValue::Integer(*version), SqlValue::from(*name)],
         )?;
     }
-    Ok(pending.len())
+    Ok(pending.iter().map(|(_, name, _)| *name).collect())
 }
 
 /// One way a database's app table differs from the app's schema, naming table and column.
@@ -165,7 +220,11 @@ impl Column {
             name: row.get(1)?,
             declared: row.get::<Option<String>>(2)?.unwrap_or_default(),
             not_null: row.get::<i64>(3)? != 0,
-            has_default: row.get::<Option<String>>(4)?.is_some(),
+            // `DEFAULT NULL` is what no DEFAULT clause means: the app's `last_opened_at` has
+            // none, ours says `DEFAULT NULL`, and an insert that leaves either out stores NULL.
+            has_default: row
+                .get::<Option<String>>(4)?
+                .is_some_and(|default| !default.trim().eq_ignore_ascii_case("NULL")),
             key: row.get(5)?,
         })
     }
@@ -204,7 +263,9 @@ impl Column {
             });
         }
         // `INTEGER PRIMARY KEY`, spelled so, makes the column the rowid: ids are then assigned.
-        if app.key > 0 && !self.declared.eq_ignore_ascii_case(&app.declared) {
+        // Any other key only needs the same affinity, checked below.
+        let rowid = |column: &Column| column.declared.eq_ignore_ascii_case("INTEGER");
+        if app.key > 0 && rowid(app) && !rowid(self) {
             return Some(format!(
                 "a primary key declared {:?}, where the app's is {:?}",
                 self.declared, app.declared
@@ -251,10 +312,13 @@ fn columns(db: &impl Db, table: &str) -> Result<Vec<Column>, DbError> {
 
 /// Checks that every app table of `db` has the shape it has in `fresh`, a database with nothing
 /// but the migrations applied: each of the app's tables exists, has each of the app's columns
-/// with the same type affinity, the same place in the primary key (and a key declared alike),
-/// no NOT NULL where the app's allows NULL, a default wherever the app's has one; and has no
+/// with the same type affinity (however spelled), the same place in the primary key (an
+/// `INTEGER PRIMARY KEY` spelled so, being the rowid), no NOT NULL where the app's allows NULL,
+/// a default wherever the app's has one (`DEFAULT NULL` is none); and has no
 /// extra column that would make the app's inserts fail (NOT NULL without a default, or in the
-/// key). Other tables, extra nullable columns, indexes and row data are not looked at.
+/// key). Other tables, extra nullable columns, indexes, triggers and row data are not looked at.
+/// Each refusal is a statement of the handlers' that would fail or store another type: the
+/// tests show the statement.
 pub fn check_shape(db: &impl Db, fresh: &impl Db) -> Result<(), ShapeError> {
     let present = tables(db)?;
     let mut differences = Vec::new();
@@ -333,12 +397,18 @@ mod tests {
         }
     }
 
-    /// `0001_init.sql`'s `games`, with `change` applied to its text.
-    fn games_with(change: impl Fn(&str) -> String) -> RusqliteDb {
+    /// `0001_init.sql`'s `table`, with `change` applied to its text; the migrations add the rest.
+    fn table_with(table: &str, change: impl Fn(&str) -> String) -> RusqliteDb {
         let init = include_str!("../../schema/0001_init.sql");
-        let start = init.find("CREATE TABLE IF NOT EXISTS games").unwrap();
+        let start = init
+            .find(&format!("CREATE TABLE IF NOT EXISTS {table} "))
+            .unwrap();
         let end = start + init[start..].find(");").unwrap() + 2;
         made_with(&change(&init[start..end]))
+    }
+
+    fn games_with(change: impl Fn(&str) -> String) -> RusqliteDb {
+        table_with("games", change)
     }
 
     #[test]
@@ -352,6 +422,150 @@ mod tests {
         });
         extended.execute_script("CREATE TABLE notes (x)").unwrap();
         assert_eq!(differences(&extended), Vec::<String>::new());
+        // Indexes and triggers of its own, too.
+        extended
+            .execute_script(
+                "CREATE INDEX by_venue ON games(venue);
+                 CREATE TRIGGER noted AFTER INSERT ON games BEGIN INSERT INTO notes VALUES (1); END;",
+            )
+            .unwrap();
+        assert_eq!(differences(&extended), Vec::<String>::new());
+    }
+
+    #[test]
+    fn no_default_clause_and_default_null_are_the_same_and_so_are_spellings_of_an_affinity() {
+        // The January app's `last_opened_at TIMESTAMP` has no DEFAULT clause; ours DEFAULT NULL.
+        let db = table_with("projects", |sql| {
+            sql.replace(
+                "last_opened_at TIMESTAMP DEFAULT NULL",
+                "last_opened_at TIMESTAMP",
+            )
+        });
+        assert_eq!(differences(&db), Vec::<String>::new());
+        let db = table_with("working_clips", |sql| {
+            sql.replace(
+                "exported_at TEXT DEFAULT NULL",
+                "exported_at VARCHAR(32) default null",
+            )
+        });
+        assert_eq!(differences(&db), Vec::<String>::new());
+        // A text key spelled another way is still a text key; only `INTEGER PRIMARY KEY` is
+        // the rowid.
+        let db = table_with("export_jobs", |sql| {
+            sql.replace("id TEXT PRIMARY KEY", "id VARCHAR(64) PRIMARY KEY")
+        });
+        assert_eq!(differences(&db), Vec::<String>::new());
+        let db = games_with(|sql| {
+            sql.replace("video_duration REAL", "video_duration DOUBLE PRECISION")
+                .replace("video_width INTEGER", "video_width BIGINT")
+                .replace("id INTEGER PRIMARY KEY", "id integer PRIMARY KEY")
+        });
+        assert_eq!(differences(&db), Vec::<String>::new());
+    }
+
+    /// A file refused, and the handlers' statement that shows why: it fails, or stores what the
+    /// handlers then cannot read.
+    struct Refusal {
+        db: RusqliteDb,
+        named: &'static str,
+        statement: &'static str,
+    }
+
+    #[test]
+    fn every_refusal_names_table_and_column_and_is_a_statement_that_would_break() {
+        let refusals = [
+            // games.rs (G2 create): a REAL stored into TEXT affinity comes back as text.
+            Refusal {
+                db: games_with(|sql| sql.replace("video_duration REAL", "video_duration TEXT")),
+                named: "table 'games', column 'video_duration': declared \"TEXT\"",
+                statement: "INSERT INTO games (name, video_duration) VALUES ('g', 12.5)",
+            },
+            // games.rs (G2 create) stores NULL where the game has no type.
+            Refusal {
+                db: games_with(|sql| {
+                    sql.replace("game_type TEXT", "game_type TEXT NOT NULL DEFAULT ''")
+                }),
+                named: "table 'games', column 'game_type': NOT NULL",
+                statement: "INSERT INTO games (name, game_type) VALUES ('g', NULL)",
+            },
+            // clips.rs (a project's working video) leaves `version` to its default.
+            Refusal {
+                db: table_with("working_videos", |sql| {
+                    sql.replace(
+                        "version INTEGER NOT NULL DEFAULT 1",
+                        "version INTEGER NOT NULL",
+                    )
+                }),
+                named: "table 'working_videos', column 'version': no default value",
+                statement: "INSERT INTO working_videos (project_id, filename) VALUES (1, 'w.mp4')",
+            },
+            // games.rs (G2 create) takes the id SQLite assigns: `INT PRIMARY KEY` assigns none.
+            Refusal {
+                db: games_with(|sql| {
+                    sql.replace("id INTEGER PRIMARY KEY AUTOINCREMENT", "id INT PRIMARY KEY")
+                }),
+                named: "table 'games', column 'id': a primary key declared",
+                statement: "INSERT INTO games (name) VALUES ('g')",
+            },
+            // An extra column the app's inserts know nothing of, which must be given.
+            Refusal {
+                db: games_with(|sql| {
+                    sql.replace(
+                        "tournament_name TEXT",
+                        "tournament_name TEXT, owner TEXT NOT NULL",
+                    )
+                }),
+                named: "table 'games', column 'owner': an extra column, NOT NULL",
+                statement: "INSERT INTO games (name) VALUES ('g')",
+            },
+            // A table of the app's name without one of the app's first columns.
+            Refusal {
+                db: games_with(|sql| sql.replace("    name TEXT NOT NULL,\n", "")),
+                named: "table 'games', column 'name': missing",
+                statement: "INSERT INTO games (name) VALUES ('g')",
+            },
+        ];
+        for Refusal {
+            db,
+            named,
+            statement,
+        } in refusals
+        {
+            let found = differences(&db);
+            assert!(
+                found.len() == 1 && found[0].starts_with(named),
+                "expected {named:?}, found {found:?}"
+            );
+            // The same statement on a fresh file stores a row whose every value reads back as
+            // the app declared it; on the refused file it fails, or it does not.
+            let fresh = fresh();
+            fresh.execute(statement, &[]).unwrap();
+            assert!(well_typed_games_row(&fresh), "{statement} on a fresh file");
+            let broke = match db.execute(statement, &[]) {
+                Err(_) => true,
+                Ok(_) => !well_typed_games_row(&db),
+            };
+            assert!(broke, "{statement} works on a file refused for {named}");
+        }
+    }
+
+    /// Whether the last row of `games` (if the statement wrote there) has an integer id and a
+    /// real or NULL `video_duration`: what the handlers read back.
+    fn well_typed_games_row(db: &RusqliteDb) -> bool {
+        let row = db
+            .query_row(
+                "SELECT typeof(id), typeof(video_duration) FROM games ORDER BY rowid DESC LIMIT 1",
+                &[],
+            )
+            .unwrap();
+        match row {
+            None => true,
+            Some(row) => {
+                let id: String = row.get(0).unwrap();
+                let duration: String = row.get(1).unwrap();
+                id == "integer" && (duration == "real" || duration == "null")
+            }
+        }
     }
 
     #[test]

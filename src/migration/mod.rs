@@ -43,7 +43,7 @@ use worker::{Bucket, Env};
 
 use crate::bucket;
 use crate::bucket::database::{R2Database, Saved, Snapshot};
-use crate::bucket::layout::{self, R2State};
+use crate::bucket::layout::R2State;
 use crate::bucket::R2Error;
 use crate::config::Config;
 use crate::db::rusqlite_db::RusqliteDb;
@@ -225,12 +225,16 @@ pub fn importing(db: &impl Db) -> Result<bool, DbError> {
 /// hold ([`preflight::into_object`]), or app tables of a shape the handlers cannot serve (then
 /// the R2 path answers 503 `incompatible_schema` too, and the object must not take the file
 /// over). Pending migrations are applied to the copy in memory, as the R2 path would.
-fn upgrade_and_preflight(key: &str, source: &RusqliteDb) -> Result<Vec<Problem>, MigrationError> {
+fn upgrade_and_preflight(
+    user: &UserId,
+    key: &str,
+    source: &RusqliteDb,
+) -> Result<Vec<Problem>, MigrationError> {
     let problems = preflight::into_object(source)?;
     if !problems.is_empty() {
         return Ok(problems);
     }
-    match r2::upgrade(key, source) {
+    match r2::upgrade(user, key, source) {
         Ok(_) => Ok(Vec::new()),
         Err(R2Error::Incompatible { reason, .. }) => Ok(vec![Problem::about_file(format!(
             "the database does not have the tables the app needs ({reason})"
@@ -558,7 +562,7 @@ impl Move {
             let loaded = database.download().await?;
             let bytes = loaded.bytes.as_ref().map_or(0, |b| b.len() as u64);
             let mut source = database.open(&loaded)?;
-            let problems = upgrade_and_preflight(&database.key, &source)?;
+            let problems = upgrade_and_preflight(&self.user, &database.key, &source)?;
             if !problems.is_empty() {
                 return Err(MigrationError::NotMigratable(Action::Migrate, problems));
             }
@@ -757,19 +761,10 @@ impl Move {
 
     /// Keeps the R2 copy a rollback is about to overwrite.
     async fn back_up(&self, bucket: &Bucket, current: &Snapshot) -> Result<(), MigrationError> {
-        if current.etag.is_none() {
-            return Ok(());
-        }
-        let database = R2Database::of(bucket, &self.user, &self.config);
-        let old = database.download().await?;
-        if let Some(bytes) = old.bytes {
-            let key = layout::backup_key(&self.user, old.version);
-            bucket
-                .put(key.clone(), bytes.as_ref().clone())
-                .custom_metadata(layout::object_metadata(old.version, old.state))
-                .execute()
-                .await
-                .map_err(R2Error::on(&key))?;
+        if current.etag.is_some() {
+            R2Database::of(bucket, &self.user, &self.config)
+                .back_up(&self.user)
+                .await?;
         }
         Ok(())
     }
@@ -852,7 +847,7 @@ impl Move {
             let source = database.open(&loaded)?;
             (
                 Action::Migrate,
-                upgrade_and_preflight(&database.key, &source)?,
+                upgrade_and_preflight(&self.user, &database.key, &source)?,
             )
         };
         Ok(PreflightReport {

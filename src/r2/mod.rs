@@ -23,7 +23,7 @@ use crate::bucket::layout::R2State;
 use crate::bucket::{mb, R2Error};
 use crate::config::{Config, ConflictStrategy};
 use crate::db::rusqlite_db::RusqliteDb;
-use crate::db::{apply_migrations, DbError, DbVersion, UpgradeError};
+use crate::db::{apply_migrations, DbError, DbVersion, Upgrade, UpgradeError};
 use crate::error::ApiError;
 use crate::flag::{self, Flags};
 use crate::http::{self, DataPath, RawRequest};
@@ -148,10 +148,9 @@ impl Backend for R2Path<'_> {
             Some(db) => db,
             None => RusqliteDb::empty()?,
         };
-        // Pending migrations are applied in memory and stored with the request's write, if it
-        // writes: a read never uploads, so readers never race writers (and a user with no
-        // object gets one only with their first write).
-        let migrated = migrate(&self.database.key, &db, downloaded)?;
+        // A downloaded file that needed an upgrade is stored upgraded by this request, even a
+        // read (see `save`); a user with no object gets one only with their first write.
+        let migrated = migrate(self.user, &self.database.key, &db, downloaded)?;
         let number = self
             .attempt
             .as_ref()
@@ -178,12 +177,23 @@ impl Backend for R2Path<'_> {
         let Attempt {
             loaded, migrated, ..
         } = self.attempt()?;
-        let Some(version) = changed else {
-            // Still exactly R2's object, unless this request migrated it in memory.
-            if let (Some(etag), false) = (&loaded.etag, migrated) {
-                self.database.keep(etag, db);
+        // An existing file upgraded on its first use: the upgrade is a write of its own, stored
+        // once like any other (new version, conditional put, the same conflicts), so that it
+        // never runs again. Only an upgrade: a read that cannot store it still answers.
+        let upgrade_only = changed.is_none();
+        let version = match (changed, &loaded.etag, *migrated) {
+            (Some(version), ..) => version,
+            (None, Some(_), true) => {
+                let version = loaded.version.next();
+                version.record_in(&db)?;
+                version
             }
-            return Ok(true);
+            // Still exactly R2's object (or, for a user with no object, nothing to keep).
+            (None, Some(etag), false) => {
+                self.database.keep(etag, db);
+                return Ok(true);
+            }
+            (None, None, _) => return Ok(true),
         };
         let condition = loaded.unchanged();
         let bytes = db.to_bytes()?;
@@ -191,22 +201,43 @@ impl Backend for R2Path<'_> {
         // A write is never acknowledged only to lock its user out: a file the R2 path could not
         // open again is not stored, and R2 keeps the copy before the write.
         if size > self.config.max_database_bytes {
-            self.report.status = Some("failed");
             let err = R2Error::WriteTooLarge {
                 bytes: size,
                 max_bytes: self.config.max_database_bytes,
             };
+            let event = if upgrade_only {
+                "upgrade_not_stored"
+            } else {
+                "write_refused"
+            };
             worker::console_warn!(
                 "{}",
-                serde_json::json!({"event": "write_refused", "user": self.user.as_str(), "detail": err.to_string()})
+                serde_json::json!({"event": event, "user": self.user.as_str(), "detail": err.to_string()})
             );
+            if upgrade_only {
+                return Ok(true);
+            }
+            self.report.status = Some("failed");
             return Err(err.into());
         }
-        let saved = self
+        let saved = match self
             .database
             .put(version, R2State::Active, bytes, Some(condition))
             .await
-            .inspect_err(|_| self.report.status = Some("failed"))?;
+        {
+            Ok(saved) => saved,
+            Err(err) if upgrade_only => {
+                worker::console_warn!(
+                    "{}",
+                    serde_json::json!({"event": "upgrade_not_stored", "user": self.user.as_str(), "detail": err.to_string()})
+                );
+                return Ok(true);
+            }
+            Err(err) => {
+                self.report.status = Some("failed");
+                return Err(err.into());
+            }
+        };
         let Saved::Stored { etag } = saved else {
             return self.after_conflict(db).await;
         };
@@ -246,29 +277,37 @@ impl Backend for R2Path<'_> {
 }
 
 /// Applies pending migrations; returns whether there were any (the database then differs from
-/// R2's object). A database just downloaded must then have the app's shape: see [`upgrade`].
-fn migrate(key: &str, db: &RusqliteDb, downloaded: bool) -> Result<bool, R2Error> {
+/// R2's object). A database just downloaded is brought up to date as the existing app would and
+/// must then have the app's shape: see [`upgrade`].
+fn migrate(user: &UserId, key: &str, db: &RusqliteDb, downloaded: bool) -> Result<bool, R2Error> {
     if downloaded {
-        upgrade(key, db)
+        Ok(upgrade(user, key, db)?.changed())
     } else {
         Ok(apply_migrations(db)? > 0)
     }
 }
 
-/// Applies pending migrations to a database downloaded from R2 (held in memory, R2's object
-/// untouched) and checks that it then has the app's shape ([`check_shape`]); returns whether
-/// migrations were applied. One that does not have the shape is [`R2Error::Incompatible`]
-/// (answered 503 `incompatible_schema`), for an operator to look at; `key` names the file in it.
-pub fn upgrade(key: &str, db: &RusqliteDb) -> Result<bool, R2Error> {
+/// Brings a database from outside up to date in memory (R2's object untouched; see
+/// [`crate::db::upgrade`]) and checks that it then has the app's shape. One that does not is
+/// [`R2Error::Incompatible`] (answered 503 `incompatible_schema`): logged as a JSON line with
+/// `user` and the reason, for an operator to act on; `what` names the file.
+pub fn upgrade(user: &UserId, what: &str, db: &RusqliteDb) -> Result<Upgrade, R2Error> {
     crate::db::upgrade(db).map_err(|err| match err {
         UpgradeError::Db(err) => err.into(),
         UpgradeError::Incompatible(reason) => {
-            let err = R2Error::Incompatible {
-                key: key.to_owned(),
+            worker::console_error!(
+                "{}",
+                serde_json::json!({
+                    "event": "incompatible_schema",
+                    "user": user.as_str(),
+                    "file": what,
+                    "reason": reason,
+                })
+            );
+            R2Error::Incompatible {
+                key: what.to_owned(),
                 reason,
-            };
-            worker::console_error!("{err}");
-            err
+            }
         }
     })
 }
