@@ -2,7 +2,8 @@
 //!
 //! Without an `ADMIN_TOKEN` secret the whole surface answers 404 (it does not exist); a missing
 //! or wrong token is 401. Moving a user is the user's object's work (`/internal/*` on its
-//! Durable Object); this module finds users, imports and exports files, and prunes old copies.
+//! Durable Object); this module finds users, imports and exports files, scans a user's file
+//! without waking their object, and prunes old copies.
 
 use std::collections::HashMap;
 
@@ -23,6 +24,7 @@ use crate::error::ApiError;
 use crate::flag::Flags;
 use crate::http;
 use crate::identity::{UserId, USER_ID_HEADER};
+use crate::migration;
 use crate::r2;
 
 /// Answers one admin request; never fails.
@@ -53,7 +55,7 @@ async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
     let user = |raw: &str| UserId::parse(raw);
 
     match (req.method(), segments.as_slice()) {
-        (Method::Get, ["admin", "users"]) => list_users(env, &query).await,
+        (Method::Get, ["admin", "users"]) => list_users(env, &config, &query).await,
         (Method::Get, ["admin", "users", u]) => user_status(env, &user(u)?).await,
         (Method::Put, ["admin", "users", u, "database"]) => {
             let bytes = req.bytes().await.map_err(|err| {
@@ -72,6 +74,7 @@ async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
             known_user(env, &user).await?;
             call_object(env, &user, req.method(), action, None).await
         }
+        (Method::Get, ["admin", "users", u, "scan"]) => scan_user(env, &config, &user(u)?).await,
         (Method::Post, ["admin", "users", u, "fault"]) if config.fault_injection => {
             let action = format!("fault?{}", url.query().unwrap_or_default());
             call_object(env, &user(u)?, Method::Post, &action, None).await
@@ -181,7 +184,11 @@ struct ListCursor {
 /// list (flags) per page, never a request per user, so a fleet of any size lists page by page
 /// within the Worker's subrequest limit. The page's `limit` bounds both lists; an R2 page also
 /// holds the users' media, so it may name fewer users than `limit`.
-async fn list_users(env: &Env, query: &HashMap<String, String>) -> Result<Response, ApiError> {
+async fn list_users(
+    env: &Env,
+    config: &Config,
+    query: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
     let request = ListUsers::from_query(|field| query.get(field).map(String::as_str))
         .map_err(ApiError::Unprocessable)?;
     let mut cursor: ListCursor = match &request.cursor {
@@ -232,8 +239,21 @@ async fn list_users(env: &Env, query: &HashMap<String, String>) -> Result<Respon
             users,
             flagged,
             cursor: next,
+            r2_max_bytes: Some(config.max_database_bytes),
         },
     ))
+}
+
+/// `GET /admin/users/{id}/scan`: the fleet check of one user (see [`migration::scan`]): one R2
+/// read, and never the user's object.
+async fn scan_user(env: &Env, config: &Config, user: &UserId) -> Result<Response, ApiError> {
+    let bucket = bucket::user_data(env)?;
+    match migration::scan::scan(&bucket, config, user).await? {
+        Some(report) => Ok(http::json(200, &report)),
+        None => Err(ApiError::NotFound(format!(
+            "User {user} has no database in R2: nothing to scan"
+        ))),
+    }
 }
 
 /// `GET /admin/users/{id}`: R2, the KV flag, and the object. An object that cannot report

@@ -245,6 +245,10 @@ pub struct UserPage {
     pub flagged: Vec<String>,
     /// The `cursor` of the next page; `null` on the last.
     pub cursor: Option<String>,
+    /// The R2 path's ceiling (`R2_MAX_DATABASE_BYTES`): a user whose database is larger gets 507
+    /// there and moves only in chunks. Absent from a Worker older than the field.
+    #[serde(default)]
+    pub r2_max_bytes: Option<u64>,
 }
 
 /// A user of the whole listing: R2's summary (missing for a user with only a flag), and
@@ -256,6 +260,28 @@ pub struct UserSummary {
     pub user_id: String,
     /// Whether the KV flag `migrated:<user_id>` is set.
     pub flag: bool,
+}
+
+/// The whole listing: every user of all its pages, and what the pages say of the Worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// Every user, sorted by id ([`join`]).
+    pub users: Vec<UserSummary>,
+    /// The R2 path's ceiling, as the pages gave it.
+    pub r2_max_bytes: Option<u64>,
+    /// How many pages (calls to `GET /admin/users`) it took.
+    pub pages: usize,
+}
+
+impl Listing {
+    /// The listing of all `pages`.
+    pub fn of(pages: Vec<UserPage>) -> Self {
+        Listing {
+            r2_max_bytes: pages.iter().find_map(|page| page.r2_max_bytes),
+            pages: pages.len(),
+            users: join(pages),
+        }
+    }
 }
 
 /// Every user of all `pages`, sorted by id: those with a database in R2, and those with only
@@ -444,6 +470,82 @@ impl fmt::Display for Problem {
         }
         Ok(())
     }
+}
+
+/// What a user's R2 database meets when the R2 path first serves it, as the fleet check
+/// (`GET /admin/users/{id}/scan`) finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanOutcome {
+    /// Served as it is.
+    AsIs,
+    /// Served after an upgrade on its first use (the existing app's missing columns, our
+    /// migrations), stored with that request.
+    Upgraded,
+    /// Not served (503): not SQLite, damaged, or app tables of a shape the handlers cannot
+    /// serve. An operator repairs the file.
+    Refused,
+    /// Larger than the R2 path's ceiling: answered 507 there, and only a move in chunks helps.
+    ChunksOnly,
+    /// R2 marks the user migrated: their Durable Object holds the data.
+    Moved,
+}
+
+impl ScanOutcome {
+    /// Every outcome, in the order a summary lists them.
+    pub const ALL: [ScanOutcome; 5] = [
+        ScanOutcome::AsIs,
+        ScanOutcome::Upgraded,
+        ScanOutcome::Refused,
+        ScanOutcome::ChunksOnly,
+        ScanOutcome::Moved,
+    ];
+
+    /// The wire name: `as_is`, `upgraded`, `refused`, `chunks_only` or `moved`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanOutcome::AsIs => "as_is",
+            ScanOutcome::Upgraded => "upgraded",
+            ScanOutcome::Refused => "refused",
+            ScanOutcome::ChunksOnly => "chunks_only",
+            ScanOutcome::Moved => "moved",
+        }
+    }
+
+    /// What it means for the user, in words.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ScanOutcome::AsIs => "served as is",
+            ScanOutcome::Upgraded => "upgraded on first use",
+            ScanOutcome::Refused => "refused",
+            ScanOutcome::ChunksOnly => "moves only in chunks",
+            ScanOutcome::Moved => "already in their Durable Object",
+        }
+    }
+}
+
+impl fmt::Display for ScanOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `GET /admin/users/{id}/scan`: what the user's R2 database meets on the R2 path, and what
+/// would stop its move into the object; found from one R2 read, without waking the object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanReport {
+    pub user_id: String,
+    pub outcome: ScanOutcome,
+    /// The `db-version` in the object's metadata (0: a legacy object).
+    pub version: u64,
+    /// Bytes of the R2 object.
+    pub size: u64,
+    /// `upgraded`: what the upgrade does; `refused`: why; `chunks_only`: the size against the
+    /// ceiling; otherwise `null`.
+    pub detail: Option<String>,
+    /// For a file the R2 path serves (`as_is`, `upgraded`): what would stop its move into the
+    /// object in one step. Always empty for the other outcomes.
+    pub problems: Vec<Problem>,
 }
 
 /// What SQLite's `quick_check` answers for a sound database.

@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 
 use crate::chunked::{Aborted, Applied, Begun, Finished, Part, UploadStarted, UploadTarget};
 use crate::{
-    Action, FaultArmed, ImportResult, MoveReport, PreflightReport, PruneResult, Step, UserPage,
-    UserStatus, VerifyResult,
+    Action, FaultArmed, ImportResult, MoveReport, PreflightReport, PruneResult, ScanReport, Step,
+    UserPage, UserStatus, VerifyResult,
 };
 
 /// An admin route: the method and the path (with its query) to call it by.
@@ -92,6 +92,9 @@ user_routes! {
     Preflight: "GET" "/preflight" => PreflightReport;
     /// `GET /admin/users/{id}/verify`: the object's integrity, and whether it agrees with R2.
     Verify: "GET" "/verify" => VerifyResult;
+    /// `GET /admin/users/{id}/scan`: what the user's R2 database meets on the R2 path, and what
+    /// would stop its move, from one R2 read and without waking the user's object.
+    Scan: "GET" "/scan" => ScanReport;
     /// `POST /admin/users/{id}/move/begin`, with a [`crate::chunked::Begin`]: starts (or
     /// resumes) a chunked move.
     MoveBegin: "POST" "/move/begin" => Begun;

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::request::{
     encode, ArmFault, Call, ExportDatabase, GetUser, ImportDatabase, ListUsers, Migrate, Preflight,
-    Prune, Rollback, Route, Verify,
+    Prune, Rollback, Route, Scan, Verify,
 };
 use super::*;
 
@@ -19,7 +19,7 @@ fn round_trip<T: Serialize + DeserializeOwned>(body: &str) -> T {
     parsed
 }
 
-const USER_PAGE: &str = r#"{"users":[{"exists":true,"version":1,"size":94208,"etag":"7b3a6ebc6f5ea6df636f0f88f9786b52","state":"active","migrated_at":null,"user_id":"big"},{"exists":true,"version":4,"size":72,"etag":"ae4b2271d0b8056bb3c81467c6e0f2cf","state":"migrated","migrated_at":1795336440284,"user_id":"cap"}],"flagged":["cap","hand-flagged"],"cursor":"{\"r2\":\"YmlnL2RhdGFiYXNlLnNxbGl0ZQ==\",\"kv\":null}"}"#;
+const USER_PAGE: &str = r#"{"users":[{"exists":true,"version":1,"size":94208,"etag":"7b3a6ebc6f5ea6df636f0f88f9786b52","state":"active","migrated_at":null,"user_id":"big"},{"exists":true,"version":4,"size":72,"etag":"ae4b2271d0b8056bb3c81467c6e0f2cf","state":"migrated","migrated_at":1795336440284,"user_id":"cap"}],"flagged":["cap","hand-flagged"],"cursor":"{\"r2\":\"YmlnL2RhdGFiYXNlLnNxbGl0ZQ==\",\"kv\":null}","r2_max_bytes":12582912}"#;
 
 #[test]
 fn a_page_of_users() {
@@ -31,7 +31,12 @@ fn a_page_of_users() {
     );
     assert_eq!(page.flagged, ["cap", "hand-flagged"]);
     assert!(page.cursor.is_some());
-    round_trip::<UserPage>(r#"{"users":[],"flagged":[],"cursor":null}"#);
+    assert_eq!(page.r2_max_bytes, Some(12 << 20));
+    round_trip::<UserPage>(r#"{"users":[],"flagged":[],"cursor":null,"r2_max_bytes":4194304}"#);
+    // A Worker older than the ceiling's field: the migrator then knows no ceiling.
+    let older: UserPage =
+        serde_json::from_str(r#"{"users":[],"flagged":[],"cursor":null}"#).unwrap();
+    assert_eq!(older.r2_max_bytes, None);
 }
 
 #[test]
@@ -44,8 +49,12 @@ fn pages_join_into_users_with_their_flags_wherever_each_was_listed() {
         }],
         flagged: vec!["big".into()],
         cursor: None,
+        r2_max_bytes: None,
     };
-    let joined: Vec<(String, bool, bool)> = join([first, second])
+    let listing = Listing::of(vec![first, second]);
+    assert_eq!((listing.pages, listing.r2_max_bytes), (2, Some(12 << 20)));
+    let joined: Vec<(String, bool, bool)> = listing
+        .users
         .into_iter()
         .map(|user| (user.user_id, user.r2.exists, user.flag))
         .collect();
@@ -139,6 +148,26 @@ fn preflight_reports() {
 }
 
 #[test]
+fn scan_reports_of_every_outcome() {
+    let upgraded: ScanReport = round_trip(
+        r#"{"user_id":"dec","outcome":"upgraded","version":0,"size":98304,"detail":"adds the columns working_clips.exported_at; applies 0001_init, 0002_data_version","problems":[]}"#,
+    );
+    assert_eq!(upgraded.outcome, ScanOutcome::Upgraded);
+    let refused: ScanReport = round_trip(
+        r#"{"user_id":"odd","outcome":"refused","version":3,"size":94208,"detail":"incompatible schema: table 'games', column 'video_duration': type TEXT, not REAL","problems":[]}"#,
+    );
+    assert!(refused.detail.unwrap().contains("video_duration"));
+    let unmovable: ScanReport = round_trip(
+        r#"{"user_id":"big","outcome":"as_is","version":1,"size":94208,"detail":null,"problems":[{"reason":"an integer outside ±(2^53 − 1)","table":"raw_clips","column":"rating","rowid":8,"row":"rowid 8","count":2}]}"#,
+    );
+    assert_eq!(unmovable.problems[0].count, 2);
+    for outcome in ScanOutcome::ALL {
+        let wire = serde_json::to_string(&outcome).unwrap();
+        assert_eq!(wire, format!("\"{outcome}\""));
+    }
+}
+
+#[test]
 fn a_problem_reads_as_one_line() {
     let mut problem = Problem {
         reason: "a value over 2000000 bytes".into(),
@@ -175,7 +204,9 @@ fn verify_results() {
 
 #[test]
 fn import_prune_and_fault_results() {
-    let stored: ImportResult = round_trip(r#"{"user_id":"cap","version":1,"bytes":94208}"#);
+    let stored: ImportResult = round_trip(
+        r#"{"user_id":"cap","version":1,"bytes":94208,"upgrade":"nothing to upgrade","backup":null}"#,
+    );
     assert_eq!(stored.version, 1);
     let pruned: PruneResult = round_trip(
         r#"{"dry_run":true,"older_than_days":0,"deleted_backups":["cap/backups/database.v2.sqlite"],"tombstoned":["cap/database.sqlite"]}"#,
@@ -259,6 +290,10 @@ fn requests_name_their_method_path_and_answer() {
     assert_eq!(
         route(&Verify::new("ann")),
         ("GET", "/admin/users/ann/verify".into())
+    );
+    assert_eq!(
+        route(&Scan::new("ann")),
+        ("GET", "/admin/users/ann/scan".into())
     );
     assert_eq!(
         route(&ImportDatabase::new("ann")),

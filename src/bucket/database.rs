@@ -150,12 +150,27 @@ impl<'a> R2Database<'a> {
     /// The object with its bytes whatever its state, past the cache and the size ceiling:
     /// what a migration moves.
     pub async fn download(&self) -> Result<Snapshot, R2Error> {
+        Ok(self
+            .download_if(|_| true)
+            .await?
+            .unwrap_or_else(Snapshot::absent))
+    }
+
+    /// The object from one GET, its bytes read only when `wanted` says so of what R2 says of it
+    /// (its state, its size): a body not wanted is never read, so a file that is not to be
+    /// opened is never downloaded. `None` when the user has no object.
+    pub async fn download_if(
+        &self,
+        wanted: impl FnOnce(&Snapshot) -> bool,
+    ) -> Result<Option<Snapshot>, R2Error> {
         let Some((mut snapshot, object)) = self.get().await? else {
-            return Ok(Snapshot::absent());
+            return Ok(None);
         };
-        let bytes = self.body_of(&object)?.bytes().await;
-        snapshot.bytes = Some(Rc::new(bytes.map_err(R2Error::on(&self.key))?));
-        Ok(snapshot)
+        if wanted(&snapshot) {
+            let bytes = self.body_of(&object)?.bytes().await;
+            snapshot.bytes = Some(Rc::new(bytes.map_err(R2Error::on(&self.key))?));
+        }
+        Ok(Some(snapshot))
     }
 
     /// The object as R2 holds it, its body left as R2's stream so that a file of any size passes

@@ -37,6 +37,7 @@ pub mod catalog;
 mod chunked;
 pub mod copy;
 pub mod preflight;
+pub mod scan;
 pub mod verify;
 
 use worker::{Bucket, Env};

@@ -1,0 +1,209 @@
+//! The fleet check before a rollout (`GET /admin/users/{id}/scan`): what a user's R2 database
+//! meets when the R2 path first serves it (served as is, upgraded, refused, or 507 because only
+//! a move in chunks helps), and what would stop its move into the user's object.
+//!
+//! One R2 GET per user, whose body is read only for a file the R2 path would open: a user R2
+//! marks migrated, or one above the ceiling, is answered from the object's metadata. A file that
+//! is read is opened and checked in memory, then dropped: nothing is stored, nothing is logged as
+//! an incident (no user was refused anything), and the user's Durable Object is never called, so
+//! a whole fleet is scanned without waking one object.
+
+use admin_api::{ScanOutcome, ScanReport};
+use worker::Bucket;
+
+use crate::bucket::database::{R2Database, Snapshot};
+use crate::bucket::layout::R2State;
+use crate::bucket::R2Error;
+use crate::config::Config;
+use crate::db::rusqlite_db::RusqliteDb;
+use crate::db::{check_integrity, upgrade, DbError, UpgradeError};
+use crate::identity::UserId;
+use crate::migration::preflight::{self, Problem};
+
+/// What the R2 path does with a user's database, and what would stop its move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub outcome: ScanOutcome,
+    /// See [`ScanReport::detail`].
+    pub detail: Option<String>,
+    /// See [`ScanReport::problems`].
+    pub problems: Vec<Problem>,
+}
+
+impl Verdict {
+    fn of(outcome: ScanOutcome, detail: Option<String>) -> Self {
+        Verdict {
+            outcome,
+            detail,
+            problems: Vec::new(),
+        }
+    }
+}
+
+/// The scan of `user`'s R2 database; `None` when they have none.
+pub async fn scan(
+    bucket: &Bucket,
+    config: &Config,
+    user: &UserId,
+) -> Result<Option<ScanReport>, R2Error> {
+    let database = R2Database::of(bucket, user, config);
+    let max_bytes = database.max_bytes;
+    // The R2 path opens only an active file within its ceiling; nothing else is downloaded.
+    let opens =
+        |snapshot: &Snapshot| snapshot.state == R2State::Active && snapshot.size <= max_bytes;
+    let Some(snapshot) = database.download_if(opens).await? else {
+        return Ok(None);
+    };
+    let verdict = match (&snapshot.state, &snapshot.bytes) {
+        (R2State::Migrated { .. }, _) => Verdict::of(ScanOutcome::Moved, None),
+        (R2State::Active, None) => {
+            let too_large = R2Error::TooLarge {
+                bytes: snapshot.size,
+                max_bytes,
+            };
+            Verdict::of(
+                ScanOutcome::ChunksOnly,
+                Some(format!("{too_large}: only a move in chunks helps")),
+            )
+        }
+        (R2State::Active, Some(bytes)) => check_file(bytes)?,
+    };
+    Ok(Some(ScanReport {
+        user_id: user.as_str().to_owned(),
+        outcome: verdict.outcome,
+        version: snapshot.version.0,
+        size: snapshot.size,
+        detail: verdict.detail,
+        problems: verdict.problems,
+    }))
+}
+
+/// What the R2 path does with a downloaded file on its first use, checked as it checks one (it
+/// opens, passes `quick_check`, and [`upgrade`] brings it to the app's shape), and for a file it
+/// serves, what would stop its move into the object ([`preflight::into_object`], on the
+/// upgraded copy, as a migrate finds it). Only a statement failing for another reason than the
+/// file is an error.
+pub fn check_file(bytes: &[u8]) -> Result<Verdict, DbError> {
+    let refused = |reason: String| Ok(Verdict::of(ScanOutcome::Refused, Some(reason)));
+    let db = match RusqliteDb::from_bytes(bytes) {
+        Ok(db) => db,
+        Err(err) => return refused(format!("not SQLite: {err}")),
+    };
+    if let Err(damage) = check_integrity(&db) {
+        return refused(format!("damaged: {damage}"));
+    }
+    let upgrade = match upgrade(&db) {
+        Ok(upgrade) => upgrade,
+        Err(UpgradeError::Incompatible(reason)) => {
+            return refused(format!("incompatible schema: {reason}"))
+        }
+        Err(UpgradeError::Db(err)) => return Err(err),
+    };
+    let mut verdict = if upgrade.changed() {
+        Verdict::of(ScanOutcome::Upgraded, Some(upgrade.to_string()))
+    } else {
+        Verdict::of(ScanOutcome::AsIs, None)
+    };
+    verdict.problems = preflight::into_object(&db)?;
+    Ok(verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file made by `sql` alone (not our schema first, as `test_support::sqlite_file_with`).
+    fn file_of(sql: &str) -> Vec<u8> {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        // The app never enforced its foreign keys; this build of SQLite would.
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        conn.execute_batch(sql).unwrap();
+        conn.serialize(rusqlite::MAIN_DB).unwrap().to_vec()
+    }
+
+    /// The December file: `oldest-upgraded.sql` cut before `exported_at` was added.
+    fn december() -> Vec<u8> {
+        let script = include_str!("../../schema/legacy/oldest-upgraded.sql");
+        let cut = script
+            .find("ALTER TABLE working_clips ADD COLUMN exported_at")
+            .unwrap();
+        file_of(&format!(
+            "{}INSERT INTO games (name) VALUES ('g');
+             INSERT INTO working_clips (project_id, progress) VALUES (1, 1), (1, 0);",
+            &script[..cut]
+        ))
+    }
+
+    /// Our schema brought up to date, as an import stores it.
+    fn current(sql: &str) -> Vec<u8> {
+        let mut db = RusqliteDb::from_bytes(&test_support::sqlite_file_with(sql)).unwrap();
+        upgrade(&db).unwrap();
+        db.to_bytes().unwrap()
+    }
+
+    #[test]
+    fn a_current_file_is_served_as_is_and_moves() {
+        let verdict = check_file(&current("INSERT INTO games (name) VALUES ('g');")).unwrap();
+        assert_eq!(verdict, Verdict::of(ScanOutcome::AsIs, None));
+    }
+
+    #[test]
+    fn a_legacy_file_is_upgraded_and_says_with_what() {
+        let verdict = check_file(&december()).unwrap();
+        assert_eq!(verdict.outcome, ScanOutcome::Upgraded);
+        let detail = verdict.detail.unwrap();
+        assert!(detail.contains("working_clips.exported_at"), "{detail}");
+        assert!(detail.contains("0001_init"), "{detail}");
+        assert_eq!(verdict.problems, []);
+
+        let era_fresh = file_of(include_str!("../../schema/legacy/era-fresh.sql"));
+        let verdict = check_file(&era_fresh).unwrap();
+        assert_eq!(verdict.outcome, ScanOutcome::Upgraded);
+        assert!(!verdict.detail.unwrap().contains("adds the columns"));
+    }
+
+    #[test]
+    fn refusals_name_their_reason() {
+        let text_duration = file_of(
+            &include_str!("../../schema/0001_init.sql")
+                .replace("video_duration REAL", "video_duration TEXT"),
+        );
+        let verdict = check_file(&text_duration).unwrap();
+        assert_eq!(verdict.outcome, ScanOutcome::Refused);
+        let reason = verdict.detail.unwrap();
+        assert!(
+            reason.starts_with("incompatible schema: ")
+                && reason.contains("'games'")
+                && reason.contains("'video_duration'"),
+            "{reason}"
+        );
+
+        let not_sqlite = check_file(b"a text file, not a database").unwrap();
+        assert_eq!(not_sqlite.outcome, ScanOutcome::Refused);
+        assert!(not_sqlite.detail.unwrap().starts_with("not SQLite: "));
+
+        // A page of the first table's b-tree overwritten: quick_check finds it.
+        let mut damaged = current("INSERT INTO games (name) VALUES ('g');");
+        let page = usize::from(u16::from_be_bytes([damaged[16], damaged[17]]));
+        damaged[page..2 * page].fill(0xA5);
+        let verdict = check_file(&damaged).unwrap();
+        assert_eq!(verdict.outcome, ScanOutcome::Refused);
+        assert!(verdict.detail.unwrap().starts_with("damaged: "));
+    }
+
+    #[test]
+    fn a_served_file_lists_what_would_stop_its_move() {
+        let file = current(
+            "INSERT INTO games (id, name) VALUES (1, 'g');
+             INSERT INTO raw_clips (id, filename, rating, end_time, game_id)
+                 VALUES (8, '', 9223372036854775807, 2.5, 1);",
+        );
+        let verdict = check_file(&file).unwrap();
+        assert_eq!(verdict.outcome, ScanOutcome::AsIs);
+        let problem = &verdict.problems[0];
+        assert_eq!(
+            (problem.table.as_deref(), problem.column.as_deref()),
+            (Some("raw_clips"), Some("rating"))
+        );
+    }
+}
