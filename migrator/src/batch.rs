@@ -11,7 +11,7 @@ use admin_api::{Action, Outcome};
 use crate::chunked;
 use crate::client::AdminClient;
 use crate::journal::{Journal, Status};
-use crate::progress::{Reporter, UserResult};
+use crate::progress::{Reporter, UserResult, FAILED};
 
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -63,7 +63,8 @@ pub fn run(
     reporter.start(pending.len() as u64, action.as_str());
     let queue = Mutex::new(pending);
     let journal = Mutex::new(journal);
-    let (results, received) = mpsc::channel::<UserResult>();
+    // Each user's line, with what the move did (`None`: it failed).
+    let (results, received) = mpsc::channel::<(Option<Outcome>, UserResult)>();
 
     std::thread::scope(|scope| {
         for _ in 0..concurrency {
@@ -92,23 +93,27 @@ pub fn run(
                         record(Status::Done {
                             outcome: report.outcome.as_str(),
                         });
-                        UserResult {
+                        let line = UserResult {
                             user: user.clone(),
-                            outcome: Ok(report.outcome),
+                            outcome: report.outcome.as_str(),
+                            detail: None,
                             bytes: report.bytes,
                             milliseconds: report.milliseconds,
-                        }
+                        };
+                        (Some(report.outcome), line)
                     }
                     Err(err) => {
                         record(Status::Failed {
                             detail: err.to_string(),
                         });
-                        UserResult {
+                        let line = UserResult {
                             user: user.clone(),
-                            outcome: Err(err.to_string()),
+                            outcome: FAILED,
+                            detail: Some(err.to_string()),
                             bytes: 0,
                             milliseconds: begun.elapsed().as_millis() as u64,
-                        }
+                        };
+                        (None, line)
                     }
                 };
                 if results.send(result).is_err() {
@@ -117,11 +122,11 @@ pub fn run(
             });
         }
         drop(results);
-        for result in received {
-            match result.outcome {
-                Err(_) => summary.failed += 1,
-                Ok(Outcome::AlreadyMigrated | Outcome::AlreadyOnR2) => summary.already += 1,
-                Ok(Outcome::Migrated | Outcome::RolledBack) => summary.moved += 1,
+        for (outcome, result) in received {
+            match outcome {
+                None => summary.failed += 1,
+                Some(Outcome::AlreadyMigrated | Outcome::AlreadyOnR2) => summary.already += 1,
+                Some(Outcome::Migrated | Outcome::RolledBack) => summary.moved += 1,
             }
             summary.bytes += result.bytes;
             reporter.user(&result);

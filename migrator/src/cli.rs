@@ -89,6 +89,21 @@ pub enum Command {
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
         concurrency: u16,
     },
+    /// The fleet check before a rollout: what each user's R2 database meets on the R2 path
+    /// (served as is, upgraded on first use, refused with the reason, moves only in chunks,
+    /// already moved) and what would stop its move, without waking any Durable Object. Exit
+    /// status 1 when any user is refused or could not be scanned.
+    ///
+    /// Calls: the listing, one per page of up to 1,000 users (with --all or --min-size), then at
+    /// most one scan per user, none for a user the listing shows moved or above the R2 path's
+    /// ceiling. The scan reads the user's R2 object once and never calls their object.
+    Scan {
+        #[command(flatten)]
+        selection: Selection,
+        /// Users scanned at the same time
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+        concurrency: u16,
+    },
     /// Checks that a migrated user's object passes its integrity check and, when nothing was
     /// written since the migration, agrees with its R2 copy.
     Verify {
@@ -113,12 +128,13 @@ pub enum Command {
     },
 }
 
-/// Which users a batch command takes, and how.
+/// Which users a command takes: those named, or every user the command applies to.
 #[derive(Debug, Args)]
-pub struct Batch {
+pub struct Selection {
     /// These users (else --all)
     pub users: Vec<String>,
-    /// Every user in the right state
+    /// Every user the command applies to (migrate: those on R2; rollback: those moved; scan:
+    /// those with a database in R2)
     #[arg(long, conflicts_with = "users")]
     pub all: bool,
     /// Only users at least this large (512KB, 1MB, 1.5MiB)
@@ -127,6 +143,13 @@ pub struct Batch {
     /// A stable cohort: users whose id hashes below this percentage (1% is inside 10%)
     #[arg(long, value_parser = parse_percent)]
     pub percent: Option<f64>,
+}
+
+/// Which users a batch command takes, and how.
+#[derive(Debug, Args)]
+pub struct Batch {
+    #[command(flatten)]
+    pub selection: Selection,
     /// Users moved at the same time
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,

@@ -7,11 +7,11 @@ use ureq::tls::{parse_pem, Certificate, PemItem, RootCerts, TlsConfig};
 
 use admin_api::request::{
     Call, ExportDatabase, GetUser, ImportDatabase, ListUsers, Migrate, Preflight, Prune, Rollback,
-    Route, Verify,
+    Route, Scan, Verify,
 };
 use admin_api::{
-    ErrorBody, ErrorCode, ImportResult, MoveReport, PreflightReport, PruneResult, UserStatus,
-    UserSummary, VerifyResult,
+    ErrorBody, ErrorCode, ImportResult, Listing, MoveReport, PreflightReport, PruneResult,
+    ScanReport, UserStatus, UserSummary, VerifyResult,
 };
 
 /// Why a call failed, in words an operator can act on.
@@ -215,6 +215,12 @@ impl AdminClient {
 
     /// Every user the Worker knows, from all pages: R2's databases joined with the flags.
     pub fn users(&self) -> Result<Vec<UserSummary>, ClientError> {
+        Ok(self.listing()?.users)
+    }
+
+    /// The whole listing: every user, as [`Self::users`], and what its pages say of the
+    /// Worker; one call per page.
+    pub fn listing(&self) -> Result<Listing, ClientError> {
         let mut pages = Vec::new();
         let mut request = ListUsers {
             cursor: None,
@@ -231,7 +237,7 @@ impl AdminClient {
             request.cursor = page.cursor.clone();
             pages.push(page);
             if request.cursor.is_none() {
-                return Ok(admin_api::join(pages));
+                return Ok(Listing::of(pages));
             }
         }
     }
@@ -255,6 +261,12 @@ impl AdminClient {
 
     pub fn verify(&self, user: &str) -> Result<VerifyResult, ClientError> {
         self.json(&Verify::new(user), None)
+    }
+
+    /// What the user's R2 database meets on the R2 path, and what would stop its move, without
+    /// waking their object.
+    pub fn scan(&self, user: &str) -> Result<ScanReport, ClientError> {
+        self.json(&Scan::new(user), None)
     }
 
     /// The user's authoritative database file and its version.

@@ -1,8 +1,9 @@
 //! `migrator`: the operators' command-line tool for moving users between the R2-SQLite path and
 //! their Durable Objects, through the Worker's admin API.
 //!
-//! `cohort` chooses, `client` asks, `journal` remembers, `progress` reports; this file parses
-//! the command line, wires them together and sets the exit status.
+//! `cohort` chooses, `client` asks (`pool` many at once), `journal` remembers, `progress`
+//! reports; `batch` moves users, `scan` checks them; this file parses the command line, wires
+//! them together and sets the exit status.
 
 mod batch;
 mod chunked;
@@ -10,7 +11,9 @@ mod cli;
 mod client;
 mod cohort;
 mod journal;
+mod pool;
 mod progress;
+mod scan;
 mod size;
 
 use std::io::IsTerminal;
@@ -134,6 +137,19 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
                 },
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Scan {
+            selection,
+            concurrency,
+        } => {
+            let chosen = cohort::choose(client, selection, "scan", |u| u.r2.exists)?;
+            let summary = scan::run(client, chosen, (*concurrency).into(), reporter);
+            scan::report(&summary, reporter);
+            Ok(if summary.clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Migrate(batch) => run_batch(client, reporter, batch, Action::Migrate, cli.yes),
         Command::Rollback(batch) => run_batch(client, reporter, batch, Action::Rollback, cli.yes),
@@ -283,32 +299,17 @@ fn failed_users(
     concurrency: usize,
 ) -> Result<ExitCode, String> {
     let users = client.users().map_err(|err| err.to_string())?;
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let found = std::sync::Mutex::new(Vec::new());
-    let errors = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..concurrency {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(user) = users.get(i) else { return };
-                match client.user(&user.user_id) {
-                    Ok(status) => {
-                        if let Some(failure) = status.object.last_failure {
-                            found
-                                .lock()
-                                .expect("the list")
-                                .push((user.user_id.clone(), failure));
-                        }
-                    }
-                    Err(err) => errors
-                        .lock()
-                        .expect("the list")
-                        .push(format!("{}: {err}", user.user_id)),
-                }
-            });
-        }
-    });
-    let mut found = found.into_inner().expect("the list");
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    pool::each(
+        &users,
+        concurrency,
+        |user| (user.user_id.clone(), client.user(&user.user_id)),
+        |(user, status)| match status {
+            Ok(status) => found.extend(status.object.last_failure.map(|failure| (user, failure))),
+            Err(err) => errors.push(format!("{user}: {err}")),
+        },
+    );
     found.sort_by(|a, b| a.0.cmp(&b.0));
     for (user, failure) in &found {
         reporter.value(
@@ -324,7 +325,6 @@ fn failed_users(
             },
         );
     }
-    let errors = errors.into_inner().expect("the list");
     for error in &errors {
         eprintln!("migrator: could not ask {error}");
     }
@@ -403,34 +403,16 @@ fn run_batch(
     action: Action,
     yes: bool,
 ) -> Result<ExitCode, String> {
-    if batch.users.is_empty() && !batch.all {
-        return Err(format!(
-            "name the users to {}, or pass --all",
-            action.as_str()
-        ));
-    }
-    let candidates: Vec<String> = if batch.all || batch.min_size.is_some() {
-        let wanted = match action {
-            Action::Migrate => R2State::Active,
-            Action::Rollback => R2State::Migrated,
-        };
-        client
-            .users()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .filter(|u| u.r2.exists && u.r2.state == wanted)
-            .filter(|u| batch.users.is_empty() || batch.users.contains(&u.user_id))
-            .filter(|u| u.r2.size.unwrap_or(0) >= batch.min_size.unwrap_or(0))
-            .map(|u| u.user_id)
-            .collect()
-    } else {
-        batch.users.clone()
+    let wanted = match action {
+        Action::Migrate => R2State::Active,
+        Action::Rollback => R2State::Migrated,
     };
-    let users: Vec<String> = candidates
-        .into_iter()
-        .filter(|user| batch.percent.is_none_or(|p| cohort::in_cohort(user, p)))
-        .collect();
-    if batch.all && !batch.dry_run && !users.is_empty() {
+    let selection = &batch.selection;
+    let users = cohort::choose(client, selection, action.as_str(), |u| {
+        u.r2.exists && u.r2.state == wanted
+    })?
+    .ids();
+    if selection.all && !batch.dry_run && !users.is_empty() {
         confirm(
             yes,
             &format!(

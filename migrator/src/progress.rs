@@ -4,7 +4,6 @@
 use std::io::IsTerminal;
 use std::time::Instant;
 
-use admin_api::Outcome;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
@@ -36,27 +35,18 @@ impl Batch {
     }
 }
 
-/// The outcome of one user's step.
+/// What a failed user's line says for its outcome.
+pub const FAILED: &str = "failed";
+
+/// The outcome of one user's step, as its line shows it.
 pub struct UserResult {
     pub user: String,
-    /// What the move did, or why it failed.
-    pub outcome: Result<Outcome, String>,
+    /// What happened, by its wire name (`migrated`, `upgraded`, ...), or [`FAILED`].
+    pub outcome: &'static str,
+    /// Why it failed, or what the outcome means for the user.
+    pub detail: Option<String>,
     pub bytes: u64,
     pub milliseconds: u64,
-}
-
-impl UserResult {
-    /// The outcome's name, `failed` for a failure.
-    fn outcome_name(&self) -> &'static str {
-        match &self.outcome {
-            Ok(outcome) => outcome.as_str(),
-            Err(_) => "failed",
-        }
-    }
-
-    fn detail(&self) -> Option<&str> {
-        self.outcome.as_ref().err().map(String::as_str)
-    }
 }
 
 impl Reporter {
@@ -109,8 +99,8 @@ impl Reporter {
         if self.json {
             self.line(
                 &json!({
-                    "user": result.user, "outcome": result.outcome_name(), "bytes": result.bytes,
-                    "milliseconds": result.milliseconds, "detail": result.detail(),
+                    "user": result.user, "outcome": result.outcome, "bytes": result.bytes,
+                    "milliseconds": result.milliseconds, "detail": result.detail,
                     "progress": {"done": done, "total": total, "users_per_second": users_per_second,
                                  "mb_per_second": mb_per_second, "eta_seconds": eta},
                 })
@@ -118,13 +108,14 @@ impl Reporter {
             );
         } else {
             let detail = result
-                .detail()
+                .detail
+                .as_ref()
                 .map(|d| format!("  {d}"))
                 .unwrap_or_default();
             self.line(&format!(
                 "{:<24} {:<18} {:>10} {:>7} ms{detail}",
                 result.user,
-                result.outcome_name(),
+                result.outcome,
                 format_size(result.bytes),
                 result.milliseconds
             ));

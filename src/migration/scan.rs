@@ -48,25 +48,19 @@ pub async fn scan(
 ) -> Result<Option<ScanReport>, R2Error> {
     let database = R2Database::of(bucket, user, config);
     let max_bytes = database.max_bytes;
-    // The R2 path opens only an active file within its ceiling; nothing else is downloaded.
-    let opens =
-        |snapshot: &Snapshot| snapshot.state == R2State::Active && snapshot.size <= max_bytes;
-    let Some(snapshot) = database.download_if(opens).await? else {
+    let unread = |snapshot: &Snapshot| {
+        let migrated = snapshot.state != R2State::Active;
+        without_reading(migrated, snapshot.size, max_bytes)
+    };
+    let Some(snapshot) = database
+        .download_if(|snapshot| unread(snapshot).is_none())
+        .await?
+    else {
         return Ok(None);
     };
-    let verdict = match (&snapshot.state, &snapshot.bytes) {
-        (R2State::Migrated { .. }, _) => Verdict::of(ScanOutcome::Moved, None),
-        (R2State::Active, None) => {
-            let too_large = R2Error::TooLarge {
-                bytes: snapshot.size,
-                max_bytes,
-            };
-            Verdict::of(
-                ScanOutcome::ChunksOnly,
-                Some(format!("{too_large}: only a move in chunks helps")),
-            )
-        }
-        (R2State::Active, Some(bytes)) => check_file(bytes)?,
+    let verdict = match unread(&snapshot) {
+        Some(verdict) => verdict,
+        None => check_file(snapshot.bytes.as_deref().map_or(&[][..], Vec::as_slice))?,
     };
     Ok(Some(ScanReport {
         user_id: user.as_str().to_owned(),
@@ -76,6 +70,25 @@ pub async fn scan(
         detail: verdict.detail,
         problems: verdict.problems,
     }))
+}
+
+/// The verdict on a file that what R2 says of it decides, with no need to read it: `moved`
+/// when R2 marks the user migrated, `chunks_only` above the R2 path's ceiling, which it never
+/// opens; `None` for a file to read. The Worker asks it of R2's metadata, the migrator of the
+/// listing, which holds the same.
+pub fn without_reading(migrated: bool, size: u64, max_bytes: u64) -> Option<Verdict> {
+    if migrated {
+        Some(Verdict::of(ScanOutcome::Moved, None))
+    } else if size > max_bytes {
+        let too_large = R2Error::TooLarge {
+            bytes: size,
+            max_bytes,
+        };
+        let detail = format!("{too_large}: only a move in chunks helps");
+        Some(Verdict::of(ScanOutcome::ChunksOnly, Some(detail)))
+    } else {
+        None
+    }
 }
 
 /// What the R2 path does with a downloaded file on its first use, checked as it checks one (it
