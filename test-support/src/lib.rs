@@ -396,6 +396,33 @@ impl TestWorker {
         let file = file.to_string_lossy().into_owned();
         self.wrangler_local_ok(&["r2", "object", "put", &target, "--file", &file]);
     }
+
+    /// Writes many objects of the `USER_DATA` R2 bucket with one wrangler run (`r2 bulk put`),
+    /// as they are: no custom metadata, so each is a legacy file at version 0 (an import
+    /// through the admin API would upgrade it first).
+    pub fn put_r2_many(&self, objects: &[(String, Vec<u8>)]) {
+        let dir = tempfile::tempdir_in(self.state.path()).expect("a folder for the uploads");
+        let entries: Vec<serde_json::Value> = objects
+            .iter()
+            .enumerate()
+            .map(|(i, (key, bytes))| {
+                let file = dir.path().join(format!("{i}.bin"));
+                fs::write(&file, bytes).expect("an upload file is written");
+                serde_json::json!({"key": key, "file": file})
+            })
+            .collect();
+        let list = dir.path().join("objects.json");
+        fs::write(&list, serde_json::to_vec(&entries).expect("a list")).expect("the list");
+        let list = list.to_string_lossy().into_owned();
+        self.wrangler_local_ok(&[
+            "r2",
+            "bulk",
+            "put",
+            "reel-ballers-users",
+            "--filename",
+            &list,
+        ]);
+    }
 }
 
 /// Whether any process of the group is still running. Zombies do not count: they have exited,
