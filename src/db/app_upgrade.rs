@@ -129,11 +129,10 @@ fn column_names(db: &impl Db, table: &str) -> Result<Option<Vec<String>>, DbErro
 
 #[cfg(test)]
 mod tests {
+    use test_support::legacy::{Contents, LegacyState, Lineage, ERA_FRESH_SQL, OLDEST_SQL};
+
     use super::*;
     use crate::db::rusqlite_db::RusqliteDb;
-
-    const OLDEST: &str = include_str!("../../schema/legacy/oldest-upgraded.sql");
-    const ERA_FRESH: &str = include_str!("../../schema/legacy/era-fresh.sql");
 
     /// `ALTER TABLE t ADD COLUMN c decl;` statements of a script, in order.
     fn alters(script: &str) -> Vec<(String, String, String)> {
@@ -157,44 +156,17 @@ mod tests {
 
     #[test]
     fn the_list_is_the_apps_own_alter_statements_in_their_order() {
-        assert_eq!(listed(), alters(OLDEST));
+        assert_eq!(listed(), alters(OLDEST_SQL));
         // The January app runs the same list; on a file it created only some add a column.
-        let fresh = alters(ERA_FRESH);
+        let fresh = alters(ERA_FRESH_SQL);
         let mut in_order = listed().into_iter();
         assert!(fresh
             .iter()
             .all(|alter| in_order.any(|listed| &listed == alter)));
     }
 
-    /// The statements of a script, and how many of them make its first `CREATE` block.
-    fn statements(script: &str) -> (Vec<&str>, usize) {
-        let statements: Vec<&str> = script
-            .split(";\n")
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        let creates = statements
-            .iter()
-            .position(|s| s.lines().any(|l| l.starts_with("ALTER ")))
-            .unwrap();
-        (statements, creates)
-    }
-
-    /// How many statements the upgrade history of `oldest-upgraded.sql` holds.
-    fn history() -> usize {
-        let (statements, creates) = statements(OLDEST);
-        statements.len() - creates
-    }
-
-    /// The database `oldest-upgraded.sql` lays down with its upgrade history cut to the first
-    /// `upgrades` statements: the file of a user who stopped using the app there.
-    fn dormant(upgrades: usize) -> RusqliteDb {
-        let (statements, creates) = statements(OLDEST);
-        let db = RusqliteDb::empty().unwrap();
-        for statement in statements.iter().take(creates + upgrades) {
-            db.execute_script(statement).unwrap();
-        }
-        db
+    fn file_of(state: LegacyState, contents: &Contents) -> RusqliteDb {
+        RusqliteDb::from_bytes(&state.file(contents)).unwrap()
     }
 
     /// `PRAGMA table_info` of each table, as SQLite reports it.
@@ -224,9 +196,13 @@ mod tests {
 
     #[test]
     fn every_dormant_file_gets_the_columns_of_one_the_app_upgraded_to_the_end() {
-        let upgraded_to_the_end = shape(&dormant(history()));
-        for upgrades in 0..history() {
-            let db = dormant(upgrades);
+        let empty = Contents::default();
+        let upgraded_to_the_end = shape(&file_of(LegacyState::oldest_upgraded(), &empty));
+        let dormant = LegacyState::all()
+            .into_iter()
+            .filter(|state| state.lineage == Lineage::Oldest);
+        for state in dormant {
+            let db = file_of(state, &empty);
             add_missing_columns(&db).unwrap();
             // Each table the file has now has the app's columns, in the app's order; tables it
             // lacked entirely are the migrations' to create.
@@ -235,20 +211,24 @@ mod tests {
                 assert_eq!(
                     Some(&columns),
                     app.map(|(_, columns)| columns),
-                    "table {table} after {upgrades} statements of the upgrade history"
+                    "table {table} of {}",
+                    state.name()
                 );
             }
         }
+        let end = file_of(LegacyState::oldest_upgraded(), &empty);
+        assert_eq!(add_missing_columns(&end).unwrap(), Vec::<String>::new());
+        // The January file has every column already, in its own order.
+        let era_fresh = file_of(LegacyState::ERA_FRESH, &empty);
         assert_eq!(
-            add_missing_columns(&dormant(history())).unwrap(),
+            add_missing_columns(&era_fresh).unwrap(),
             Vec::<String>::new()
         );
     }
 
     #[test]
     fn a_clip_exported_under_the_old_progress_flag_is_stamped_once() {
-        // The December file: before `exported_at`.
-        let db = dormant(8);
+        let db = file_of(LegacyState::december(), &Contents::default());
         db.execute_script(
             "INSERT INTO projects (name, aspect_ratio) VALUES ('p', '9:16');
              INSERT INTO working_clips (project_id, progress, transform_data) VALUES
@@ -259,20 +239,19 @@ mod tests {
         assert!(added.contains(&"working_clips.exported_at".to_owned()));
         let rows = db
             .query(
-                "SELECT id, progress, transform_data, exported_at IS NOT NULL, \
-                 exported_at >= datetime('now', '-1 minute') FROM working_clips ORDER BY id",
+                "SELECT id, transform_data, exported_at >= datetime('now', '-1 minute') \
+                 FROM working_clips ORDER BY id",
                 &[],
             )
             .unwrap();
-        let seen: Vec<String> = rows.iter().map(|row| format!("{row:?}")).collect();
         let stamped: Vec<i64> = rows
             .iter()
-            .filter(|row| row.get::<i64>(3).unwrap() == 1)
+            .filter(|row| row.get::<Option<i64>>(2).unwrap() == Some(1))
             .map(|row| row.get(0).unwrap())
             .collect();
-        assert_eq!(stamped, [2, 3], "{seen:?}");
+        assert_eq!(stamped, [2, 3]);
         // The obsolete columns keep their values.
-        let kept: Vec<Option<String>> = rows.iter().map(|row| row.get(2).unwrap()).collect();
+        let kept: Vec<Option<String>> = rows.iter().map(|row| row.get(1).unwrap()).collect();
         assert_eq!(
             kept,
             [
@@ -289,13 +268,9 @@ mod tests {
         )
         .unwrap();
         assert!(add_missing_columns(&db).unwrap().is_empty());
-        assert_eq!(
-            db.query_value::<Option<String>>(
-                "SELECT exported_at FROM working_clips WHERE id = 2",
-                &[]
-            )
-            .unwrap(),
-            Some(None)
-        );
+        let unstamped: Option<Option<String>> = db
+            .query_value("SELECT exported_at FROM working_clips WHERE id = 2", &[])
+            .unwrap();
+        assert_eq!(unstamped, Some(None));
     }
 }

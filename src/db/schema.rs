@@ -633,4 +633,64 @@ mod tests {
         assert_eq!(apply_migrations(&db).unwrap(), 0);
         assert_eq!(differences(&db), ["table 'data_version': missing"]);
     }
+
+    /// Every value of `table` in rowid order, as SQLite quotes it; a time stamped by an upgrade
+    /// a moment ago reads `stamped now` (two upgrades a second apart stamp different seconds).
+    fn values(db: &RusqliteDb, table: &str, columns: &[String]) -> Vec<String> {
+        let quoted: Vec<String> = columns
+            .iter()
+            .map(|column| {
+                format!(
+                    "CASE WHEN typeof(\"{column}\") = 'text' AND \"{column}\" >= \
+                     datetime('now', '-1 minute') AND \"{column}\" < '2100' \
+                     THEN 'stamped now' ELSE quote(\"{column}\") END"
+                )
+            })
+            .collect();
+        db.query(
+            &format!(
+                "SELECT {} FROM \"{table}\" ORDER BY rowid",
+                quoted.join(" || '|' || ")
+            ),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0).unwrap())
+        .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(test_support::generate::proptest_config(12))]
+
+        /// The claim of issue 24: whatever state the existing app left a user's file in, and
+        /// whatever its rows, the upgrade accepts it, keeps every value (also in the columns the
+        /// app no longer uses) and leaves what the app itself would have made of it, then has
+        /// nothing more to do.
+        #[test]
+        fn every_file_the_app_ever_wrote_is_upgraded_as_the_app_would_keeping_every_value(
+            seed in proptest::prelude::any::<u64>(),
+            clips in 1usize..30,
+        ) {
+            use test_support::legacy::{upgraded_by_the_app, Contents, LegacyState};
+            let contents = Contents::generate(seed, clips);
+            for state in LegacyState::all() {
+                let file = state.file(&contents);
+                let ours = RusqliteDb::from_bytes(&file).unwrap();
+                let done = upgrade(&ours).unwrap_or_else(|err| panic!("{}: {err:?}", state.name()));
+                proptest::prop_assert!(done.changed(), "{}: adopted with our migrations", state.name());
+                let apps = RusqliteDb::from_bytes(&upgraded_by_the_app(state, &file)).unwrap();
+                for table in tables(&apps).unwrap() {
+                    let names: Vec<String> =
+                        columns(&apps, &table).unwrap().into_iter().map(|c| c.name).collect();
+                    proptest::prop_assert_eq!(
+                        values(&ours, &table, &names),
+                        values(&apps, &table, &names),
+                        "table {} of {}", table, state.name()
+                    );
+                }
+                proptest::prop_assert!(!upgrade(&ours).unwrap().changed());
+            }
+        }
+    }
 }

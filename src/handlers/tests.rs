@@ -1,22 +1,29 @@
 //! Native unit tests of the route table, and the helpers every handler test uses: a migrated
 //! in-memory database and request builders.
 //!
-//! One suite, two backends: every handler test runs on rusqlite (the R2 path's database) and on
-//! [`object_db::ObjectDb`], the Durable Object's SQLite with its limits, its authorizer and its
-//! JavaScript numbers. [`test_db`] opens the backend `HANDLER_TEST_BACKEND` names (`rusqlite`,
-//! the default, or `object`); a plain `cargo test` runs the handler tests on rusqlite, and
-//! [`every_handler_test_passes_on_the_objects_sqlite_too`] runs them all again on the object's,
-//! in a second run of the same test binary. `HANDLER_TEST_BACKEND=object cargo test --lib
-//! handlers::` runs them on the object's SQLite alone.
+//! One suite, two backends, every file the existing app left: every handler test runs on rusqlite
+//! (the R2 path's database) and on [`object_db::ObjectDb`], the Durable Object's SQLite with its
+//! limits, its authorizer and its JavaScript numbers; and on a database of our schema as well as
+//! on files the existing app laid down ([`test_support::legacy`]), brought up to date as their
+//! first use here does. [`test_db`] opens the backend `HANDLER_TEST_BACKEND` names (`rusqlite`,
+//! the default, or `object`) holding the file `HANDLER_TEST_FILE` names (`ours`, the default, or
+//! a legacy state's name: `era-fresh`, `december`, `oldest+N`, `oldest-upgraded`). A plain
+//! `cargo test` runs the handler tests on rusqlite and our schema, and
+//! [`every_handler_test_passes_on_both_backends_and_the_apps_own_files`] runs them all again for
+//! each other pair, in further runs of the same test binary. `HANDLER_TEST_BACKEND=object
+//! HANDLER_TEST_FILE=december cargo test --lib handlers::` runs one pair alone.
 
 use std::process::Command;
 
 use serde_json::Value;
 
+use test_support::legacy::{Contents, LegacyState, Lineage};
+
 use super::*;
 use crate::db::rusqlite_db::RusqliteDb;
 use crate::db::{apply_migrations, DbError, Row};
 
+mod legacy_files;
 pub mod object_db;
 
 use object_db::ObjectDb;
@@ -25,6 +32,8 @@ static NEXT_ENTROPY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 
 /// The variable that picks the backend of the handler tests.
 const BACKEND_VARIABLE: &str = "HANDLER_TEST_BACKEND";
+/// The variable that picks the file the handler tests start from.
+const FILE_VARIABLE: &str = "HANDLER_TEST_FILE";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Backend {
@@ -82,18 +91,56 @@ impl Db for TestDb {
     }
 }
 
-/// A migrated, empty database on this run's backend, opened as its storage path opens it.
+/// The legacy state this run's tests start from; `None` for a database of our own schema.
+fn legacy_state() -> Option<LegacyState> {
+    match std::env::var(FILE_VARIABLE).as_deref() {
+        Err(_) | Ok("ours") => None,
+        Ok(name) => Some(
+            LegacyState::all()
+                .into_iter()
+                .find(|state| state.name() == name)
+                .unwrap_or_else(|| panic!("{FILE_VARIABLE}={name:?}: no such legacy state")),
+        ),
+    }
+}
+
+/// A migrated, empty database on this run's backend, opened as its storage path opens it: of
+/// our schema, or the file of this run's legacy state, brought up to date.
 pub fn test_db() -> TestDb {
-    let db = match backend() {
-        Backend::Rusqlite => TestDb::Rusqlite(RusqliteDb::empty().unwrap()),
+    match legacy_state() {
+        None => {
+            let db = match backend() {
+                Backend::Rusqlite => TestDb::Rusqlite(RusqliteDb::empty().unwrap()),
+                Backend::Object => TestDb::Object(object_db()),
+            };
+            apply_migrations(&db).unwrap();
+            db
+        }
+        Some(state) => test_db_of_file(&state.file(&Contents::default())),
+    }
+}
+
+/// The database of this run's backend holding `file` as a user's first request finds it: on the
+/// R2 path the file brought up to date ([`crate::db::upgrade`]); in the object, the file
+/// brought up to date and copied in, as a move does.
+pub fn test_db_of_file(file: &[u8]) -> TestDb {
+    let upgraded = RusqliteDb::from_bytes(file).unwrap();
+    crate::db::upgrade(&upgraded).unwrap();
+    match backend() {
+        Backend::Rusqlite => TestDb::Rusqlite(upgraded),
         Backend::Object => {
-            let db = ObjectDb::empty().unwrap();
-            // What `UserDataStore` does first (`SqlDb::disable_foreign_keys`).
-            db.execute_script("PRAGMA foreign_keys = OFF").unwrap();
+            let db = object_db();
+            crate::migration::copy::copy_database(&upgraded, &db).unwrap();
+            assert_eq!(apply_migrations(&db).unwrap(), 0);
             TestDb::Object(db)
         }
-    };
-    apply_migrations(&db).unwrap();
+    }
+}
+
+/// An empty object database, as `UserDataStore` opens it (`SqlDb::disable_foreign_keys`).
+fn object_db() -> ObjectDb {
+    let db = ObjectDb::empty().unwrap();
+    db.execute_script("PRAGMA foreign_keys = OFF").unwrap();
     db
 }
 
@@ -173,33 +220,65 @@ fn whoami_echoes_the_resolved_user() {
     assert_eq!(body, serde_json::json!({"user_id": "tester"}));
 }
 
-/// The second backend of the suite: this test binary again, with the handler tests only, on the
-/// object's SQLite. A test that fails there fails here, with its output.
+/// The other pairs of backend and starting file: this test binary again, with the handler tests
+/// only, once per pair. A test that fails there fails here, with its output. The legacy states
+/// are the January file, the December file, one half way through the upgrade history and the
+/// oldest file upgraded to the end.
 #[test]
-fn every_handler_test_passes_on_the_objects_sqlite_too() {
-    if backend() == Backend::Object {
-        return; // This is that run.
+fn every_handler_test_passes_on_both_backends_and_the_apps_own_files() {
+    if std::env::var_os(BACKEND_VARIABLE).is_some() || std::env::var_os(FILE_VARIABLE).is_some() {
+        return; // This is one of those runs.
     }
-    let output = Command::new(std::env::current_exe().expect("the test binary's path"))
-        .arg("handlers::")
-        .env(BACKEND_VARIABLE, "object")
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let listed = Command::new(&exe)
+        .args(["handlers::", "--list"])
         .output()
-        .expect("the test binary runs again");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report = || format!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(
-        output.status.success(),
-        "handler tests failed on the object's SQLite ({BACKEND_VARIABLE}=object):\n{}",
-        report()
-    );
-    let passed = stdout
+        .expect("the test binary lists its tests");
+    let handler_tests = String::from_utf8_lossy(&listed.stdout)
         .lines()
-        .filter_map(|line| line.strip_prefix("test result: ok. "))
-        .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
-        .sum::<usize>();
-    assert!(
-        passed > 1,
-        "no handler test ran on the object's SQLite:\n{}",
-        report()
-    );
+        .filter(|line| line.ends_with(": test"))
+        .count();
+    let half_way = LegacyState {
+        lineage: Lineage::Oldest,
+        upgrades: LegacyState::oldest_upgraded().upgrades / 2,
+    };
+    let files = [
+        "ours".to_owned(),
+        LegacyState::ERA_FRESH.name(),
+        LegacyState::december().name(),
+        half_way.name(),
+        LegacyState::oldest_upgraded().name(),
+    ];
+    for backend in ["rusqlite", "object"] {
+        for file in &files {
+            if (backend, file.as_str()) == ("rusqlite", "ours") {
+                continue; // This run.
+            }
+            let output = Command::new(&exe)
+                .arg("handlers::")
+                .env(BACKEND_VARIABLE, backend)
+                .env(FILE_VARIABLE, file)
+                .output()
+                .expect("the test binary runs again");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let report = || format!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+            assert!(
+                output.status.success(),
+                "handler tests failed with {BACKEND_VARIABLE}={backend} {FILE_VARIABLE}={file}:\n{}",
+                report()
+            );
+            let passed = stdout
+                .lines()
+                .filter_map(|line| line.strip_prefix("test result: ok. "))
+                .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
+                .sum::<usize>();
+            assert_eq!(
+                passed,
+                handler_tests,
+                "not every handler test ran with {BACKEND_VARIABLE}={backend} \
+                 {FILE_VARIABLE}={file}:\n{}",
+                report()
+            );
+        }
+    }
 }

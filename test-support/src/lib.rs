@@ -24,6 +24,7 @@ use tempfile::TempDir;
 // program, leaves it out (the `generate` feature).
 #[cfg(feature = "generate")]
 pub mod generate;
+pub mod legacy;
 pub mod watch;
 
 /// How long a cold `wrangler dev` may take to answer its first request.
