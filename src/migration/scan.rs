@@ -123,28 +123,18 @@ pub fn check_file(bytes: &[u8]) -> Result<Verdict, DbError> {
 
 #[cfg(test)]
 mod tests {
+    use test_support::legacy::{realistic, LegacyState};
+
     use super::*;
 
-    /// A file made by `sql` alone (not our schema first, as `test_support::sqlite_file_with`).
+    /// A file made by `sql` alone (not our schema first, as `test_support::sqlite_file_with`
+    /// does).
     fn file_of(sql: &str) -> Vec<u8> {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         // The app never enforced its foreign keys; this build of SQLite would.
         conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
         conn.execute_batch(sql).unwrap();
         conn.serialize(rusqlite::MAIN_DB).unwrap().to_vec()
-    }
-
-    /// The December file: `oldest-upgraded.sql` cut before `exported_at` was added.
-    fn december() -> Vec<u8> {
-        let script = include_str!("../../schema/legacy/oldest-upgraded.sql");
-        let cut = script
-            .find("ALTER TABLE working_clips ADD COLUMN exported_at")
-            .unwrap();
-        file_of(&format!(
-            "{}INSERT INTO games (name) VALUES ('g');
-             INSERT INTO working_clips (project_id, progress) VALUES (1, 1), (1, 0);",
-            &script[..cut]
-        ))
     }
 
     /// Our schema brought up to date, as an import stores it.
@@ -162,15 +152,14 @@ mod tests {
 
     #[test]
     fn a_legacy_file_is_upgraded_and_says_with_what() {
-        let verdict = check_file(&december()).unwrap();
+        let verdict = check_file(&realistic(LegacyState::december(), 20, 1)).unwrap();
         assert_eq!(verdict.outcome, ScanOutcome::Upgraded);
         let detail = verdict.detail.unwrap();
         assert!(detail.contains("working_clips.exported_at"), "{detail}");
         assert!(detail.contains("0001_init"), "{detail}");
         assert_eq!(verdict.problems, []);
 
-        let era_fresh = file_of(include_str!("../../schema/legacy/era-fresh.sql"));
-        let verdict = check_file(&era_fresh).unwrap();
+        let verdict = check_file(&realistic(LegacyState::ERA_FRESH, 20, 1)).unwrap();
         assert_eq!(verdict.outcome, ScanOutcome::Upgraded);
         assert!(!verdict.detail.unwrap().contains("adds the columns"));
     }
