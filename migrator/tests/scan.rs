@@ -1,6 +1,7 @@
 //! The fleet check in workerd: `GET /admin/users/{id}/scan` and `migrator scan` over users of
-//! every kind an operator meets (our schema, both legacy lineages, refused files, a moved user,
-//! one above the R2 path's ceiling), each judged with its reason, and no Durable Object woken.
+//! every kind an operator meets (our schema, both legacy lineages, each kind of refused file, a
+//! moved user, one above the R2 path's ceiling), each judged with its reason, and no Durable
+//! Object woken.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -29,20 +30,6 @@ fn json_lines(output: &Output) -> Vec<Value> {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{line}: {err}")))
         .collect()
-}
-
-/// Our schema with `games.video_duration` declared TEXT: the handlers would store and compare
-/// its values as text, so the R2 path refuses the file.
-fn text_duration() -> Vec<u8> {
-    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-    conn.execute_batch(
-        &include_str!("../../schema/0001_init.sql")
-            .replace("video_duration REAL", "video_duration TEXT"),
-    )
-    .unwrap();
-    conn.execute_batch("INSERT INTO games (name, video_duration) VALUES ('g', '90.5')")
-        .unwrap();
-    conn.serialize(rusqlite::MAIN_DB).unwrap().to_vec()
 }
 
 /// The Durable Objects that have storage: each gets a SQLite file (with its `-wal` and `-shm`),
@@ -95,17 +82,14 @@ fn the_fleet_check_judges_every_kind_of_user_and_wakes_no_object() {
     // As the existing app left them, or as nobody should have: put into R2 as they are.
     let large = realistic_database_of_size(CEILING as usize * 3 / 2);
     assert!(large.len() as u64 > CEILING);
+    // The refused: text_duration, extra_not_null, not_sqlite, damaged.
     let files: Vec<(String, Vec<u8>)> = [
         ("era_fresh", realistic(LegacyState::ERA_FRESH, 20, 1)),
         ("december", realistic(LegacyState::december(), 20, 2)),
-        ("text_duration", text_duration()),
-        (
-            "not_sqlite",
-            b"a spreadsheet, saved over the database".to_vec(),
-        ),
         ("large", large),
     ]
     .into_iter()
+    .chain(test_support::refused_databases())
     .map(|(user, file)| (format!("{user}/database.sqlite"), file))
     .collect();
     worker.put_r2_many(&files);
@@ -150,9 +134,15 @@ fn the_fleet_check_judges_every_kind_of_user_and_wakes_no_object() {
             && why.contains("'video_duration'"),
         "{why}"
     );
+    let (refused, why) = outcome(&scan("extra_not_null"));
+    assert_eq!(refused, "refused");
+    assert!(why.contains("'games'") && why.contains("'owner'"), "{why}");
     let (refused, why) = outcome(&scan("not_sqlite"));
     assert_eq!(refused, "refused");
     assert!(why.starts_with("not SQLite: "), "{why}");
+    let (refused, why) = outcome(&scan("damaged"));
+    assert_eq!(refused, "refused");
+    assert!(why.starts_with("damaged: "), "{why}");
     assert_eq!(outcome(&scan("moved")), ("moved".into(), String::new()));
     let large = scan("large");
     let (chunks, why) = outcome(&large);
@@ -207,8 +197,10 @@ fn the_fleet_check_judges_every_kind_of_user_and_wakes_no_object() {
         seen,
         [
             ("current", "as_is"),
+            ("damaged", "refused"),
             ("december", "upgraded"),
             ("era_fresh", "upgraded"),
+            ("extra_not_null", "refused"),
             ("large", "chunks_only"),
             ("moved", "moved"),
             ("not_sqlite", "refused"),
@@ -220,7 +212,7 @@ fn the_fleet_check_judges_every_kind_of_user_and_wakes_no_object() {
     let summary = &summary["summary"];
     assert_eq!(
         summary["outcomes"],
-        json!({"as_is": 2, "upgraded": 2, "refused": 2, "chunks_only": 1, "moved": 1, "failed": 0})
+        json!({"as_is": 2, "upgraded": 2, "refused": 4, "chunks_only": 1, "moved": 1, "failed": 0})
     );
     let refused: Vec<&str> = summary["refused"]
         .as_array()
@@ -228,8 +220,11 @@ fn the_fleet_check_judges_every_kind_of_user_and_wakes_no_object() {
         .iter()
         .map(|r| r["user"].as_str().unwrap())
         .collect();
-    assert_eq!(refused, ["not_sqlite", "text_duration"]);
-    assert!(summary["refused"][1]["reason"]
+    assert_eq!(
+        refused,
+        ["damaged", "extra_not_null", "not_sqlite", "text_duration"]
+    );
+    assert!(summary["refused"][3]["reason"]
         .as_str()
         .unwrap()
         .contains("'video_duration'"));
@@ -240,9 +235,9 @@ fn the_fleet_check_judges_every_kind_of_user_and_wakes_no_object() {
             summary["calls"]["list"].clone(),
             summary["calls"]["scan"].clone()
         ),
-        (json!(1), json!(6))
+        (json!(1), json!(8))
     );
-    assert_eq!(summary["users"], 8);
+    assert_eq!(summary["users"], 10);
 
     // The same for a person: the summary names each refused user and why.
     let human = migrator(&worker, &["scan", "--all"]);

@@ -127,16 +127,6 @@ mod tests {
 
     use super::*;
 
-    /// A file made by `sql` alone (not our schema first, as `test_support::sqlite_file_with`
-    /// does).
-    fn file_of(sql: &str) -> Vec<u8> {
-        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-        // The app never enforced its foreign keys; this build of SQLite would.
-        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
-        conn.execute_batch(sql).unwrap();
-        conn.serialize(rusqlite::MAIN_DB).unwrap().to_vec()
-    }
-
     /// Our schema brought up to date, as an import stores it.
     fn current(sql: &str) -> Vec<u8> {
         let mut db = RusqliteDb::from_bytes(&test_support::sqlite_file_with(sql)).unwrap();
@@ -166,31 +156,21 @@ mod tests {
 
     #[test]
     fn refusals_name_their_reason() {
-        let text_duration = file_of(
-            &include_str!("../../schema/0001_init.sql")
-                .replace("video_duration REAL", "video_duration TEXT"),
-        );
-        let verdict = check_file(&text_duration).unwrap();
-        assert_eq!(verdict.outcome, ScanOutcome::Refused);
-        let reason = verdict.detail.unwrap();
-        assert!(
-            reason.starts_with("incompatible schema: ")
-                && reason.contains("'games'")
-                && reason.contains("'video_duration'"),
-            "{reason}"
-        );
-
-        let not_sqlite = check_file(b"a text file, not a database").unwrap();
-        assert_eq!(not_sqlite.outcome, ScanOutcome::Refused);
-        assert!(not_sqlite.detail.unwrap().starts_with("not SQLite: "));
-
-        // A page of the first table's b-tree overwritten: quick_check finds it.
-        let mut damaged = current("INSERT INTO games (name) VALUES ('g');");
-        let page = usize::from(u16::from_be_bytes([damaged[16], damaged[17]]));
-        damaged[page..2 * page].fill(0xA5);
-        let verdict = check_file(&damaged).unwrap();
-        assert_eq!(verdict.outcome, ScanOutcome::Refused);
-        assert!(verdict.detail.unwrap().starts_with("damaged: "));
+        for (name, file) in test_support::refused_databases() {
+            let verdict = check_file(&file).unwrap();
+            assert_eq!(verdict.outcome, ScanOutcome::Refused, "{name}");
+            let reason = verdict.detail.unwrap();
+            let (starts, names) = match name {
+                "text_duration" => ("incompatible schema: ", "'video_duration'"),
+                "extra_not_null" => ("incompatible schema: ", "'owner'"),
+                "not_sqlite" => ("not SQLite: ", ""),
+                _ => ("damaged: ", ""),
+            };
+            assert!(
+                reason.starts_with(starts) && reason.contains(names),
+                "{name}: {reason}"
+            );
+        }
     }
 
     #[test]

@@ -711,6 +711,52 @@ pub fn sqlite_file_with(sql: &str) -> Vec<u8> {
     into_file(conn)
 }
 
+/// A SQLite file made by `sql` alone (unlike [`sqlite_file_with`], without our schema first),
+/// foreign keys not enforced, as the app ran.
+pub fn sqlite_file_of(sql: &str) -> Vec<u8> {
+    let conn = rusqlite::Connection::open_in_memory().expect("an in-memory database");
+    conn.execute_batch("PRAGMA foreign_keys = OFF")
+        .expect("the pragma applies");
+    conn.execute_batch(sql).expect("the SQL applies");
+    into_file(conn)
+}
+
+/// Files the R2 path refuses to serve (503), each with its name: our schema with
+/// `games.video_duration` declared TEXT (`text_duration`), with an extra NOT NULL column
+/// without a default that the app's inserts leave out (`extra_not_null`), a file that is not
+/// SQLite (`not_sqlite`), and a realistic database with a page of its first table overwritten
+/// (`damaged`).
+pub fn refused_databases() -> Vec<(&'static str, Vec<u8>)> {
+    let schema = include_str!("../../schema/0001_init.sql");
+    let games = "CREATE TABLE IF NOT EXISTS games (";
+    assert!(schema.contains(games) && schema.contains("video_duration REAL"));
+    let row = "INSERT INTO games (name) VALUES ('g');";
+    let mut damaged = realistic_database(20);
+    let page = usize::from(u16::from_be_bytes([damaged[16], damaged[17]]));
+    damaged[page..2 * page].fill(0xA5);
+    vec![
+        (
+            "text_duration",
+            sqlite_file_of(&format!(
+                "{}{row}",
+                schema.replace("video_duration REAL", "video_duration TEXT")
+            )),
+        ),
+        (
+            "extra_not_null",
+            sqlite_file_of(&format!(
+                "{}INSERT INTO games (name, owner) VALUES ('g', 'ann');",
+                schema.replace(games, &format!("{games}\n    owner TEXT NOT NULL,"))
+            )),
+        ),
+        (
+            "not_sqlite",
+            b"name,rating\nclip 1,5\n(a spreadsheet saved over the database)\n".to_vec(),
+        ),
+        ("damaged", damaged),
+    ]
+}
+
 /// An in-memory database with the existing app's schema and its settings: foreign keys
 /// declared, never enforced (docs/schema.md §0).
 fn app_database() -> rusqlite::Connection {
