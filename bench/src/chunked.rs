@@ -22,7 +22,7 @@ const FLEET_USERS: usize = 1000;
 const FLEET_CONCURRENCY: &str = "8";
 
 /// The release migrator, built if it is not there.
-fn migrator_binary() -> std::path::PathBuf {
+pub fn migrator_binary() -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let built = Command::new("cargo")
         .args(["build", "--release", "--locked", "-p", "migrator"])
@@ -33,8 +33,12 @@ fn migrator_binary() -> std::path::PathBuf {
     root.join("target/release/migrator")
 }
 
-/// Runs the migrator; its seconds.
-fn run_migrator(binary: &std::path::Path, worker: &TestWorker, args: &[&str]) -> f64 {
+/// Runs the migrator; its seconds and what it printed.
+pub fn migrator(
+    binary: &std::path::Path,
+    worker: &TestWorker,
+    args: &[&str],
+) -> (f64, std::process::Output) {
     let started = Instant::now();
     let output = Command::new(binary)
         .args(args)
@@ -43,13 +47,19 @@ fn run_migrator(binary: &std::path::Path, worker: &TestWorker, args: &[&str]) ->
         .env("XDG_STATE_HOME", std::env::temp_dir())
         .output()
         .expect("the migrator runs");
+    (started.elapsed().as_secs_f64(), output)
+}
+
+/// Runs the migrator, which must succeed; its seconds.
+fn run_migrator(binary: &std::path::Path, worker: &TestWorker, args: &[&str]) -> f64 {
+    let (seconds, output) = migrator(binary, worker, args);
     assert!(
         output.status.success(),
         "migrator {args:?}: {}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    started.elapsed().as_secs_f64()
+    seconds
 }
 
 fn row(

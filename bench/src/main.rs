@@ -12,12 +12,14 @@
 //! `bench/results/<date>-moves.md`; `BENCH_ONLY=requests` only the requests (latency, requests
 //! per second, wasm memory) and writes `bench/results/<date>-requests.md`. `BENCH_ONLY=chunked`
 //! measures moves in chunks of large databases and a fleet of small users ([`chunked`]) and
-//! writes `bench/results/<date>-chunked.md`.
+//! writes `bench/results/<date>-chunked.md`. `BENCH_ONLY=scan` runs the fleet check over 1,000
+//! users of mixed lineages and sizes ([`scan`]) and writes `bench/results/<date>-scan.md`.
 //!
 //! Numbers are from local workerd (R2 and Durable Objects on local disk, no network): they
 //! compare the two paths' own work, not Cloudflare's network.
 
 mod chunked;
+mod scan;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -374,11 +376,21 @@ fn main() {
             eprintln!("bench: written to {path}");
             return;
         }
+        Ok("scan") => {
+            let date = command_output("date", &["-u", "+%Y-%m-%d"]);
+            let report = scan::report(&date, &machine());
+            let path = format!("{}/results/{date}-scan.md", env!("CARGO_MANIFEST_DIR"));
+            println!("{report}");
+            std::fs::write(&path, &report).expect("the results file is written");
+            eprintln!("bench: written to {path}");
+            return;
+        }
         Ok(other) => {
             eprintln!(
                 "bench: BENCH_ONLY={other} is not known: BENCH_ONLY=moves measures the moves \
                  alone, BENCH_ONLY=requests the requests alone, BENCH_ONLY=chunked the moves in \
-                 chunks; unset, everything but the moves in chunks is measured"
+                 chunks, BENCH_ONLY=scan the fleet check; unset, everything but the moves in \
+                 chunks and the fleet check is measured"
             );
             std::process::exit(2);
         }
