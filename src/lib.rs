@@ -28,7 +28,8 @@
 //! - [`migration`]: moving a user R2 -> Durable Object and back, and
 //!   [`migration::MigrationError`].
 //! - [`durable`]: [`durable::UserDataStore`], the per-user Durable Object with SQLite storage.
-//! - [`admin`]: `/admin/*` behind the admin token: users, import/export, migrate, rollback, prune.
+//! - [`admin`]: `/admin/*` behind the admin token: users, import/export, migrate, rollback, scan,
+//!   prune.
 //! - [`router`]: the outer routes; sends each API request to the R2 path or the user's object.
 //!
 //! Modules import only those above them in this list; none imports one below it.

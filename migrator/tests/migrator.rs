@@ -288,49 +288,17 @@ fn unknown_users_are_404_and_nothing_is_created_for_them() {
     assert_eq!(listed["users"], serde_json::json!([]), "no user, no flag");
     // No Durable Object was created either: its storage would be a file under the persist dir,
     // as it is once a known user moves.
-    let objects = || {
-        walk(&worker.persist_dir())
-            .into_iter()
-            .filter(|path| path.to_string_lossy().contains("UserDataStore"))
-            // The namespace's own bookkeeping, there before any object.
-            .filter(|path| {
-                !path
-                    .file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("metadata.")
-            })
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(
-        objects(),
-        Vec::<std::path::PathBuf>::new(),
+    assert!(
+        worker.objects_with_storage().is_empty(),
         "an object was created for an unknown user"
     );
     let seed = realistic_database(2);
     worker.admin_ok("PUT", "/admin/users/known/database", seed);
     worker.admin_ok("POST", "/admin/users/known/migrate", vec![]);
     assert!(
-        !objects().is_empty(),
+        !worker.objects_with_storage().is_empty(),
         "a moved user's object is seen where it is stored"
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .flat_map(|entry| {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path)
-            } else {
-                vec![path]
-            }
-        })
-        .collect()
 }
 
 #[test]

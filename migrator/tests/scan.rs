@@ -4,7 +4,6 @@
 //! Object woken.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Value};
@@ -29,33 +28,6 @@ fn json_lines(output: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{line}: {err}")))
-        .collect()
-}
-
-/// The Durable Objects that have storage: each gets a SQLite file (with its `-wal` and `-shm`),
-/// named by the object's id, when it first stores anything.
-fn objects_with_storage(worker: &TestWorker) -> BTreeSet<String> {
-    fn walk(dir: &Path) -> Vec<PathBuf> {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return Vec::new();
-        };
-        entries
-            .flatten()
-            .flat_map(|entry| match entry.path() {
-                path if path.is_dir() => walk(&path),
-                path => vec![path],
-            })
-            .collect()
-    }
-    walk(&worker.persist_dir())
-        .into_iter()
-        .filter(|path| path.to_string_lossy().contains("UserDataStore"))
-        .filter_map(|path| {
-            let name = path.file_name()?.to_string_lossy().into_owned();
-            // The namespace's own bookkeeping, there before any object.
-            let (id, _) = name.split_once('.')?;
-            (id != "metadata").then(|| id.to_owned())
-        })
         .collect()
 }
 
@@ -93,7 +65,7 @@ fn the_fleet_check_judges_every_kind_of_user_and_wakes_no_object() {
     .map(|(user, file)| (format!("{user}/database.sqlite"), file))
     .collect();
     worker.put_r2_many(&files);
-    let objects = objects_with_storage(&worker);
+    let objects = worker.objects_with_storage();
     assert_eq!(
         objects.len(),
         1,
@@ -273,5 +245,5 @@ fn the_fleet_check_judges_every_kind_of_user_and_wakes_no_object() {
     assert_eq!(summary["failed"][0]["user"], "nobody");
 
     // Scanning woke no object: the moved user's is still the only one.
-    assert_eq!(objects_with_storage(&worker), objects);
+    assert_eq!(worker.objects_with_storage(), objects);
 }

@@ -31,6 +31,9 @@
 //!
 //! The whole file is held in the object's memory during a move, which bounds what can move;
 //! docs/chunked-moves.md designs the bounded-memory, chunked move that is to replace it (issue 13).
+//!
+//! Before anyone moves, [`scan`] checks a user's R2 file as the R2 path and a migrate would meet
+//! it, from the Worker alone: the fleet check, which wakes no object.
 
 pub mod batch;
 pub mod catalog;

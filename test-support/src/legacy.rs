@@ -456,12 +456,18 @@ impl Contents {
             }
         }
         let mut final_video = 0i64;
+        // Version 1 of a project's working video is 10,000 + the project (what projects point
+        // at); later versions follow every project's first, so that no two share an id.
+        let stride = (projects as i64).max(100);
         for project in 1..=projects as i64 {
             for version in 1..=draw.below(3) as i64 {
                 row(
                     "working_videos",
                     vec![
-                        ("id", Value::Integer(10_000 + project + 100 * (version - 1))),
+                        (
+                            "id",
+                            Value::Integer(10_000 + project + stride * (version - 1)),
+                        ),
                         ("project_id", Value::Integer(project)),
                         ("filename", text(format!("working_{project}_{version}.mp4"))),
                         ("version", Value::Integer(version)),

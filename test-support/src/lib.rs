@@ -207,6 +207,33 @@ impl TestWorker {
         persist_dir(self.state.path())
     }
 
+    /// The Durable Objects that have storage, by id: each gets a SQLite file (with its `-wal`
+    /// and `-shm`) when it first stores anything, so an object that was never woken has none.
+    pub fn objects_with_storage(&self) -> std::collections::BTreeSet<String> {
+        fn walk(dir: &Path) -> Vec<PathBuf> {
+            let Ok(entries) = fs::read_dir(dir) else {
+                return Vec::new();
+            };
+            entries
+                .flatten()
+                .flat_map(|entry| match entry.path() {
+                    path if path.is_dir() => walk(&path),
+                    path => vec![path],
+                })
+                .collect()
+        }
+        walk(&self.persist_dir())
+            .into_iter()
+            .filter(|path| path.to_string_lossy().contains("UserDataStore"))
+            .filter_map(|path| {
+                let name = path.file_name()?.to_string_lossy().into_owned();
+                let (id, _) = name.split_once('.')?;
+                // The namespace's own bookkeeping, there before any object.
+                (id != "metadata").then(|| id.to_owned())
+            })
+            .collect()
+    }
+
     /// Everything wrangler and workerd printed so far.
     pub fn logs(&self) -> String {
         self.process.logs()
