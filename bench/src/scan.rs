@@ -40,6 +40,12 @@ enum Seed {
     Raw(Vec<u8>),
 }
 
+/// The state's name as part of a user id, which takes only `[A-Za-z0-9_-]` (`oldest+3` is
+/// `oldest_3`).
+fn user_id_part(state: LegacyState) -> String {
+    state.name().replace('+', "_")
+}
+
 /// The fleet, by user id, and the outcome each kind of user must get.
 fn fleet() -> (Vec<(String, Seed)>, BTreeMap<&'static str, usize>) {
     let mut users = Vec::new();
@@ -85,7 +91,7 @@ fn fleet() -> (Vec<(String, Seed)>, BTreeMap<&'static str, usize>) {
     for i in 0..MB_LEGACY {
         let state = states[i * 7 % states.len()];
         add(
-            format!("mb-{}-{i:02}", state.name()),
+            format!("mb-{}-{i:02}", user_id_part(state)),
             Seed::Raw(realistic(state, 2000 + 1000 * (i % 3), i as u64)),
             "upgraded",
         );
@@ -104,7 +110,7 @@ fn fleet() -> (Vec<(String, Seed)>, BTreeMap<&'static str, usize>) {
         } else {
             let state = states[i % states.len()];
             add(
-                format!("small-{}-{i:04}", state.name()),
+                format!("small-{}-{i:04}", user_id_part(state)),
                 Seed::Raw(realistic(state, clips, i as u64)),
                 "upgraded",
             );
