@@ -270,10 +270,11 @@ pub fn report(date: &str, machine: &str) -> String {
          a few MB, and the rest small: two in five of our schema, the others legacy files of every \
          state of both lineages ({} states).\n\n\
          **{users_per_minute:.0} users per minute** ({seconds:.1} s for {FLEET_USERS} users); \
-         **{:.2} calls per user**: {list_calls} listing call(s) (a page holds up to 1,000 users) and \
-         {scan_calls} scans (one R2 read each; none for the moved and the too large, which the listing \
-         shows). No Durable Object was called. At this pace 100,000 users take about {:.0} minutes, \
-         with 100 listing calls.\n\n{outcomes}\n\
+         **{:.2} calls per user**: {list_calls} listing calls (a page asks for 1,000 users; R2 returns \
+         fewer objects per page when it includes their metadata) and {scan_calls} scans (one R2 read \
+         each; none for the moved and the too large, which the listing shows). No Durable Object was \
+         called. At this pace 100,000 users take about {:.0} minutes, with about {:.0} listing \
+         calls.\n\n{outcomes}\n\
          Served, but a move into the object would be refused: {cannot_move}.\n\n\
          Refused, with the reasons the scan names:\n\n{refused}",
         bytes as f64 / MB as f64,
@@ -282,5 +283,6 @@ pub fn report(date: &str, machine: &str) -> String {
         LegacyState::all().len(),
         (list_calls + scan_calls) as f64 / FLEET_USERS as f64,
         100_000.0 / users_per_minute,
+        list_calls as f64 * 100_000.0 / FLEET_USERS as f64,
     )
 }

@@ -94,9 +94,10 @@ pub enum Command {
     /// already moved) and what would stop its move, without waking any Durable Object. Exit
     /// status 1 when any user is refused or could not be scanned.
     ///
-    /// Calls: the listing, one per page of up to 1,000 users (with --all or --min-size), then at
-    /// most one scan per user, none for a user the listing shows moved or above the R2 path's
-    /// ceiling. The scan reads the user's R2 object once and never calls their object.
+    /// Calls: the listing, one per page (with --all or --min-size; a page asks for 1,000 users,
+    /// R2 may return fewer), then at most one scan per user, none for a user the listing shows
+    /// moved or above the R2 path's ceiling. The scan reads the user's R2 object once and never
+    /// calls their object.
     Scan {
         #[command(flatten)]
         selection: Selection,
