@@ -175,9 +175,11 @@ fn file_with_table_changed(table: &str, from: &str, to: &str) -> Vec<u8> {
 #[test]
 fn a_database_whose_tables_have_another_shape_is_answered_503_and_never_overwritten() {
     let cases = [
+        // A column of the app's first version: its upgrade never adds it (it adds
+        // `opponent_name`, for instance, and the file is then served).
         (
-            file_with_table_changed("games", "    opponent_name TEXT,\n", ""),
-            "table 'games', column 'opponent_name': missing",
+            file_with_table_changed("games", "    video_filename TEXT,\n", ""),
+            "table 'games', column 'video_filename': missing",
         ),
         (
             file_with_table_changed("raw_clips", "start_time REAL", "start_time TEXT"),
@@ -191,14 +193,9 @@ fn a_database_whose_tables_have_another_shape_is_answered_503_and_never_overwrit
             ),
             "table 'projects', column 'owner': an extra column, NOT NULL without a default",
         ),
-        // Without it, the app's own migration (an index on it) fails on the file.
         (
-            file_with_table_changed(
-                "raw_clips",
-                "    game_id INTEGER REFERENCES games(id),\n",
-                "",
-            ),
-            "table 'raw_clips', column 'game_id': missing",
+            file_with_table_changed("raw_clips", "    filename TEXT NOT NULL,\n", ""),
+            "table 'raw_clips', column 'filename': missing",
         ),
     ];
     let worker = TestWorker::start();
@@ -207,9 +204,17 @@ fn a_database_whose_tables_have_another_shape_is_answered_503_and_never_overwrit
         worker.put_r2(&format!("{user}/database.sqlite"), file);
         let detail = refused_and_untouched(&worker, &user, file, "incompatible_schema");
         assert!(
-            detail.contains(expected),
-            "{detail:?} should name {expected:?}"
+            detail.contains(expected) && detail.contains("an operator has been told"),
+            "{detail:?} should name {expected:?} and say an operator was told"
         );
+        // The operator is told: a JSON line with the user and the reason.
+        let logs = worker.logs();
+        let told = logs.lines().any(|line| {
+            line.contains(r#""event":"incompatible_schema""#)
+                && line.contains(&format!(r#""user":"{user}""#))
+                && line.contains(expected.split(':').next().unwrap())
+        });
+        assert!(told, "no incompatible_schema line for {user}:\n{logs}");
     }
 }
 

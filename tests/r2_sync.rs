@@ -124,18 +124,24 @@ fn one_request_that_writes_five_times_uploads_once() {
     assert_eq!(project["clips"].as_array().unwrap().len(), 4);
 }
 
+/// An object without metadata is the legacy version 0; its first use, a read, brings it up to
+/// date and stores that as version 1, once.
 #[test]
-fn a_legacy_object_without_metadata_is_version_zero_until_written() {
+fn a_legacy_object_without_metadata_is_version_zero_and_its_upgrade_is_stored_once_as_one() {
     let worker = TestWorker::start();
-    worker.put_r2(
-        "lena/database.sqlite",
-        &sqlite_file_with("INSERT INTO games (name) VALUES ('old');"),
-    );
+    let legacy = sqlite_file_with("INSERT INTO games (name) VALUES ('old');");
+    worker.put_r2("lena/database.sqlite", &legacy);
     let read = worker.get("/api/games", Some("lena"));
-    assert_eq!((read.status, read.db_version()), (200, 0));
+    assert_eq!((read.status, read.db_version()), (200, 1));
     assert_eq!(read.json()["games"][0]["raw_name"], "old");
-    assert_eq!(worker.create_project("lena", "new").db_version(), 1);
+    assert_eq!(version_inside(&worker, "lena"), 1);
+    let upgraded = worker.get_r2("lena/database.sqlite").unwrap();
+    assert_ne!(upgraded, legacy);
+    // Once: later reads store nothing.
     assert_eq!(worker.get("/api/games", Some("lena")).db_version(), 1);
+    assert_eq!(worker.get_r2("lena/database.sqlite").unwrap(), upgraded);
+    assert_eq!(worker.create_project("lena", "new").db_version(), 2);
+    assert_eq!(worker.get("/api/games", Some("lena")).db_version(), 2);
 }
 
 #[test]

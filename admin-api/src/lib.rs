@@ -584,11 +584,9 @@ pub struct ImportResult {
     pub bytes: u64,
     /// What bringing the file up to date did to it before it was stored ("nothing to upgrade"
     /// for a file of the current shape).
-    #[serde(default)]
     pub upgrade: String,
     /// Where the file it replaced is kept (`{user}/backups/database.v<N>.sqlite`); `None` when the
     /// user had none.
-    #[serde(default)]
     pub backup: Option<String>,
 }
 

@@ -205,9 +205,16 @@ fn verify_results() {
 #[test]
 fn import_prune_and_fault_results() {
     let stored: ImportResult = round_trip(
-        r#"{"user_id":"cap","version":1,"bytes":94208,"upgrade":"nothing to upgrade","backup":null}"#,
+        r#"{"user_id":"imported","version":1,"bytes":69632,"upgrade":"adds the columns working_clips.exported_at, games.clip_count; applies 0001_init, 0002_data_version","backup":"imported/backups/database.v0.sqlite"}"#,
     );
     assert_eq!(stored.version, 1);
+    assert_eq!(
+        stored.backup.as_deref(),
+        Some("imported/backups/database.v0.sqlite")
+    );
+    round_trip::<ImportResult>(
+        r#"{"user_id":"new","version":1,"bytes":4096,"upgrade":"nothing to upgrade","backup":null}"#,
+    );
     let pruned: PruneResult = round_trip(
         r#"{"dry_run":true,"older_than_days":0,"deleted_backups":["cap/backups/database.v2.sqlite"],"tombstoned":["cap/database.sqlite"]}"#,
     );

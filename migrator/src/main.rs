@@ -260,7 +260,13 @@ fn run(cli: &Cli, client: &AdminClient, reporter: &mut Reporter) -> Result<ExitC
                 .map_err(|e| format!("{} is not a usable SQLite database: {e}", file.display()))?;
             let stored = client.import(user, bytes).map_err(error)?;
             reporter.value(&stored, |v| {
-                format!("{user}: stored as version {}", v.version)
+                let backup = v.backup.as_deref().map_or_else(String::new, |key| {
+                    format!("; the file it replaced is kept as {key}")
+                });
+                format!(
+                    "{user}: stored as version {} ({}){backup}",
+                    v.version, v.upgrade
+                )
             });
             Ok(ExitCode::SUCCESS)
         }
