@@ -14,11 +14,14 @@
 //! measures moves in chunks of large databases and a fleet of small users ([`chunked`]) and
 //! writes `bench/results/<date>-chunked.md`. `BENCH_ONLY=scan` runs the fleet check over 1,000
 //! users of mixed lineages and sizes ([`scan`]) and writes `bench/results/<date>-scan.md`.
+//! `BENCH_ONLY=memory` measures what requests of each kind leave in the isolate, beside a plain
+//! JavaScript Worker ([`memory`]), and writes `bench/results/<date>-memory.md`.
 //!
 //! Numbers are from local workerd (R2 and Durable Objects on local disk, no network): they
 //! compare the two paths' own work, not Cloudflare's network.
 
 mod chunked;
+mod memory;
 mod scan;
 
 use std::fmt::Write as _;
@@ -376,10 +379,13 @@ fn main() {
             eprintln!("bench: written to {path}");
             return;
         }
-        Ok("scan") => {
+        Ok(mode @ ("scan" | "memory")) => {
             let date = command_output("date", &["-u", "+%Y-%m-%d"]);
-            let report = scan::report(&date, &machine());
-            let path = format!("{}/results/{date}-scan.md", env!("CARGO_MANIFEST_DIR"));
+            let report = match mode {
+                "scan" => scan::report(&date, &machine()),
+                _ => memory::report(&date, &machine()),
+            };
+            let path = format!("{}/results/{date}-{mode}.md", env!("CARGO_MANIFEST_DIR"));
             println!("{report}");
             std::fs::write(&path, &report).expect("the results file is written");
             eprintln!("bench: written to {path}");
@@ -389,8 +395,8 @@ fn main() {
             eprintln!(
                 "bench: BENCH_ONLY={other} is not known: BENCH_ONLY=moves measures the moves \
                  alone, BENCH_ONLY=requests the requests alone, BENCH_ONLY=chunked the moves in \
-                 chunks, BENCH_ONLY=scan the fleet check; unset, everything but the moves in \
-                 chunks and the fleet check is measured"
+                 chunks, BENCH_ONLY=scan the fleet check, BENCH_ONLY=memory the memory per \
+                 request; unset, everything but those three is measured"
             );
             std::process::exit(2);
         }

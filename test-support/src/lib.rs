@@ -25,6 +25,7 @@ use tempfile::TempDir;
 #[cfg(feature = "generate")]
 pub mod generate;
 pub mod legacy;
+pub mod load;
 pub mod watch;
 
 /// How long a cold `wrangler dev` may take to answer its first request.
@@ -253,9 +254,14 @@ impl TestWorker {
         let (socket, _) = tungstenite::connect(&url).expect("the inspector answers");
         if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_ref() {
             // A call it does not answer must fail the test, not hang it.
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = stream.set_read_timeout(Some(INSPECTOR_TIMEOUT));
         }
-        Inspector { socket, id: 0 }
+        Inspector {
+            socket,
+            id: 0,
+            poke: format!("{}/api/health", self.base_url()),
+            agent: self.agent.clone(),
+        }
     }
 
     /// Sends a request; `user` becomes the `X-User-ID` header.
@@ -487,40 +493,99 @@ pub struct HeapUsage {
 pub struct Inspector {
     socket: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
     id: u64,
+    /// A route that touches no storage (`/api/health`): a request there lets the isolate run the
+    /// tasks the inspector queued (see [`Inspector::heap_after_collection`]).
+    poke: String,
+    agent: ureq::Agent,
 }
 
 impl Inspector {
-    /// Calls `method` and returns its `result` (other clients' answers, which the inspector
-    /// passes to every client, are skipped).
-    fn call(&mut self, method: &str) -> serde_json::Value {
+    /// Sends `method`; returns the id its answer will carry.
+    fn send(&mut self, method: &str) -> u64 {
         self.id += 1;
         let request = serde_json::json!({"id": self.id, "method": method}).to_string();
         self.socket
             .send(tungstenite::Message::text(request))
             .expect("the inspector takes a call");
+        self.id
+    }
+
+    /// The `result` of the call `id`, if it arrives before the socket's read timeout (other
+    /// clients' answers and events, which the inspector passes to every client, are skipped).
+    fn answer(&mut self, id: u64) -> Result<serde_json::Value, tungstenite::Error> {
         loop {
-            let message = self.socket.read().expect("the inspector answers");
+            let message = self.socket.read()?;
             let Ok(text) = message.to_text() else {
                 continue;
             };
             let Ok(answer) = serde_json::from_str::<serde_json::Value>(text) else {
                 continue;
             };
-            if answer["id"] == self.id {
-                return answer["result"].clone();
+            if answer["id"] == id {
+                return Ok(answer["result"].clone());
             }
         }
+    }
+
+    /// Calls `method` and returns its `result`.
+    fn call(&mut self, method: &str) -> serde_json::Value {
+        let id = self.send(method);
+        self.answer(id)
+            .unwrap_or_else(|err| panic!("the inspector did not answer {method}: {err}"))
     }
 
     /// The isolate's heap now.
     pub fn heap_usage(&mut self) -> HeapUsage {
         let result = self.call("Runtime.getHeapUsage");
+        let bytes = |field: &str| {
+            result[field].as_f64().unwrap_or_else(|| {
+                panic!("Runtime.getHeapUsage answered without {field}: {result}")
+            }) as u64
+        };
         HeapUsage {
-            used: result["usedSize"].as_f64().unwrap_or(0.0) as u64,
-            array_buffers: result["backingStorageSize"].as_f64().unwrap_or(0.0) as u64,
+            used: bytes("usedSize"),
+            array_buffers: bytes("backingStorageSize"),
         }
     }
+
+    /// The isolate's heap after a full collection: what is still held, not what is merely not
+    /// collected yet. workerd runs the collection V8's inspector asks for as a task of the
+    /// isolate, which runs only when the isolate next has work: a request to a route that
+    /// touches no storage gives it some, until the collection is reported done.
+    pub fn heap_after_collection(&mut self) -> HeapUsage {
+        let id = self.send("HeapProfiler.collectGarbage");
+        let socket = match self.socket.get_ref() {
+            tungstenite::stream::MaybeTlsStream::Plain(stream) => stream,
+            _ => unreachable!("the inspector is served over plain TCP"),
+        };
+        let _ = socket.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut done = None;
+        for _ in 0..40 {
+            let poked = self.agent.get(&self.poke).call();
+            assert!(poked.is_ok(), "{} failed: {poked:?}", self.poke);
+            match self.answer(id) {
+                Ok(_) => {
+                    done = Some(());
+                    break;
+                }
+                Err(tungstenite::Error::Io(err))
+                    if matches!(
+                        err.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(err) => panic!("the inspector failed during a collection: {err}"),
+            }
+        }
+        if let tungstenite::stream::MaybeTlsStream::Plain(stream) = self.socket.get_ref() {
+            let _ = stream.set_read_timeout(Some(INSPECTOR_TIMEOUT));
+        }
+        done.expect("the isolate never reported the collection done");
+        self.heap_usage()
+    }
 }
+
+/// How long an inspector call may take before it fails the test.
+const INSPECTOR_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The process group and command name of a process (from `/proc/<pid>/stat`).
 fn group_and_name(stat: &str) -> Option<(libc::pid_t, String)> {

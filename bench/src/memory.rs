@@ -1,0 +1,84 @@
+//! `BENCH_ONLY=memory`: what requests leave behind in the isolate (issue 25). For each kind of
+//! request ([`Kind`]) on each path, 1,000 requests after 100 to warm up; the isolate's heap
+//! after a forced collection (the V8 inspector) and the runtime's resident memory (workerd's
+//! processes) before and after. The same requests to a plain JavaScript Worker that reads each
+//! body and logs a line (`bench/plain-worker/`), under the same `wrangler dev`, show what the
+//! local runtime grows by on its own.
+
+use std::fmt::Write as _;
+
+use test_support::load::Kind;
+use test_support::{realistic_database, Options, TestWorker};
+
+const WARM_UP: usize = 100;
+const REQUESTS: usize = 1000;
+const CLIENTS: usize = 8;
+
+/// Heap and resident growth per 1,000 requests of `kind` for `user`, in KB and MB.
+fn growth(worker: &TestWorker, user: &str, kind: Kind) -> (i64, i64) {
+    let mut inspector = worker.inspector();
+    // A plain Worker answers every kind with 200: only ours is held to each kind's answers.
+    let _ = kind.send_many(worker, user, WARM_UP, CLIENTS);
+    let (heap, resident) = (
+        inspector.heap_after_collection(),
+        worker.runtime_memory_bytes(),
+    );
+    let _ = kind.send_many(worker, user, REQUESTS, CLIENTS);
+    let (heap_after, resident_after) = (
+        inspector.heap_after_collection(),
+        worker.runtime_memory_bytes(),
+    );
+    let per_thousand = |bytes: i64| bytes * 1000 / REQUESTS as i64;
+    (
+        per_thousand(heap_after.used as i64 - heap.used as i64) / 1024,
+        per_thousand(resident_after as i64 - resident as i64) >> 20,
+    )
+}
+
+pub fn report(date: &str, machine: &str) -> String {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    eprintln!("bench: starting the Worker and the plain Worker in workerd");
+    let worker = TestWorker::start_with_admin(&[("PROCESSING_URL", &dead_url)]);
+    for user in ["on-r2", "on-object"] {
+        worker.admin_ok(
+            "PUT",
+            &format!("/admin/users/{user}/database"),
+            realistic_database(40),
+        );
+    }
+    worker.admin_ok("POST", "/admin/users/on-object/migrate", vec![]);
+    let plain = TestWorker::start_with(Options {
+        config: Some("bench/plain-worker/wrangler.toml".into()),
+        ..Options::default()
+    });
+    let mut rows = String::new();
+    for kind in Kind::ALL {
+        eprintln!("bench: {}", kind.name());
+        let (r2, object, baseline) = (
+            growth(&worker, "on-r2", kind),
+            growth(&worker, "on-object", kind),
+            growth(&plain, "anyone", kind),
+        );
+        let _ = writeln!(
+            rows,
+            "| {} | {:+} KB / {:+} MB | {:+} KB / {:+} MB | {:+} KB / {:+} MB |",
+            kind.name(),
+            r2.0,
+            r2.1,
+            object.0,
+            object.1,
+            baseline.0,
+            baseline.1
+        );
+    }
+    format!(
+        "# Benchmark: memory per request (BENCH_ONLY=memory)\n\n{date}, {machine}; workerd from \
+         `wrangler dev`. Growth per 1,000 requests of each kind ({CLIENTS} clients at once, after \
+         {WARM_UP} to warm up): the isolate's heap after a forced collection / the runtime's \
+         resident memory (all workerd processes of that `wrangler dev`, which also hold the local \
+         R2, KV and Durable Object storage it simulates).\n\n\
+         | requests | R2 path | Durable Object path | plain JavaScript Worker |\n|---|---|---|---|\n{rows}"
+    )
+}

@@ -1,0 +1,64 @@
+//! Memory that does not grow with requests: thousands of requests of each kind (reads, writes,
+//! invalid bodies, uploads, bad input of every sort, forwarded processing routes, admin calls)
+//! on each path leave the isolate's heap, after a forced collection, where it was. An isolate
+//! lives for many requests and has 128 MB: anything a request leaves behind kills it in time.
+//!
+//! The heap is read through the V8 inspector after `HeapProfiler.collectGarbage`
+//! (`test_support::Inspector::heap_after_collection`), so what is measured is what is still
+//! held, not the runtime process (whose resident memory also counts workerd's own buffers and
+//! the local R2 and KV it simulates).
+
+use test_support::load::Kind;
+use test_support::{realistic_database, TestWorker};
+
+/// Requests of each kind per path.
+const REQUESTS: usize = 2000;
+/// Clients at once.
+const CLIENTS: usize = 8;
+/// How far the heap may end from where it began.
+const TOLERANCE: u64 = 10 << 20;
+
+#[test]
+fn thousands_of_requests_of_every_kind_leave_the_heap_where_it_was_on_both_paths() {
+    // A processing service that is down: the forwarded routes try it and answer 503.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let worker = TestWorker::start_with_admin(&[("PROCESSING_URL", &dead_url)]);
+    for user in ["on-r2", "on-object"] {
+        worker.admin_ok(
+            "PUT",
+            &format!("/admin/users/{user}/database"),
+            realistic_database(40),
+        );
+    }
+    worker.admin_ok("POST", "/admin/users/on-object/migrate", vec![]);
+    let mut inspector = worker.inspector();
+    let mut report = Vec::new();
+    for (path, user) in [("r2", "on-r2"), ("do", "on-object")] {
+        for kind in Kind::ALL {
+            // The first requests fill what is meant to fill (the isolate's database cache, the
+            // module's lazily built parts); what follows must not add to it.
+            let mut failures = kind.send_many(&worker, user, REQUESTS / 10, CLIENTS);
+            let before = inspector.heap_after_collection();
+            failures.extend(kind.send_many(&worker, user, REQUESTS, CLIENTS));
+            let after = inspector.heap_after_collection();
+            // Every request answered, and as it should be.
+            assert_eq!(failures, Vec::<String>::new(), "{path} {}", kind.name());
+            let growth = after.used as i64 - before.used as i64;
+            report.push(format!(
+                "{path} {}: heap {:.2} -> {:.2} MB ({:+} KB per 1,000 requests)",
+                kind.name(),
+                before.used as f64 / 1048576.0,
+                after.used as f64 / 1048576.0,
+                growth / 1024 * 1000 / REQUESTS as i64
+            ));
+            eprintln!("{}", report.last().unwrap());
+            assert!(
+                after.used < before.used + TOLERANCE,
+                "{}",
+                report.join("\n")
+            );
+        }
+    }
+}
