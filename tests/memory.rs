@@ -6,7 +6,7 @@
 //! The heap is read through the V8 inspector after `HeapProfiler.collectGarbage`
 //! (`test_support::Inspector::heap_after_collection`), so what is measured is what is still
 //! held, not the runtime process (whose resident memory also counts workerd's own buffers and
-//! the local R2 and KV it simulates).
+//! the local R2 and KV it simulates); the wasm linear memory is read beside it.
 
 use test_support::load::Kind;
 use test_support::{realistic_database, TestWorker};
@@ -24,7 +24,8 @@ fn thousands_of_requests_of_every_kind_leave_the_heap_where_it_was_on_both_paths
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
-    let worker = TestWorker::start_with_admin(&[("PROCESSING_URL", &dead_url)]);
+    let worker =
+        TestWorker::start_with_admin(&[("PROCESSING_URL", &dead_url), ("REPORT_WASM_MEMORY", "1")]);
     for user in ["on-r2", "on-object"] {
         worker.admin_ok(
             "PUT",
@@ -40,22 +41,32 @@ fn thousands_of_requests_of_every_kind_leave_the_heap_where_it_was_on_both_paths
             // The first requests fill what is meant to fill (the isolate's database cache, the
             // module's lazily built parts); what follows must not add to it.
             let mut failures = kind.send_many(&worker, user, REQUESTS / 10, CLIENTS);
-            let before = inspector.heap_after_collection();
+            let (before, wasm_before) = (
+                inspector.heap_after_collection(),
+                worker.wasm_memory_bytes(),
+            );
             failures.extend(kind.send_many(&worker, user, REQUESTS, CLIENTS));
-            let after = inspector.heap_after_collection();
+            let (after, wasm_after) = (
+                inspector.heap_after_collection(),
+                worker.wasm_memory_bytes(),
+            );
             // Every request answered, and as it should be.
             assert_eq!(failures, Vec::<String>::new(), "{path} {}", kind.name());
             let growth = after.used as i64 - before.used as i64;
             report.push(format!(
-                "{path} {}: heap {:.2} -> {:.2} MB ({:+} KB per 1,000 requests)",
+                "{path} {}: heap {:.2} -> {:.2} MB ({:+} KB per 1,000 requests), wasm memory \
+                 {:.1} -> {:.1} MB",
                 kind.name(),
                 before.used as f64 / 1048576.0,
                 after.used as f64 / 1048576.0,
-                growth / 1024 * 1000 / REQUESTS as i64
+                growth / 1024 * 1000 / REQUESTS as i64,
+                wasm_before as f64 / 1048576.0,
+                wasm_after as f64 / 1048576.0,
             ));
             eprintln!("{}", report.last().unwrap());
+            // Wasm memory never shrinks, but once warm it must not keep growing either.
             assert!(
-                after.used < before.used + TOLERANCE,
+                after.used < before.used + TOLERANCE && wasm_after < wasm_before + TOLERANCE,
                 "{}",
                 report.join("\n")
             );

@@ -264,6 +264,17 @@ impl TestWorker {
         }
     }
 
+    /// The isolate's wasm linear memory in bytes (it never shrinks), from `/api/health` of a
+    /// Worker started with the var `REPORT_WASM_MEMORY`.
+    pub fn wasm_memory_bytes(&self) -> u64 {
+        let health = self.get("/api/health", None);
+        health
+            .header("X-Wasm-Memory-Bytes")
+            .expect("the Worker was started with REPORT_WASM_MEMORY")
+            .parse()
+            .expect("a number of bytes")
+    }
+
     /// Sends a request; `user` becomes the `X-User-ID` header.
     pub fn request(
         &self,
