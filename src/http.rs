@@ -157,17 +157,30 @@ fn random_u64() -> u64 {
 }
 
 async fn parse_body(content_type: Option<&str>, bytes: &Uint8Array) -> Result<Body, ApiError> {
-    let is_form = content_type.is_some_and(|ct| {
-        let ct = ct.to_ascii_lowercase();
-        ct.starts_with("multipart/form-data") || ct.starts_with("application/x-www-form-urlencoded")
-    });
+    let essence = content_type
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let is_form = matches!(
+        essence.as_str(),
+        "multipart/form-data" | "application/x-www-form-urlencoded"
+    );
+    // Only a JSON type is JSON: a page of another origin can send any body as `text/plain`
+    // without a preflight, never as `application/json`.
+    let is_json = essence == "application/json" || essence.ends_with("+json");
     match (is_form, content_type) {
         (true, Some(content_type)) => Body::form(parse_form(content_type, bytes).await?),
         _ if bytes.length() == 0 => Ok(Body::Empty),
+        _ if !is_json => Ok(Body::Other(content_type.unwrap_or("none").to_owned())),
         _ if bytes.length() as usize > MAX_JSON_BODY_BYTES => {
             Ok(Body::Oversized(bytes.length() as usize))
         }
-        _ => Ok(Body::Bytes(bytes.to_vec())),
+        _ => Ok(Body::Json(bytes.to_vec())),
     }
 }
 

@@ -135,7 +135,8 @@ fn worker_with(vars: &[(&str, &str)]) -> TestWorker {
     })
 }
 
-/// A request of the processing service.
+/// A request of the processing service: a JSON body to a result route, a video to a media
+/// route (typed as the reference processor types them).
 fn service_request(
     worker: &TestWorker,
     method: &str,
@@ -144,7 +145,16 @@ fn service_request(
     body: Vec<u8>,
 ) -> test_support::TestResponse {
     let auth = format!("Bearer {TOKEN}");
-    worker.request(method, path, Some(user), &[("Authorization", &auth)], body)
+    let content_type = if path.starts_with("/processing/media/") {
+        "video/mp4"
+    } else {
+        "application/json"
+    };
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", content_type),
+    ];
+    worker.request(method, path, Some(user), &headers, body)
 }
 
 fn create_game(worker: &TestWorker, user: &str) -> i64 {

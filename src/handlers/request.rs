@@ -65,9 +65,12 @@ pub struct ApiRequest {
 pub enum Body {
     #[default]
     Empty,
-    /// Any non-form body; JSON routes parse it.
-    Bytes(Vec<u8>),
-    /// A non-form body of this many bytes, more than any route reads
+    /// A body sent as JSON (`application/json` or `*/*+json`); JSON routes parse it.
+    Json(Vec<u8>),
+    /// A non-empty body of any other type (`text/plain`, none): no route reads it. Only its
+    /// type is kept, for the 415 a JSON route answers.
+    Other(String),
+    /// A JSON body of this many bytes, more than any route reads
     /// ([`MAX_JSON_BODY_BYTES`]): only its length is kept, so that it never enters wasm memory
     /// (which never shrinks). A route that parses it answers 413; one that ignores it, as ever.
     Oversized(usize),
@@ -465,9 +468,14 @@ impl ApiRequest {
     /// f64), checked once by [`check_json`], then read as `T`.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         let bytes = match &self.body {
-            Body::Bytes(bytes) => bytes.as_slice(),
+            Body::Json(bytes) => bytes.as_slice(),
             Body::Oversized(length) => return Err(json_too_large(*length)),
             Body::Empty => b"".as_slice(),
+            Body::Other(content_type) => {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "body: expected Content-Type application/json, got {content_type:?}"
+                )))
+            }
             Body::Form(_) => {
                 return Err(ApiError::Unprocessable(
                     "body: expected JSON, got a form".into(),
@@ -607,7 +615,7 @@ mod tests {
     }
 
     fn json_text(text: &str) -> ApiRequest {
-        with_body(Body::Bytes(text.as_bytes().to_vec()))
+        with_body(Body::Json(text.as_bytes().to_vec()))
     }
 
     fn form_text(name: &str, value: &str) -> ApiRequest {
