@@ -19,7 +19,7 @@ use worker::{
 use crate::bucket::{self, media};
 use crate::config::{self, Config, PROCESSING_QUEUE};
 use crate::error::ApiError;
-use crate::handlers::{ApiResponse, FileResponse, Job};
+use crate::handlers::{files, ApiResponse, FileResponse, Job};
 use crate::http;
 use crate::identity::{UserId, USER_ID_HEADER};
 
@@ -224,7 +224,11 @@ pub async fn media(req: Request, env: &Env, user: &UserId) -> Result<Response, A
             media::respond(&bucket, user, file, range.as_deref()).await
         }
         worker::Method::Put if WRITABLE_FOLDERS.contains(&folder) => {
-            let content_type = req.headers().get("Content-Type").ok().flatten();
+            // The service's products are stored by the same rules as the user's uploads.
+            let declared = req.headers().get("Content-Type").ok().flatten();
+            let media =
+                files::upload_type(folder, "path", filename, &declared.unwrap_or_default())?;
+            let content_type = Some(media.mime.to_owned());
             let length = req.headers().get("Content-Length").ok().flatten();
             let body = req
                 .inner()

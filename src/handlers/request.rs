@@ -207,6 +207,13 @@ pub struct Upload {
     pub bytes: FileBytes,
 }
 
+impl Upload {
+    /// The file's name in its folder: `0123456789ab.mp4` for `games/0123456789ab.mp4`.
+    pub fn filename(&self) -> &str {
+        self.key.split_once('/').map_or(&self.key, |(_, name)| name)
+    }
+}
+
 /// Objects to delete from the user's folder *after* the commit: a failure leaves an orphan file,
 /// never a row that names a missing one.
 #[derive(Debug, Clone, PartialEq)]
@@ -591,16 +598,6 @@ impl Names {
     }
 }
 
-/// The extension of an uploaded file's name, with its dot (`.mov`), else `default`.
-pub fn extension_of(filename: &str, default: &str) -> String {
-    match filename.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() && !ext.is_empty() && ext.len() <= 10 => {
-            format!(".{}", ext.to_ascii_lowercase())
-        }
-        _ => default.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -918,13 +915,6 @@ mod tests {
         assert_eq!(first, b.hex(32));
         assert_eq!(first.len(), 32);
         assert_ne!(a.hex(12), first[..12]);
-    }
-
-    #[test]
-    fn extension_keeps_the_uploads_and_defaults_otherwise() {
-        assert_eq!(extension_of("match.MOV", ".mp4"), ".mov");
-        assert_eq!(extension_of("noext", ".mp4"), ".mp4");
-        assert_eq!(extension_of(".hidden", ".mp4"), ".mp4");
     }
 
     #[test]

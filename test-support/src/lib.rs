@@ -391,11 +391,21 @@ impl TestWorker {
 
     /// Writes an object of the `USER_DATA` R2 bucket (without custom metadata: the CLI cannot).
     pub fn put_r2(&self, key: &str, bytes: &[u8]) {
+        self.put_r2_typed(key, bytes, None);
+    }
+
+    /// Writes an object of the `USER_DATA` R2 bucket, stored with `content_type` when given (as
+    /// an uploader of the existing app could have stored a file).
+    pub fn put_r2_typed(&self, key: &str, bytes: &[u8], content_type: Option<&str>) {
         let file = self.state.path().join("upload.bin");
         fs::write(&file, bytes).expect("the upload file is written");
         let target = format!("reel-ballers-users/{key}");
         let file = file.to_string_lossy().into_owned();
-        self.wrangler_local_ok(&["r2", "object", "put", &target, "--file", &file]);
+        let mut args = vec!["r2", "object", "put", &target, "--file", &file];
+        if let Some(content_type) = content_type {
+            args.extend(["--content-type", content_type]);
+        }
+        self.wrangler_local_ok(&args);
     }
 }
 
