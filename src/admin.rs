@@ -41,7 +41,7 @@ fn named_user(req: &Request) -> Option<UserId> {
     UserId::parse(id).ok()
 }
 
-async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
+async fn run(req: Request, env: &Env) -> Result<Response, ApiError> {
     http::require_secret_bearer(&req, env, "ADMIN_TOKEN")?;
     let config = Config::from_env(env);
     let url = req
@@ -56,9 +56,19 @@ async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
         (Method::Get, ["admin", "users"]) => list_users(env, &query).await,
         (Method::Get, ["admin", "users", u]) => user_status(env, &user(u)?).await,
         (Method::Put, ["admin", "users", u, "database"]) => {
-            let bytes = req.bytes().await.map_err(|err| {
-                ApiError::BadRequest(format!("Could not read the request body: {err}"))
-            })?;
+            // An import is a file the R2 path serves: no larger than it opens.
+            let cap = config.max_database_bytes;
+            let bytes = http::read_body(&req, |bytes| {
+                if bytes > cap {
+                    return Err(ApiError::ContentTooLarge(format!(
+                        "request body: {bytes} bytes, more than the {cap} bytes of the largest \
+                         database the R2 path opens (R2_MAX_DATABASE_BYTES)"
+                    )));
+                }
+                Ok(())
+            })
+            .await?
+            .to_vec();
             import_database(env, &config, &user(u)?, bytes).await
         }
         (Method::Get, ["admin", "users", u, "database"]) => {
