@@ -7,12 +7,6 @@
 //! `fetch` or a form post, `Origin` alone from an older browser, neither on a navigation GET
 //! (`<a href>`) from the same origin.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde_json::json;
 use test_support::{multipart, Part, TestResponse, TestWorker};
 
@@ -20,35 +14,9 @@ const SECRET: &str = "the sign-in service's secret for the cross-site tests";
 const APP: &str = "https://app.example.test";
 const EVIL: &str = "https://evil.example.test";
 
-/// An HS256 session token for `user`, signed by the real `openssl`.
+/// The session cookie of a signed-in `user`.
 fn session_cookie(user: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let part = |value: serde_json::Value| URL_SAFE_NO_PAD.encode(value.to_string());
-    let input = format!(
-        "{}.{}",
-        part(json!({"alg": "HS256", "typ": "JWT"})),
-        part(json!({"sub": user, "exp": now + 600}))
-    );
-    let key = format!("key:{SECRET}");
-    let mut openssl = Command::new("openssl")
-        .args([
-            "dgst", "-sha256", "-mac", "HMAC", "-macopt", &key, "-binary",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("openssl runs");
-    openssl
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let signature = openssl.wait_with_output().unwrap().stdout;
-    format!("session={input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    format!("session={}", test_support::hs256_token(SECRET, user))
 }
 
 /// A Worker in production's sign-in mode that trusts one other origin, with alice on the R2
