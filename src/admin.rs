@@ -21,6 +21,7 @@ use crate::db::DbVersion;
 use crate::durable;
 use crate::error::ApiError;
 use crate::flag::Flags;
+use crate::handlers::check_request_body_size;
 use crate::http;
 use crate::identity::{UserId, USER_ID_HEADER};
 use crate::r2;
@@ -56,19 +57,10 @@ async fn run(req: Request, env: &Env) -> Result<Response, ApiError> {
         (Method::Get, ["admin", "users"]) => list_users(env, &query).await,
         (Method::Get, ["admin", "users", u]) => user_status(env, &user(u)?).await,
         (Method::Put, ["admin", "users", u, "database"]) => {
-            // An import is a file the R2 path serves: no larger than it opens.
-            let cap = config.max_database_bytes;
-            let bytes = http::read_body(&req, |bytes| {
-                if bytes > cap {
-                    return Err(ApiError::ContentTooLarge(format!(
-                        "request body: {bytes} bytes, more than the {cap} bytes of the largest \
-                         database the R2 path opens (R2_MAX_DATABASE_BYTES)"
-                    )));
-                }
-                Ok(())
-            })
-            .await?
-            .to_vec();
+            // Bounded as it arrives, as every request body is: the file is then read whole.
+            let bytes = http::read_body(&req, check_request_body_size)
+                .await?
+                .to_vec();
             import_database(env, &config, &user(u)?, bytes).await
         }
         (Method::Get, ["admin", "users", u, "database"]) => {

@@ -392,16 +392,17 @@ fn a_chunked_body_over_the_cap_gets_413_before_it_is_all_sent_and_others_are_ans
     );
     assert_eq!(status, 413, "{body}");
     assert!(body.contains("33 MiB"), "{body}");
-    // An admin import is bounded by the largest database the R2 path opens (12 MB).
+    // So is an admin import, by the same cap.
     let bearer = format!("Bearer {}", test_support::ADMIN_TOKEN);
     let (status, body) = answer_to_a_partly_sent_chunked_body(
         &worker,
         "PUT",
         "/admin/users/quinn/database",
         &[("Authorization", &bearer)],
-        20 * 1024 * 1024,
+        40 * 1024 * 1024,
     );
     assert_eq!(status, 413, "{body}");
+    assert!(body.contains("33 MiB"), "{body}");
     // The Worker answers others, and nothing of either request was stored.
     assert_eq!(worker.project_names("quinn"), vec!["before".to_owned()]);
     let games = worker.get("/api/games", Some("quinn"));
