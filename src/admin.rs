@@ -22,6 +22,7 @@ use crate::db::DbVersion;
 use crate::durable;
 use crate::error::ApiError;
 use crate::flag::Flags;
+use crate::handlers::check_request_body_size;
 use crate::http;
 use crate::identity::{UserId, USER_ID_HEADER};
 use crate::migration;
@@ -43,7 +44,7 @@ fn named_user(req: &Request) -> Option<UserId> {
     UserId::parse(id).ok()
 }
 
-async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
+async fn run(req: Request, env: &Env) -> Result<Response, ApiError> {
     http::require_secret_bearer(&req, env, "ADMIN_TOKEN")?;
     let config = Config::from_env(env);
     let url = req
@@ -58,9 +59,10 @@ async fn run(mut req: Request, env: &Env) -> Result<Response, ApiError> {
         (Method::Get, ["admin", "users"]) => list_users(env, &config, &query).await,
         (Method::Get, ["admin", "users", u]) => user_status(env, &user(u)?).await,
         (Method::Put, ["admin", "users", u, "database"]) => {
-            let bytes = req.bytes().await.map_err(|err| {
-                ApiError::BadRequest(format!("Could not read the request body: {err}"))
-            })?;
+            // Bounded as it arrives, as every request body is: the file is then read whole.
+            let bytes = http::read_body(&req, check_request_body_size)
+                .await?
+                .to_vec();
             import_database(env, &config, &user(u)?, bytes).await
         }
         (Method::Get, ["admin", "users", u, "database"]) => {

@@ -104,6 +104,10 @@ pub struct Config {
     /// `PROCESSING_RETRY_SECONDS`: the first pause before a job the service did not take is
     /// offered again (default 10); later pauses grow with the job's age, up to an hour.
     pub processing_retry_seconds: u32,
+    /// `ALLOWED_ORIGINS`: origins other than the Worker's own (`https://app.example.com`,
+    /// separated by commas or spaces) whose pages may write and read with the user's
+    /// credentials ([`crate::origin`]). Empty: the Worker's own origin only.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Config {
@@ -151,8 +155,20 @@ impl Config {
             processing_url: var(env, "PROCESSING_URL")
                 .map(|url| url.trim_end_matches('/').to_owned()),
             processing_retry_seconds: number("PROCESSING_RETRY_SECONDS", 10) as u32,
+            allowed_origins: var(env, "ALLOWED_ORIGINS")
+                .map(|list| origins(&list))
+                .unwrap_or_default(),
         }
     }
+}
+
+/// The origins of `ALLOWED_ORIGINS`, as browsers write them in `Origin`: lowercase, without a
+/// trailing slash, so that they compare as plain strings.
+fn origins(list: &str) -> Vec<String> {
+    list.split([',', ' '])
+        .map(|origin| origin.trim().trim_end_matches('/').to_ascii_lowercase())
+        .filter(|origin| !origin.is_empty())
+        .collect()
 }
 
 /// A secret's value (`wrangler secret put`; locally `.dev.vars` or `--var`), or `None` when it

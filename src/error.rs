@@ -29,6 +29,9 @@ pub enum ApiError {
     Conflict(String),
     /// 413: the request, or a part of it, is over one of the API's input caps.
     ContentTooLarge(String),
+    /// 415: a route that reads JSON was sent a body of another type (a page of another origin
+    /// can post `text/plain` without asking first; it cannot post `application/json`).
+    UnsupportedMediaType(String),
     /// 422: a field is missing, has the wrong type, or is out of range.
     Unprocessable(String),
     /// 500: a bug or an unexpected failure inside the Worker.
@@ -73,6 +76,7 @@ impl ApiError {
             | ApiError::NotMigratable { .. }
             | ApiError::ChunkedMoveRequired(_) => 409,
             ApiError::ContentTooLarge(_) => 413,
+            ApiError::UnsupportedMediaType(_) => 415,
             ApiError::Unprocessable(_) => 422,
             ApiError::Internal(_) => 500,
             ApiError::NotImplemented(_) => 501,
@@ -94,6 +98,7 @@ impl ApiError {
             | ApiError::NotFound(detail)
             | ApiError::Conflict(detail)
             | ApiError::ContentTooLarge(detail)
+            | ApiError::UnsupportedMediaType(detail)
             | ApiError::Unprocessable(detail)
             | ApiError::Internal(detail)
             | ApiError::NotImplemented(detail)

@@ -69,22 +69,12 @@ pub struct RawRequest {
 }
 
 impl RawRequest {
-    /// Reads the request whole; a body over the API's cap is refused, by its declared length
-    /// before it is read when it declares one.
+    /// Reads the request whole, within the API's cap ([`read_body`]).
     pub async fn read(req: &mut Request) -> Result<Self, ApiError> {
         let url = req
             .url()
             .map_err(|err| ApiError::BadRequest(format!("Invalid URL: {err}")))?;
-        let declared = req.headers().get("Content-Length").ok().flatten();
-        if let Some(length) = declared.and_then(|length| length.trim().parse().ok()) {
-            check_request_body_size(length)?;
-        }
-        let unreadable = |err: wasm_bindgen::JsValue| {
-            ApiError::BadRequest(format!("Could not read the request body: {err:?}"))
-        };
-        let buffer = req.inner().array_buffer().map_err(unreadable)?;
-        let body = Uint8Array::new(&JsFuture::from(buffer).await.map_err(unreadable)?);
-        check_request_body_size(u64::from(body.length()))?;
+        let body = read_body(req, check_request_body_size).await?;
         Ok(Self {
             method: req.method(),
             url,
@@ -151,23 +141,82 @@ impl RawRequest {
     }
 }
 
+/// A request's body, read as it arrives and kept on the JS side: `check` is asked about its
+/// declared length before anything is read, then about the bytes read so far after each chunk,
+/// so a body over the cap is refused (413) once the cap is passed, chunked or not, never read
+/// whole first (a 120 MiB body would take the isolate past its 128 MB).
+pub async fn read_body(
+    req: &Request,
+    check: impl Fn(u64) -> Result<(), ApiError>,
+) -> Result<Uint8Array, ApiError> {
+    let declared = req.headers().get("Content-Length").ok().flatten();
+    if let Some(length) = declared.and_then(|length| length.trim().parse().ok()) {
+        check(length)?;
+    }
+    let Some(stream) = req.inner().body() else {
+        return Ok(Uint8Array::new_with_length(0));
+    };
+    let unreadable = |err: wasm_bindgen::JsValue| {
+        ApiError::BadRequest(format!("Could not read the request body: {err:?}"))
+    };
+    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let mut chunks = Vec::new();
+    let mut total: u64 = 0;
+    loop {
+        let result = JsFuture::from(reader.read()).await.map_err(unreadable)?;
+        let field = |name: &str| js_sys::Reflect::get(&result, &name.into());
+        if field("done").map_err(unreadable)?.is_truthy() {
+            break;
+        }
+        let chunk: Uint8Array = field("value").map_err(unreadable)?.unchecked_into();
+        total += u64::from(chunk.length());
+        if let Err(err) = check(total) {
+            // Tells the runtime the rest is not wanted; its promise settles by itself.
+            let _ = reader.cancel();
+            return Err(err);
+        }
+        chunks.push(chunk);
+    }
+    // Joined on the JS side too: the body does not enter wasm memory here.
+    let body = Uint8Array::new_with_length(u32::try_from(total).unwrap_or(u32::MAX));
+    let mut at = 0;
+    for chunk in chunks {
+        body.set(&chunk, at);
+        at += chunk.length();
+    }
+    Ok(body)
+}
+
 fn random_u64() -> u64 {
     let half = || (js_sys::Math::random() * f64::from(u32::MAX)) as u64;
     (half() << 32) | half()
 }
 
 async fn parse_body(content_type: Option<&str>, bytes: &Uint8Array) -> Result<Body, ApiError> {
-    let is_form = content_type.is_some_and(|ct| {
-        let ct = ct.to_ascii_lowercase();
-        ct.starts_with("multipart/form-data") || ct.starts_with("application/x-www-form-urlencoded")
-    });
+    let essence = content_type
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let is_form = matches!(
+        essence.as_str(),
+        "multipart/form-data" | "application/x-www-form-urlencoded"
+    );
+    // Only a JSON type is JSON: a page of another origin can send any body as `text/plain`
+    // without a preflight, never as `application/json`.
+    let is_json = essence == "application/json" || essence.ends_with("+json");
     match (is_form, content_type) {
         (true, Some(content_type)) => Body::form(parse_form(content_type, bytes).await?),
         _ if bytes.length() == 0 => Ok(Body::Empty),
+        _ if !is_json => Ok(Body::Other(content_type.unwrap_or("none").to_owned())),
         _ if bytes.length() as usize > MAX_JSON_BODY_BYTES => {
             Ok(Body::Oversized(bytes.length() as usize))
         }
-        _ => Ok(Body::Bytes(bytes.to_vec())),
+        _ => Ok(Body::Json(bytes.to_vec())),
     }
 }
 

@@ -11,6 +11,8 @@
 //!   modules' typed errors become it there, the higher ones' beside their type.
 //! - [`auth`]: who a user request is for: a signed token's subject (`jwt` mode, verified by
 //!   the runtime's WebCrypto) or `X-User-ID` as sent (`header` mode).
+//! - [`origin`]: which pages may change a user's data and read the answers (cross-site requests,
+//!   CORS).
 //! - [`handlers`]: the API routes of `docs/api.md`, written once over `Db`; no I/O.
 //! - [`http`]: converts workers-rs requests and responses to and from the handlers' plain
 //!   types; builds every JSON and error response.
@@ -47,6 +49,7 @@ pub mod http;
 pub mod identity;
 pub mod lifecycle;
 pub mod migration;
+pub mod origin;
 pub mod placement;
 pub mod processing;
 pub mod r2;

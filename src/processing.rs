@@ -19,7 +19,7 @@ use worker::{
 use crate::bucket::{self, media};
 use crate::config::{self, Config, PROCESSING_QUEUE};
 use crate::error::ApiError;
-use crate::handlers::{ApiResponse, FileResponse, Job};
+use crate::handlers::{files, ApiResponse, FileResponse, Job};
 use crate::http;
 use crate::identity::{UserId, USER_ID_HEADER};
 
@@ -224,7 +224,11 @@ pub async fn media(req: Request, env: &Env, user: &UserId) -> Result<Response, A
             media::respond(&bucket, user, file, range.as_deref()).await
         }
         worker::Method::Put if WRITABLE_FOLDERS.contains(&folder) => {
-            let content_type = req.headers().get("Content-Type").ok().flatten();
+            // The service's products are stored by the same rules as the user's uploads.
+            let declared = req.headers().get("Content-Type").ok().flatten();
+            let media =
+                files::upload_type(folder, "path", filename, &declared.unwrap_or_default())?;
+            let content_type = Some(media.mime.to_owned());
             let length = req.headers().get("Content-Length").ok().flatten();
             let body = req
                 .inner()
@@ -257,32 +261,39 @@ fn plain_filename(filename: &str) -> Result<&str, ApiError> {
 }
 
 /// Passes a frontend request on to the processing service with the user's identity
-/// (`X-User-ID`) and the service token instead of the user's credentials. The body is streamed
-/// through, and a WebSocket upgrade passes as it is. 501 when no service is configured, 503 when
-/// it cannot be reached.
+/// (`X-User-ID`) and, instead of any credential, a short-lived assertion of the user and this
+/// request ([`processing_assertion`]): every credential the Worker accepts (`Authorization`,
+/// cookies, the `AUTH_HEADER` header) is removed, and the service's own token never travels
+/// with a user's request. A path with an encoded slash or a dot segment is refused (400), never
+/// forwarded: the service might decode it into another route. The body is streamed through, and
+/// a WebSocket upgrade passes as it is. 501 when no service is configured, 503 when it cannot be
+/// reached.
 pub async fn forward(req: Request, env: &Env, user: &UserId) -> Result<Response, ApiError> {
     let config = Config::from_env(env);
-    let base = config.processing_url.ok_or_else(|| {
+    let url = req
+        .url()
+        .map_err(|err| ApiError::BadRequest(format!("Invalid URL: {err}")))?;
+    refuse_hidden_segments(url.path())?;
+    let base = config.processing_url.as_deref().ok_or_else(|| {
         ApiError::NotImplemented(
             "Video processing is not configured on this server (PROCESSING_URL is unset)".into(),
         )
     })?;
-    let url = req
-        .url()
-        .map_err(|err| ApiError::BadRequest(format!("Invalid URL: {err}")))?;
     let target = match url.query() {
-        Some(query) => format!("{base}{}?{query}", url.path()),
-        None => format!("{base}{}", url.path()),
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
     };
     let headers = Headers::new();
     let build_failed =
         |err: worker::Error| ApiError::Internal(format!("Could not forward the request: {err}"));
+    let user_header = config.auth.header.as_deref().map(str::to_ascii_lowercase);
     for (name, value) in req.headers().entries() {
         let name_lower = name.to_ascii_lowercase();
         let credential = matches!(
             name_lower.as_str(),
             "authorization" | "cookie" | "host" | "x-user-id" | "content-length"
-        );
+        ) || user_header.as_deref() == Some(name_lower.as_str())
+            || name_lower == processing_assertion::HEADER.to_ascii_lowercase();
         if !credential && !name_lower.starts_with("cf-") {
             headers.set(&name, &value).map_err(build_failed)?;
         }
@@ -291,8 +302,11 @@ pub async fn forward(req: Request, env: &Env, user: &UserId) -> Result<Response,
         .set(USER_ID_HEADER, user.as_str())
         .map_err(build_failed)?;
     if let Some(token) = config::secret(env, TOKEN_SECRET) {
+        let now = worker::Date::now().as_millis() / 1000;
+        let method = req.method().to_string();
+        let assertion = processing_assertion::sign(&token, user.as_str(), &method, &target, now);
         headers
-            .set("Authorization", &format!("Bearer {token}"))
+            .set(processing_assertion::HEADER, &assertion)
             .map_err(build_failed)?;
     }
     let mut init = RequestInit::new();
@@ -300,7 +314,8 @@ pub async fn forward(req: Request, env: &Env, user: &UserId) -> Result<Response,
     if let Some(body) = req.inner().body() {
         init.with_body(Some(body.into()));
     }
-    let request = Request::new_with_init(&target, &init).map_err(build_failed)?;
+    let request =
+        Request::new_with_init(&format!("{base}{target}"), &init).map_err(build_failed)?;
     Fetch::Request(request).send().await.map_err(|err| {
         worker::console_error!(
             "{}",
@@ -310,4 +325,54 @@ pub async fn forward(req: Request, env: &Env, user: &UserId) -> Result<Response,
             "The video-processing service cannot be reached; try again".into(),
         )
     })
+}
+
+/// Refuses a path that a server decoding it could read as another one: a segment holding an
+/// encoded slash or backslash, or one that is `.` or `..` once decoded (the URL parser has
+/// already resolved the plain ones).
+fn refuse_hidden_segments(path: &str) -> Result<(), ApiError> {
+    let hidden = path.split('/').any(|segment| {
+        let lower = segment.to_ascii_lowercase();
+        let decoded_dots = lower.replace("%2e", ".");
+        lower.contains("%2f")
+            || lower.contains("%5c")
+            || segment.contains('\\')
+            || decoded_dots == "."
+            || decoded_dots == ".."
+    });
+    if hidden {
+        return Err(ApiError::BadRequest(format!(
+            "The path {path:?} holds an encoded slash or a dot segment; it is not forwarded"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_slashes_and_dot_segments_are_not_forwarded() {
+        for path in [
+            "/api/export/..%2F..%2Fjobs",
+            "/api/export/%2e%2e/jobs",
+            "/api/export/.%2E/jobs",
+            "/api/export/%2E/x",
+            "/api/detect/a%2fb",
+            "/api/detect/a%5Cb",
+            "/ws/export/a\\b",
+        ] {
+            let err = refuse_hidden_segments(path).unwrap_err();
+            assert_eq!(err.status(), 400, "{path}");
+        }
+        for path in [
+            "/api/export/upscale",
+            "/api/export/progress/export_1a2b",
+            "/api/annotate/download/clip.v2.mp4",
+            "/ws/export/x..y",
+        ] {
+            assert!(refuse_hidden_segments(path).is_ok(), "{path}");
+        }
+    }
 }

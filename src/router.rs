@@ -11,6 +11,8 @@
 //! - The frontend's video-processing routes (`/api/export/*` but the two served here,
 //!   `/api/annotate/*`, `/api/detect/*`, `/ws/*`) go to the processing service for the same
 //!   user ([`crate::processing::forward`]).
+//! - A request that would change data for a page of another origin is refused before anything
+//!   else, and only allowed origins get CORS answers ([`crate::origin`]).
 //! - `/processing/*` is the processing service's: behind its token, its media routes touch only
 //!   R2, and its results are routed like the user's own requests, to the side holding their data.
 
@@ -26,6 +28,7 @@ use crate::flag::Flags;
 use crate::http::{self, RawRequest};
 use crate::identity::{UserId, USER_ID_HEADER};
 use crate::lifecycle::Served;
+use crate::origin;
 use crate::placement::{self, Placement, Side, FLAG_SEEN_HEADER};
 use crate::processing;
 use crate::r2;
@@ -74,7 +77,12 @@ pub async fn handle(req: Request, env: Env) -> Response {
     {
         return http::error(&ApiError::NotFound("Not Found".to_owned()), None);
     }
-    route_api(req, &env).await
+    let config = Config::from_env(&env);
+    if let Some(answer) = origin::preflight(&req, &config) {
+        return answer.unwrap_or_else(|err| http::error(&err.into(), None));
+    }
+    let reader = origin::reader(&req, &config);
+    origin::let_read(route_api(req, &env).await, reader.as_deref())
 }
 
 /// A frontend route served by the video-processing service, not here: every `/api/export/*`
@@ -112,6 +120,10 @@ async fn answer_api(mut req: Request, env: &Env) -> (Option<UserId>, Response) {
         return answer_service(req, env).await;
     }
     let config = Config::from_env(env);
+    // A page of another origin changes nothing, whoever's credentials its request carries.
+    if let Err(err) = origin::check(&req, &config) {
+        return (None, http::error(&err.into(), None));
+    }
     // Who it is for before its body is read: an unauthenticated upload costs us nothing.
     let user = match auth::authenticate(req.headers(), &config).await {
         Ok(user) => user,

@@ -572,6 +572,7 @@ fn keys_from_the_jwks_url_are_cached_and_fetched_again_when_a_new_key_appears() 
         vars: vec![
             ("AUTH_MODE".into(), "jwt".into()),
             ("AUTH_JWKS_URL".into(), server.url.clone()),
+            ("AUTH_AUDIENCE".into(), AUDIENCE.into()),
         ],
         ..Options::default()
     });
@@ -643,9 +644,16 @@ fn production_defaults_to_tokens_and_without_keys_lets_no_one_in() {
             Signer::Hmac(SECRET.as_bytes()),
         ),
     );
+    assert_failed_closed(&worker, &response, "AUTH_JWT_SECRET");
+    assert_eq!(worker.get("/api/health", None).status, 200);
+}
+
+/// A misconfiguration lets no one in: 500, a body that names no configuration, and a log line
+/// that names the var to set.
+fn assert_failed_closed(worker: &TestWorker, response: &TestResponse, var: &str) {
     assert_eq!(
         response.status, 500,
-        "no key configured is our error, not a way in"
+        "a misconfiguration is our error, not a way in"
     );
     let body = String::from_utf8_lossy(&response.body).into_owned();
     assert!(
@@ -654,9 +662,34 @@ fn production_defaults_to_tokens_and_without_keys_lets_no_one_in() {
     );
     // wrangler writes workerd's output to the log a moment after the response.
     let logged = (0..50).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        worker.logs().contains("AUTH_JWT_SECRET")
+        worker.logs().contains(var) || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            false
+        }
     });
-    assert!(logged, "the log says what is missing: {}", worker.logs());
-    assert_eq!(worker.get("/api/health", None).status, 200);
+    assert!(logged, "the log names {var}: {}", worker.logs());
+}
+
+#[test]
+fn a_jwk_set_without_an_audience_lets_no_one_in_and_the_log_names_the_var() {
+    let dir = tempfile::tempdir().unwrap();
+    let idp = KeyPair::rsa(dir.path(), "idp-1");
+    let jwks = json!({"keys": [idp.jwk]}).to_string();
+    let worker = TestWorker::start_with_admin(&[("AUTH_MODE", "jwt"), ("AUTH_JWKS", &jwks)]);
+    // The identity provider's tokens for this application and for another one alike.
+    for audience in [AUDIENCE, "another-application"] {
+        let mut claims = claims("alice");
+        claims["aud"] = json!(audience);
+        let signed = token(
+            json!({"alg": "RS256", "kid": "idp-1"}),
+            &claims,
+            Signer::Rsa(&idp),
+        );
+        let response = with_token(&worker, "POST", "/api/projects", &signed, None);
+        assert_failed_closed(&worker, &response, "AUTH_AUDIENCE");
+    }
+    assert_eq!(
+        worker.admin_ok("GET", "/admin/users", Vec::new())["users"],
+        json!([])
+    );
 }

@@ -306,3 +306,108 @@ fn input_over_a_cap_is_413_on_both_paths_and_input_at_the_cap_is_stored() {
         upload(32 * MIB + 1),
     );
 }
+
+/// Sends the head of a chunked request, then `sent` bytes of its body, and reads the answer
+/// without ever ending the body: an answer proves the Worker stopped reading at its cap
+/// rather than waiting for the whole body (before issue 26 it read to the end, so none came).
+fn answer_to_a_partly_sent_chunked_body(
+    worker: &TestWorker,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    sent: usize,
+) -> (u16, String) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let address = worker.base_url().trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&address).expect("the Worker listens");
+    // A Worker that waits for the rest fails the test here, instead of hanging it.
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nTransfer-Encoding: chunked\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let chunk = vec![b'x'; 1024 * 1024];
+    let mut writer = stream.try_clone().unwrap();
+    let closer = stream.try_clone().unwrap();
+    let feeding = std::thread::spawn(move || {
+        for _ in 0..sent / chunk.len() {
+            let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+            // The Worker may close the connection once it has answered.
+            if writer.write_all(&framed).is_err() {
+                break;
+            }
+        }
+    });
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader
+        .read_line(&mut status_line)
+        .expect("an answer before the body is complete");
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or_else(|| panic!("a status line: {status_line:?}"));
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+    }
+    // The Worker's side resets a connection it closes with our unread chunks still in it, which
+    // may drop the body before it is read: the status line is the answer that counts.
+    let mut body = vec![0; length];
+    if reader.read_exact(&mut body).is_err() {
+        body.clear();
+    }
+    // The rest is never sent: closing ends a write the Worker no longer reads.
+    let _ = closer.shutdown(std::net::Shutdown::Both);
+    feeding.join().unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+fn a_chunked_body_over_the_cap_gets_413_before_it_is_all_sent_and_others_are_answered() {
+    let worker = TestWorker::start_with_admin(&[]);
+    worker.create_project("quinn", "before");
+    // A 120 MiB upload, chunked (no length to refuse it by): its first 40 MiB, more than the
+    // 33 MiB a request may have, are sent, and the rest never is.
+    let (status, body) = answer_to_a_partly_sent_chunked_body(
+        &worker,
+        "POST",
+        "/api/games",
+        &[
+            ("X-User-ID", "quinn"),
+            ("Content-Type", "multipart/form-data; boundary=b"),
+        ],
+        40 * 1024 * 1024,
+    );
+    assert_eq!(status, 413, "{body}");
+    // So is an admin import, by the same cap.
+    let bearer = format!("Bearer {}", test_support::ADMIN_TOKEN);
+    let (status, body) = answer_to_a_partly_sent_chunked_body(
+        &worker,
+        "PUT",
+        "/admin/users/quinn/database",
+        &[("Authorization", &bearer)],
+        40 * 1024 * 1024,
+    );
+    assert_eq!(status, 413, "{body}");
+    // The Worker answers others, and nothing of either request was stored.
+    assert_eq!(worker.project_names("quinn"), vec!["before".to_owned()]);
+    let games = worker.get("/api/games", Some("quinn"));
+    assert_eq!(games.json()["games"], json!([]));
+    assert_eq!(worker.get("/api/health", None).status, 200);
+}

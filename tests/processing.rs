@@ -135,7 +135,8 @@ fn worker_with(vars: &[(&str, &str)]) -> TestWorker {
     })
 }
 
-/// A request of the processing service.
+/// A request of the processing service: a JSON body to a result route, a video to a media
+/// route (typed as the reference processor types them).
 fn service_request(
     worker: &TestWorker,
     method: &str,
@@ -144,7 +145,16 @@ fn service_request(
     body: Vec<u8>,
 ) -> test_support::TestResponse {
     let auth = format!("Bearer {TOKEN}");
-    worker.request(method, path, Some(user), &[("Authorization", &auth)], body)
+    let content_type = if path.starts_with("/processing/media/") {
+        "video/mp4"
+    } else {
+        "application/json"
+    };
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", content_type),
+    ];
+    worker.request(method, path, Some(user), &headers, body)
 }
 
 fn create_game(worker: &TestWorker, user: &str) -> i64 {
@@ -439,10 +449,98 @@ fn requests_and_jobs_reach_the_service_with_the_users_identity_and_survive_its_f
         .remove(0);
     assert_eq!(received.method, "POST");
     assert_eq!(received.header("X-User-ID"), Some("alice"));
-    assert_eq!(
-        received.header("Authorization"),
-        Some(format!("Bearer {TOKEN}").as_str())
-    );
+    assert_eq!(received.header("Authorization"), None);
     assert_eq!(received.header("Cookie"), None);
     assert_eq!(received.body, body);
+}
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn no_credential_of_the_user_nor_the_services_token_reaches_the_service_and_traversals_stay_here() {
+    const SIGN_IN_SECRET: &str = "the sign-in secret of the forwarding test";
+    let service = RecordingService::start(vec![200]);
+    let worker = worker_with(&[
+        ("PROCESSING_URL", &service.url()),
+        ("PROCESSING_TOKEN", TOKEN),
+        ("AUTH_MODE", "jwt"),
+        ("AUTH_JWT_SECRET", SIGN_IN_SECRET),
+        ("AUTH_HEADER", "X-Auth-Token"),
+    ]);
+    let token = test_support::hs256_token(SIGN_IN_SECRET, "alice");
+    let (bearer, cookie) = (
+        format!("Bearer {token}"),
+        format!("theme=dark; session={token}"),
+    );
+    // The user's token in each place the Worker takes it from.
+    for (name, value) in [
+        ("Authorization", bearer.as_str()),
+        ("X-Auth-Token", token.as_str()),
+        ("Cookie", cookie.as_str()),
+    ] {
+        let target = format!("/api/export/upscale?via={name}");
+        let headers = [(name, value), ("Content-Type", "application/json")];
+        let forwarded = worker.request("POST", &target, None, &headers, b"{}".to_vec());
+        assert_eq!(forwarded.status, 200, "via {name}");
+        let received = service.wait_for(&target, 1).remove(0);
+        for (header, sent) in &received.headers {
+            assert!(
+                !sent.contains(&token),
+                "via {name}: the user's token in {header}"
+            );
+            assert!(
+                !sent.contains(TOKEN),
+                "via {name}: the service's token in {header}"
+            );
+        }
+        assert_eq!(received.header("X-User-ID"), Some("alice"));
+        // Instead: an assertion of this user and this request, which the service can check.
+        let assertion = received
+            .header(processing_assertion::HEADER)
+            .unwrap_or_else(|| panic!("via {name}: no assertion in {:?}", received.headers));
+        assert_eq!(
+            processing_assertion::verify(TOKEN, assertion, "POST", &target, now_seconds()),
+            Ok("alice".to_owned())
+        );
+        // It opens none of the service's routes at the Worker.
+        let replayed = worker.request(
+            "GET",
+            "/processing/media/games/a.mp4",
+            Some("alice"),
+            &[("Authorization", &format!("Bearer {assertion}"))],
+            Vec::new(),
+        );
+        assert_eq!(replayed.status, 401);
+    }
+
+    // A path the service could decode into another route is refused here, never forwarded.
+    let before = service.received().len();
+    for path in [
+        "/api/export/..%2F..%2Fjobs",
+        "/api/export/%2e%2e%2fjobs",
+        "/api/detect/a%5C..%5Cjobs",
+        "/api/annotate/x%2f..%2f..%2fjobs",
+    ] {
+        let response = worker.request(
+            "POST",
+            path,
+            None,
+            &[("Authorization", &bearer)],
+            Vec::new(),
+        );
+        assert_eq!(
+            response.status,
+            400,
+            "{path}: {}",
+            String::from_utf8_lossy(&response.body)
+        );
+    }
+    let after = worker.get("/api/health", None);
+    assert_eq!(after.status, 200);
+    assert_eq!(service.received().len(), before, "{:?}", service.received());
 }

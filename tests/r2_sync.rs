@@ -44,7 +44,8 @@ fn version_goes_up_by_one_per_writing_request_and_reads_upload_nothing() {
     assert_eq!(worker.create_project("vera", "two").db_version(), 2);
     assert_eq!(version_inside(&worker, "vera"), 2);
     // A request that fails writes nothing either.
-    let bad = worker.request("POST", "/api/projects", Some("vera"), &[], b"{".to_vec());
+    let json = [("Content-Type", "application/json")];
+    let bad = worker.request("POST", "/api/projects", Some("vera"), &json, b"{".to_vec());
     assert_eq!((bad.status, bad.db_version()), (422, 2));
     assert_eq!(worker.get("/api/projects", Some("vera")).db_version(), 2);
 }

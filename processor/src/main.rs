@@ -109,15 +109,23 @@ impl Service {
             .to_owned();
         let (status, body) = match (request.method(), path.as_str()) {
             (Method::Get, "/health") => (200, json!({"status": "ok"})),
+            // A user's request the Worker forwarded: it carries the Worker's assertion of the
+            // user and this request, never the token.
+            (method, path) if is_forwarded(path) => match self.asserted_user(&request) {
+                Ok(_user) => (
+                    501,
+                    json!({"detail": format!("{method} {path} is not implemented by the reference processor")}),
+                ),
+                Err(refused) => (
+                    401,
+                    json!({"detail": format!("Forwarded request refused: {refused}")}),
+                ),
+            },
             _ if !self.authorized(&request) => (
                 401,
                 json!({"detail": "Missing or wrong processing token (Authorization: Bearer ...)"}),
             ),
             (Method::Post, "/jobs") => self.take_job(&mut request),
-            (method, path) if is_forwarded(path) => (
-                501,
-                json!({"detail": format!("{method} {path} is not implemented by the reference processor")}),
-            ),
             _ => (404, json!({"detail": "Not Found"})),
         };
         let response = Response::from_string(body.to_string())
@@ -139,6 +147,22 @@ impl Service {
             .unwrap_or_default();
         let given = given.strip_prefix("Bearer ").unwrap_or_default();
         constant_time_eq(given.as_bytes(), self.args.token.as_bytes())
+    }
+
+    /// The user a forwarded request is for, once the Worker's assertion on it verifies for
+    /// exactly this method and target and has not expired.
+    fn asserted_user(&self, request: &Request) -> Result<String, processing_assertion::Refused> {
+        let assertion = request
+            .headers()
+            .iter()
+            .find(|header| header.field.equiv(processing_assertion::HEADER))
+            .map(|header| header.value.as_str())
+            .ok_or(processing_assertion::Refused::Malformed)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let method = request.method().as_str();
+        processing_assertion::verify(&self.args.token, assertion, method, request.url(), now)
     }
 
     /// `POST /jobs`: does the job, then answers how it went; logs one line per job.

@@ -8,7 +8,8 @@
 //!   ([`token`]) from `Authorization: Bearer`, the header `AUTH_HEADER` or the cookie
 //!   `AUTH_COOKIE`, in that order; checked against the key its algorithm allows ([`keys`]), by
 //!   the runtime's WebCrypto ([`webcrypto`]). An `X-User-ID` that names another user is
-//!   refused, never followed.
+//!   refused, never followed. With a JWK set, `AUTH_AUDIENCE` is required: without it no token
+//!   is accepted (500, and the log names the var).
 //!
 //! The admin API and the processing service have tokens of their own; neither comes here.
 
@@ -112,6 +113,15 @@ async fn verified_user(compact: &str, settings: &AuthSettings) -> Result<UserId,
     if settings.hmac_secret.is_none() && settings.jwks.is_none() && settings.jwks_url.is_none() {
         return Err(AuthError::NotConfigured(
             "AUTH_MODE is jwt but none of AUTH_JWT_SECRET, AUTH_JWKS, AUTH_JWKS_URL is set".into(),
+        ));
+    }
+    // A JWK set is an identity provider's, which signs tokens for every application it serves:
+    // without an audience, a token it made for another one would be taken as ours.
+    if (settings.jwks.is_some() || settings.jwks_url.is_some()) && settings.audience.is_none() {
+        return Err(AuthError::NotConfigured(
+            "AUTH_JWKS or AUTH_JWKS_URL is set but AUTH_AUDIENCE is not: set AUTH_AUDIENCE to \
+             this application's audience (Cloudflare Access: its AUD tag)"
+                .into(),
         ));
     }
     let token = Token::parse(compact)?;

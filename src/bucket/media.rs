@@ -11,7 +11,7 @@ use worker::{js_sys, Bucket, Headers, Range, Response, ResponseBuilder};
 
 use crate::bucket::{layout, R2Error};
 use crate::error::ApiError;
-use crate::handlers::{ApiResponse, Deletion, FileResponse, Upload};
+use crate::handlers::{files, ApiResponse, Deletion, FileResponse, Upload};
 use crate::http;
 use crate::identity::UserId;
 
@@ -167,7 +167,11 @@ fn to_headers(pairs: &[(&str, String)]) -> Result<Headers, ApiError> {
     Ok(headers)
 }
 
-/// Streams `{user}/{file.key}`, honouring `Range` (206, or 416 when unsatisfiable).
+/// The policy of every file response: nothing may load, run or navigate.
+const FILE_CSP: &str = "default-src 'none'; sandbox";
+
+/// Streams `{user}/{file.key}`, honouring `Range` (206, or 416 when unsatisfiable), with the
+/// type [`files::served_type`] decides, whatever type it was stored with.
 async fn serve(
     bucket: &Bucket,
     user: &UserId,
@@ -183,15 +187,23 @@ async fn serve(
         .map_err(&failed)?
         .ok_or_else(missing)?;
     let size = head.size();
-    let content_type = head
-        .http_metadata()
-        .content_type
-        .unwrap_or_else(|| "video/mp4".into());
+    let served = files::served_type(&file.key, head.http_metadata().content_type.as_deref());
     let mut headers = vec![
-        ("Content-Type", content_type),
+        ("Content-Type", served.content_type.to_owned()),
         ("Accept-Ranges", "bytes".to_owned()),
+        // Files come from the API's origin: never sniffed into a page, and were a browser to
+        // show one as a document, it runs no script, in an opaque origin of its own.
+        ("X-Content-Type-Options", "nosniff".to_owned()),
+        ("Content-Security-Policy", FILE_CSP.to_owned()),
     ];
-    if let Some(name) = &file.attachment_name {
+    let attachment_name = file.attachment_name.clone().or_else(|| {
+        served
+            .download
+            .then(|| file.key.rsplit('/').next().unwrap_or_default().to_owned())
+    });
+    if let Some(name) = attachment_name {
+        // A legacy file's name may hold a quote: it must not end the quoted string early.
+        let name = name.replace(['"', '\\'], "_");
         let disposition = format!("attachment; filename=\"{name}\"");
         headers.push(("Content-Disposition", disposition));
     }

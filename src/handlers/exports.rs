@@ -10,9 +10,10 @@ use serde_json::{json, Map, Value};
 
 use crate::db::{Db, Row};
 use crate::error::ApiError;
+use crate::handlers::files;
 use crate::handlers::processing;
 use crate::handlers::projects::require_project;
-use crate::handlers::request::{check_json, extension_of, Names, Upload};
+use crate::handlers::request::{check_json, Names};
 use crate::handlers::{ApiRequest, Reply};
 
 const JOB_COLUMNS: &str = "j.id, j.project_id, j.type, j.status, j.error, j.output_video_id, \
@@ -148,22 +149,15 @@ fn queue_with_video(
 ) -> Result<Reply, ApiError> {
     let video = request.form_required_file("video")?;
     let mut names = Names::new(request.entropy);
-    let key = format!(
-        "exports/{}{}",
-        names.hex(32),
-        extension_of(&video.filename, ".mp4")
-    );
+    let upload = files::upload("exports", "video", &names.hex(32), video)?;
+    let key = upload.key.clone();
     let mut job_input = Map::new();
     job_input.insert("video_path".into(), json!(key));
     job_input.append(&mut input);
     let job_input = Value::Object(job_input);
     let job_id = insert_job(db, &mut names, project_id, job_type, &job_input)?;
     let mut reply = Reply::json(json!({"job_id": job_id, "status": "pending", "message": message}))
-        .with_upload(Upload {
-            key,
-            content_type: video.content_type.clone(),
-            bytes: video.bytes.clone(),
-        });
+        .with_upload(upload);
     reply.jobs.push(processing::export_job(
         &job_id, job_type, project_id, &job_input,
     ));

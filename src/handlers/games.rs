@@ -13,8 +13,9 @@ use crate::handlers::derive::{
     clip_name, derived_clip_name, game_display_name, parse_tags, tags_json, GameNameParts,
     NameVariant,
 };
+use crate::handlers::files;
 use crate::handlers::processing::{self, ClipTimes};
-use crate::handlers::request::{extension_of, Effects, Names, Upload};
+use crate::handlers::request::{Effects, Names};
 use crate::handlers::{
     insert_returning_id, ApiRequest, ApiResponse, Deletion, FileResponse, Reply,
 };
@@ -86,18 +87,18 @@ pub fn create(db: &impl Db, request: &ApiRequest) -> Result<Reply, ApiError> {
         text("game_type"),
         text("tournament_name"),
     );
-    let upload = request.form_file("video").map(|video| Upload {
-        key: format!(
-            "games/{}{}",
-            Names::new(request.entropy).hex(12),
-            extension_of(&video.filename, ".mp4")
-        ),
-        content_type: video.content_type.clone(),
-        bytes: video.bytes.clone(),
-    });
-    let video_filename = upload
-        .as_ref()
-        .map(|upload| upload.key.trim_start_matches("games/").to_owned());
+    let upload = request
+        .form_file("video")
+        .map(|video| {
+            files::upload(
+                "games",
+                "video",
+                &Names::new(request.entropy).hex(12),
+                video,
+            )
+        })
+        .transpose()?;
+    let video_filename = upload.as_ref().map(|upload| upload.filename().to_owned());
 
     let id = insert_returning_id(
         db,
@@ -351,7 +352,8 @@ pub fn upload_video(db: &impl Db, game_id: i64, request: &ApiRequest) -> Result<
         .filter(|name| !name.is_empty())
         .map(|name| name.split('.').next().unwrap_or(name).to_owned())
         .unwrap_or_else(|| Names::new(request.entropy).hex(12));
-    let filename = format!("{base}{}", extension_of(&video.filename, ".mp4"));
+    let upload = files::upload("games", "video", &base, video)?;
+    let filename = upload.filename().to_owned();
     db.execute(
         "UPDATE games SET video_filename = ? WHERE id = ?",
         &[filename.as_str().into(), game_id.into()],
@@ -365,11 +367,7 @@ pub fn upload_video(db: &impl Db, game_id: i64, request: &ApiRequest) -> Result<
         "pending_clips_extracted": 0,
         "pending_projects_created": 0,
     }))
-    .with_upload(Upload {
-        key: format!("games/{filename}"),
-        content_type: video.content_type.clone(),
-        bytes: video.bytes.clone(),
-    });
+    .with_upload(upload);
     // A new extension means a new object: the old one would be an orphan.
     if let Some(previous) =
         previous.filter(|previous| !previous.is_empty() && *previous != filename)

@@ -16,6 +16,7 @@ mod clips;
 mod derive;
 mod downloads;
 mod exports;
+pub mod files;
 mod games;
 mod overlay;
 mod processing;

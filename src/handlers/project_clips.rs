@@ -11,8 +11,9 @@ use serde_json::{json, Value};
 use crate::db::{Db, Row, SqlValue};
 use crate::error::ApiError;
 use crate::handlers::derive::{clip_name, parse_tags, tags_json, NameVariant};
+use crate::handlers::files;
 use crate::handlers::projects::require_project;
-use crate::handlers::request::{extension_of, Names, Upload};
+use crate::handlers::request::Names;
 use crate::handlers::{insert_returning_id, ApiRequest, ApiResponse, FileResponse, Reply};
 
 /// A CTE named `latest`: the latest version of every clip (highest version, then highest id),
@@ -154,16 +155,13 @@ pub fn add(db: &impl Db, project_id: i64, request: &ApiRequest) -> Result<Reply,
             (Some(raw_clip_id), None, filename, version, None)
         }
         (None, Some(file)) => {
-            let stored = format!(
-                "{}{}",
-                Names::new(request.entropy).hex(32),
-                extension_of(&file.filename, ".mp4")
-            );
-            let upload = Upload {
-                key: format!("uploads/{stored}"),
-                content_type: file.content_type.clone(),
-                bytes: file.bytes.clone(),
-            };
+            let upload = files::upload(
+                "uploads",
+                "file",
+                &Names::new(request.entropy).hex(32),
+                file,
+            )?;
+            let stored = upload.filename().to_owned();
             (None, Some(stored.clone()), stored, 1, Some(upload))
         }
         (None, None) => unreachable!("checked above"),
@@ -217,11 +215,13 @@ pub fn upload_with_metadata(
     require_project(db, project_id)?;
 
     let name = unique_upload_name(db, requested_name)?;
-    let stored = format!(
-        "{}{}",
-        Names::new(request.entropy).hex(32),
-        extension_of(&file.filename, ".mp4")
-    );
+    let upload = files::upload(
+        "raw_clips",
+        "file",
+        &Names::new(request.entropy).hex(32),
+        file,
+    )?;
+    let stored = upload.filename().to_owned();
     let raw_clip_id = insert_returning_id(
         db,
         "INSERT INTO raw_clips (filename, rating, tags, name, notes) VALUES (?, ?, ?, ?, ?) RETURNING id",
@@ -255,11 +255,7 @@ pub fn upload_with_metadata(
         "timing_data": null,
         "segments_data": null,
     }))
-    .with_upload(Upload {
-        key: format!("raw_clips/{stored}"),
-        content_type: file.content_type.clone(),
-        bytes: file.bytes.clone(),
-    }))
+    .with_upload(upload))
 }
 
 /// `name`, or `name (2)`, `name (3)`, ... when an uploaded clip (no game) already has it.

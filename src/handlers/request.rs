@@ -65,9 +65,12 @@ pub struct ApiRequest {
 pub enum Body {
     #[default]
     Empty,
-    /// Any non-form body; JSON routes parse it.
-    Bytes(Vec<u8>),
-    /// A non-form body of this many bytes, more than any route reads
+    /// A body sent as JSON (`application/json` or `*/*+json`); JSON routes parse it.
+    Json(Vec<u8>),
+    /// A non-empty body of any other type (`text/plain`, none): no route reads it. Only its
+    /// type is kept, for the 415 a JSON route answers.
+    Other(String),
+    /// A JSON body of this many bytes, more than any route reads
     /// ([`MAX_JSON_BODY_BYTES`]): only its length is kept, so that it never enters wasm memory
     /// (which never shrinks). A route that parses it answers 413; one that ignores it, as ever.
     Oversized(usize),
@@ -202,6 +205,13 @@ pub struct Upload {
     pub key: String,
     pub content_type: String,
     pub bytes: FileBytes,
+}
+
+impl Upload {
+    /// The file's name in its folder: `0123456789ab.mp4` for `games/0123456789ab.mp4`.
+    pub fn filename(&self) -> &str {
+        self.key.split_once('/').map_or(&self.key, |(_, name)| name)
+    }
 }
 
 /// Objects to delete from the user's folder *after* the commit: a failure leaves an orphan file,
@@ -465,9 +475,14 @@ impl ApiRequest {
     /// f64), checked once by [`check_json`], then read as `T`.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         let bytes = match &self.body {
-            Body::Bytes(bytes) => bytes.as_slice(),
+            Body::Json(bytes) => bytes.as_slice(),
             Body::Oversized(length) => return Err(json_too_large(*length)),
             Body::Empty => b"".as_slice(),
+            Body::Other(content_type) => {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "body: expected Content-Type application/json, got {content_type:?}"
+                )))
+            }
             Body::Form(_) => {
                 return Err(ApiError::Unprocessable(
                     "body: expected JSON, got a form".into(),
@@ -583,16 +598,6 @@ impl Names {
     }
 }
 
-/// The extension of an uploaded file's name, with its dot (`.mov`), else `default`.
-pub fn extension_of(filename: &str, default: &str) -> String {
-    match filename.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() && !ext.is_empty() && ext.len() <= 10 => {
-            format!(".{}", ext.to_ascii_lowercase())
-        }
-        _ => default.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -607,7 +612,7 @@ mod tests {
     }
 
     fn json_text(text: &str) -> ApiRequest {
-        with_body(Body::Bytes(text.as_bytes().to_vec()))
+        with_body(Body::Json(text.as_bytes().to_vec()))
     }
 
     fn form_text(name: &str, value: &str) -> ApiRequest {
@@ -910,13 +915,6 @@ mod tests {
         assert_eq!(first, b.hex(32));
         assert_eq!(first.len(), 32);
         assert_ne!(a.hex(12), first[..12]);
-    }
-
-    #[test]
-    fn extension_keeps_the_uploads_and_defaults_otherwise() {
-        assert_eq!(extension_of("match.MOV", ".mp4"), ".mov");
-        assert_eq!(extension_of("noext", ".mp4"), ".mp4");
-        assert_eq!(extension_of(".hidden", ".mp4"), ".mp4");
     }
 
     #[test]

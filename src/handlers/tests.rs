@@ -164,7 +164,7 @@ pub fn request(method: Method, path: &str, body: Body) -> ApiRequest {
 }
 
 pub fn json_body(value: Value) -> Body {
-    Body::Bytes(value.to_string().into_bytes())
+    Body::Json(value.to_string().into_bytes())
 }
 
 pub fn form(fields: &[(&str, &str)]) -> Body {

@@ -435,11 +435,21 @@ impl TestWorker {
 
     /// Writes an object of the `USER_DATA` R2 bucket (without custom metadata: the CLI cannot).
     pub fn put_r2(&self, key: &str, bytes: &[u8]) {
+        self.put_r2_typed(key, bytes, None);
+    }
+
+    /// Writes an object of the `USER_DATA` R2 bucket, stored with `content_type` when given (as
+    /// an uploader of the existing app could have stored a file).
+    pub fn put_r2_typed(&self, key: &str, bytes: &[u8], content_type: Option<&str>) {
         let file = self.state.path().join("upload.bin");
         fs::write(&file, bytes).expect("the upload file is written");
         let target = format!("reel-ballers-users/{key}");
         let file = file.to_string_lossy().into_owned();
-        self.wrangler_local_ok(&["r2", "object", "put", &target, "--file", &file]);
+        let mut args = vec!["r2", "object", "put", &target, "--file", &file];
+        if let Some(content_type) = content_type {
+            args.extend(["--content-type", content_type]);
+        }
+        self.wrangler_local_ok(&args);
     }
 
     /// Writes many objects of the `USER_DATA` R2 bucket with one wrangler run (`r2 bulk put`),
@@ -1126,4 +1136,39 @@ pub fn realistic_database_of_size(bytes: usize) -> Vec<u8> {
     } else {
         of_clips(corrected)
     }
+}
+
+/// An HS256 sign-in token for `user`, valid for ten minutes, signed with `secret` by the real
+/// `openssl` (for a Worker in `jwt` mode with `AUTH_JWT_SECRET`).
+pub fn hs256_token(secret: &str, user: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use std::io::Write;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs();
+    let part = |value: serde_json::Value| URL_SAFE_NO_PAD.encode(value.to_string());
+    let input = format!(
+        "{}.{}",
+        part(serde_json::json!({"alg": "HS256", "typ": "JWT"})),
+        part(serde_json::json!({"sub": user, "exp": now + 600}))
+    );
+    let key = format!("key:{secret}");
+    let mut openssl = Command::new("openssl")
+        .args([
+            "dgst", "-sha256", "-mac", "HMAC", "-macopt", &key, "-binary",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl runs");
+    openssl
+        .stdin
+        .take()
+        .expect("a piped stdin")
+        .write_all(input.as_bytes())
+        .expect("openssl reads the input");
+    let signature = openssl.wait_with_output().expect("openssl signs").stdout;
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
