@@ -307,8 +307,8 @@ fn input_over_a_cap_is_413_on_both_paths_and_input_at_the_cap_is_stored() {
     );
 }
 
-/// Sends the head of a chunked request, then `sent` bytes of its body, and reads the answer
-/// without ever ending the body: an answer proves the Worker stopped reading at its cap
+/// Sends the head of a chunked request of 120 MiB, then `sent` bytes of its body, and reads the
+/// answer before sending the rest: an answer proves the Worker stopped reading at its cap
 /// rather than waiting for the whole body (before issue 26 it read to the end, so none came).
 fn answer_to_a_partly_sent_chunked_body(
     worker: &TestWorker,
@@ -333,14 +333,20 @@ fn answer_to_a_partly_sent_chunked_body(
     stream.write_all(head.as_bytes()).unwrap();
     let chunk = vec![b'x'; 1024 * 1024];
     let mut writer = stream.try_clone().unwrap();
+    writer
+        .set_write_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
     let closer = stream.try_clone().unwrap();
+    let (answered, answer_seen) = std::sync::mpsc::channel::<()>();
     let feeding = std::thread::spawn(move || {
-        for _ in 0..sent / chunk.len() {
-            let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
-            // The Worker may close the connection once it has answered.
-            if writer.write_all(&framed).is_err() {
-                break;
-            }
+        let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+        let mut send = |count: usize| (0..count).all(|_| writer.write_all(&framed).is_ok());
+        // The first part, then nothing until the answer is in; then the rest of the 120 MiB
+        // and the body's end, so that no client hangs up mid-body (wrangler's dev proxy does
+        // not always recover from that). The Worker may have closed the connection: fine.
+        if send(sent / chunk.len()) && answer_seen.recv().is_ok() && send(120 - sent / chunk.len())
+        {
+            let _ = writer.write_all(b"0\r\n\r\n");
         }
     });
     let mut reader = BufReader::new(stream);
@@ -372,42 +378,61 @@ fn answer_to_a_partly_sent_chunked_body(
     if reader.read_exact(&mut body).is_err() {
         body.clear();
     }
-    // The rest is never sent: closing ends a write the Worker no longer reads.
-    let _ = closer.shutdown(std::net::Shutdown::Both);
+    let _ = answered.send(());
     feeding.join().unwrap();
+    let _ = closer.shutdown(std::net::Shutdown::Both);
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-#[test]
-fn a_chunked_body_over_the_cap_gets_413_before_it_is_all_sent_and_others_are_answered() {
+/// Sends the first 40 MiB of a 120 MiB chunked body (no length to refuse it by; more than the
+/// 33 MiB a request may have) and the rest only once answered: the 413 must come first. Then
+/// the Worker answers others.
+fn refused_before_the_rest(method: &str, path: &str, headers: &[(&str, &str)]) -> TestWorker {
     let worker = TestWorker::start_with_admin(&[]);
     worker.create_project("quinn", "before");
-    // A 120 MiB upload, chunked (no length to refuse it by): its first 40 MiB, more than the
-    // 33 MiB a request may have, are sent, and the rest never is.
-    let (status, body) = answer_to_a_partly_sent_chunked_body(
-        &worker,
-        "POST",
-        "/api/games",
-        &[
-            ("X-User-ID", "quinn"),
-            ("Content-Type", "multipart/form-data; boundary=b"),
-        ],
-        40 * 1024 * 1024,
+    let (status, body) =
+        answer_to_a_partly_sent_chunked_body(&worker, method, path, headers, 40 * 1024 * 1024);
+    // The Worker's 413 reaches us, or, now and then, wrangler's dev proxy answers for it: the
+    // Worker answered before reading the body to its end, the proxy's own fetch of it then
+    // failed on the unread body, and it says "Your worker restarted mid-request" (503). Either
+    // comes only from a Worker that stopped reading at the cap: one that reads to the end
+    // never answers, as the rest is sent only after an answer.
+    let proxy_gave_up = status == 503 && body.contains("restarted mid-request");
+    assert!(
+        status == 413 || proxy_gave_up,
+        "{method} {path}: {status} {body}"
     );
-    assert_eq!(status, 413, "{body}");
-    // So is an admin import, by the same cap.
-    let bearer = format!("Bearer {}", test_support::ADMIN_TOKEN);
-    let (status, body) = answer_to_a_partly_sent_chunked_body(
-        &worker,
-        "PUT",
-        "/admin/users/quinn/database",
-        &[("Authorization", &bearer)],
-        40 * 1024 * 1024,
-    );
-    assert_eq!(status, 413, "{body}");
-    // The Worker answers others, and nothing of either request was stored.
+    assert_eq!(worker.get("/api/health", None).status, 200);
     assert_eq!(worker.project_names("quinn"), vec!["before".to_owned()]);
+    worker
+}
+
+#[test]
+fn chunked_bodies_over_the_cap_get_413_before_they_are_all_sent_and_store_nothing() {
+    let headers = [
+        ("X-User-ID", "quinn"),
+        ("Content-Type", "multipart/form-data; boundary=b"),
+    ];
+    let worker = refused_before_the_rest("POST", "/api/games", &headers);
+    // The Worker's own answer, whichever reached us (its JSON line, written a moment after).
+    let answered_413 = (0..50).any(|_| {
+        worker
+            .logs()
+            .contains(r#""route":"POST /api/games","status":413"#)
+            || {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                false
+            }
+    });
+    assert!(answered_413, "{}", worker.logs());
     let games = worker.get("/api/games", Some("quinn"));
     assert_eq!(games.json()["games"], json!([]));
-    assert_eq!(worker.get("/api/health", None).status, 200);
+    drop(worker);
+
+    // An admin import, by the same cap: the user's database stays the one they had.
+    let bearer = format!("Bearer {}", test_support::ADMIN_TOKEN);
+    let headers = [("Authorization", bearer.as_str())];
+    let worker = refused_before_the_rest("PUT", "/admin/users/quinn/database", &headers);
+    let status = worker.admin_ok("GET", "/admin/users/quinn", Vec::new());
+    assert_eq!(status["r2"]["version"], json!(1), "{status}");
 }
