@@ -30,7 +30,10 @@ fn growth(worker: &TestWorker, user: &str, kind: Kind) -> (i64, i64) {
     );
     let per_thousand = |bytes: i64| bytes * 1000 / REQUESTS as i64;
     (
-        per_thousand(heap_after.used as i64 - heap.used as i64) / 1024,
+        per_thousand(
+            (heap_after.used + heap_after.array_buffers) as i64
+                - (heap.used + heap.array_buffers) as i64,
+        ) / 1024,
         per_thousand(resident_after as i64 - resident as i64) >> 20,
     )
 }
