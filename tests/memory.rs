@@ -8,8 +8,7 @@
 //! held, not the runtime process (whose resident memory also counts workerd's own buffers and
 //! the local R2 and KV it simulates); the wasm linear memory is read beside it.
 
-use test_support::load::Kind;
-use test_support::{realistic_database, TestWorker};
+use test_support::load::{self, Kind};
 
 /// Requests of each kind per path.
 const REQUESTS: usize = 2000;
@@ -20,23 +19,10 @@ const TOLERANCE: u64 = 10 << 20;
 
 #[test]
 fn thousands_of_requests_of_every_kind_leave_the_heap_where_it_was_on_both_paths() {
-    // A processing service that is down: the forwarded routes try it and answer 503.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_url = format!("http://{}", dead.local_addr().unwrap());
-    drop(dead);
-    let worker =
-        TestWorker::start_with_admin(&[("PROCESSING_URL", &dead_url), ("REPORT_WASM_MEMORY", "1")]);
-    for user in ["on-r2", "on-object"] {
-        worker.admin_ok(
-            "PUT",
-            &format!("/admin/users/{user}/database"),
-            realistic_database(40),
-        );
-    }
-    worker.admin_ok("POST", "/admin/users/on-object/migrate", vec![]);
+    let worker = load::start(&[("REPORT_WASM_MEMORY", "1")]);
     let mut inspector = worker.inspector();
     let mut report = Vec::new();
-    for (path, user) in [("r2", "on-r2"), ("do", "on-object")] {
+    for (path, user) in load::USERS {
         for kind in Kind::ALL {
             // The first requests fill what is meant to fill (the isolate's database cache, the
             // module's lazily built parts); what follows must not add to it.

@@ -7,8 +7,8 @@
 
 use std::fmt::Write as _;
 
-use test_support::load::Kind;
-use test_support::{realistic_database, Options, TestWorker};
+use test_support::load::{self, Kind};
+use test_support::{Options, TestWorker};
 
 const WARM_UP: usize = 100;
 const REQUESTS: usize = 1000;
@@ -39,19 +39,8 @@ fn growth(worker: &TestWorker, user: &str, kind: Kind) -> (i64, i64) {
 }
 
 pub fn report(date: &str, machine: &str) -> String {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_url = format!("http://{}", dead.local_addr().unwrap());
-    drop(dead);
     eprintln!("bench: starting the Worker and the plain Worker in workerd");
-    let worker = TestWorker::start_with_admin(&[("PROCESSING_URL", &dead_url)]);
-    for user in ["on-r2", "on-object"] {
-        worker.admin_ok(
-            "PUT",
-            &format!("/admin/users/{user}/database"),
-            realistic_database(40),
-        );
-    }
-    worker.admin_ok("POST", "/admin/users/on-object/migrate", vec![]);
+    let worker = load::start(&[]);
     let plain = TestWorker::start_with(Options {
         config: Some("bench/plain-worker/wrangler.toml".into()),
         ..Options::default()
@@ -59,9 +48,10 @@ pub fn report(date: &str, machine: &str) -> String {
     let mut rows = String::new();
     for kind in Kind::ALL {
         eprintln!("bench: {}", kind.name());
+        let [(_, on_r2), (_, on_object)] = load::USERS;
         let (r2, object, baseline) = (
-            growth(&worker, "on-r2", kind),
-            growth(&worker, "on-object", kind),
+            growth(&worker, on_r2, kind),
+            growth(&worker, on_object, kind),
             growth(&plain, "anyone", kind),
         );
         let _ = writeln!(

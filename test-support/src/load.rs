@@ -11,7 +11,29 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::{multipart, Part, TestWorker};
+use crate::{free_port, multipart, realistic_database, Part, TestWorker};
+
+/// The users [`start`] seeds, by the path that serves them: `r2` and `do`.
+pub const USERS: [(&str, &str); 2] = [("r2", "on-r2"), ("do", "on-object")];
+
+/// A Worker with the admin API, `vars` and a processing service that is down (nothing listens
+/// at its URL), serving one user of a realistic database on each path ([`USERS`]).
+pub fn start(vars: &[(&str, &str)]) -> TestWorker {
+    let dead_service = format!("http://127.0.0.1:{}", free_port());
+    let mut all = vec![("PROCESSING_URL", dead_service.as_str())];
+    all.extend_from_slice(vars);
+    let worker = TestWorker::start_with_admin(&all);
+    for (_, user) in USERS {
+        worker.admin_ok(
+            "PUT",
+            &format!("/admin/users/{user}/database"),
+            realistic_database(40),
+        );
+    }
+    let (_, on_object) = USERS[1];
+    worker.admin_ok("POST", &format!("/admin/users/{on_object}/migrate"), vec![]);
+    worker
+}
 
 /// One kind of request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
