@@ -9,24 +9,26 @@ use std::collections::HashMap;
 
 use admin_api::chunked::{Part, UploadStarted, UploadTarget, PART_BYTES};
 use admin_api::request::{ListUsers, Prune};
-use admin_api::{ImportResult, ListedUser, PruneResult, R2Summary, UserPage, UserStatus};
+use admin_api::{
+    ImportResult, ListedUser, PruneResult, R2Summary, ScanReport, UserPage, UserStatus,
+};
+use user_data_core::file_check;
 use worker::{Env, Headers, Method, Request, RequestInit, Response};
 
 use crate::bucket;
-use crate::bucket::database::{R2Database, Saved};
+use crate::bucket::database::{R2Database, Saved, Snapshot};
 use crate::bucket::layout::{self, R2State};
 use crate::bucket::R2Error;
 use crate::config::Config;
-use crate::db::rusqlite_db::RusqliteDb;
-use crate::db::DbVersion;
-use crate::durable;
 use crate::error::ApiError;
 use crate::flag::Flags;
 use crate::handlers::check_request_body_size;
 use crate::http;
 use crate::identity::{UserId, USER_ID_HEADER};
-use crate::migration;
-use crate::r2;
+use crate::object;
+use crate::r2_path;
+use user_data_core::db::rusqlite_db::RusqliteDb;
+use user_data_core::db::DbVersion;
 
 /// Answers one admin request; never fails.
 pub async fn handle(req: Request, env: &Env) -> Response {
@@ -122,7 +124,7 @@ async fn call_object(
     let url = format!("https://user-data-store/internal/{action}");
     let request = Request::new_with_init(&url, &init)
         .map_err(|err| ApiError::Internal(format!("Could not call {url}: {err}")))?;
-    durable::call(env, user, request).await
+    object::call(env, user, request).await
 }
 
 /// What R2 and the flag say of a user, or 404 when neither knows them: the admin API creates
@@ -246,16 +248,41 @@ async fn list_users(
     ))
 }
 
-/// `GET /admin/users/{id}/scan`: the fleet check of one user (see [`migration::scan`]): one R2
-/// read, and never the user's object.
+/// `GET /admin/users/{id}/scan`: the fleet check of one user ([`file_check`]): one R2 GET,
+/// whose body is read only for a file the R2 path would open (a user R2 marks migrated, or one
+/// above the ceiling, is judged from the object's metadata), and never the user's object, so a
+/// whole fleet is scanned without waking one.
 async fn scan_user(env: &Env, config: &Config, user: &UserId) -> Result<Response, ApiError> {
     let bucket = bucket::user_data(env)?;
-    match migration::scan::scan(&bucket, config, user).await? {
-        Some(report) => Ok(http::json(200, &report)),
-        None => Err(ApiError::NotFound(format!(
+    let database = R2Database::of(&bucket, user, config);
+    let max_bytes = database.max_bytes;
+    let unread = |snapshot: &Snapshot| {
+        let migrated = snapshot.state != R2State::Active;
+        file_check::without_reading(migrated, snapshot.size, max_bytes)
+    };
+    let Some(snapshot) = database
+        .download_if(|snapshot| unread(snapshot).is_none())
+        .await?
+    else {
+        return Err(ApiError::NotFound(format!(
             "User {user} has no database in R2: nothing to scan"
-        ))),
-    }
+        )));
+    };
+    let verdict = match unread(&snapshot) {
+        Some(verdict) => verdict,
+        None => file_check::check_file(snapshot.bytes.as_deref().map_or(&[][..], Vec::as_slice))?,
+    };
+    Ok(http::json(
+        200,
+        &ScanReport {
+            user_id: user.as_str().to_owned(),
+            outcome: verdict.outcome,
+            version: snapshot.version.0,
+            size: snapshot.size,
+            detail: verdict.detail,
+            problems: verdict.problems,
+        },
+    ))
 }
 
 /// `GET /admin/users/{id}`: R2, the KV flag, and the object. An object that cannot report
@@ -304,13 +331,13 @@ async fn import_database(
     let mut db = RusqliteDb::from_bytes(&bytes)
         .map_err(|err| ApiError::BadRequest(format!("The SQLite file cannot be opened: {err}")))?;
     drop(bytes);
-    crate::db::check_integrity(&db)
+    user_data_core::db::check_integrity(&db)
         .map_err(|err| ApiError::BadRequest(format!("The SQLite file is damaged: {err}")))?;
     let bucket = bucket::user_data(env)?;
     let database = R2Database::of(&bucket, user, config);
     // Brought up to date as the R2 path would on its first use; a file the R2 path would refuse
     // to serve is refused here, before it replaces anything.
-    let upgrade = match r2::upgrade(
+    let upgrade = match r2_path::upgrade(
         user,
         &format!("the file imported for {}", database.key),
         &db,

@@ -8,7 +8,7 @@ use std::fmt;
 
 use admin_api::{ErrorBody, ErrorCode, Problem};
 
-use crate::db::DbError;
+use user_data_core::db::DbError;
 
 /// A move holds a user for a few seconds at most (a 25 MB database takes about 5 s locally).
 const MOVE_RETRY_AFTER_SECONDS: u32 = 2;

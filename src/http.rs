@@ -9,13 +9,13 @@ use worker::worker_sys::web_sys;
 use worker::{Env, Headers, Request, Response, ResponseBody, ResponseBuilder};
 
 use crate::config;
-use crate::db::DbVersion;
 use crate::error::ApiError;
 use crate::handlers::{
     check_request_body_size, ApiRequest, Body, FileBytes, FormValue, Method, UploadedFile,
     MAX_JSON_BODY_BYTES,
 };
 use crate::identity::UserId;
+use user_data_core::db::DbVersion;
 
 /// Lets in a request of one of the Worker's own clients (the operators' admin API, the
 /// processing service), which carries the secret `secret_name` as `Authorization: Bearer`:

@@ -3,9 +3,10 @@
 //! Layout (one module per concern; each starts with a note on what it owns), from the bottom up:
 //! - [`identity`]: `X-User-ID` -> [`identity::UserId`], the only place a user id is made.
 //! - [`config`]: vars and binding names, read from `Env` once per request.
-//! - [`db`]: the synchronous [`db::Db`] abstraction and its two backends (rusqlite, the object's
-//!   SqlStorage), typed values and errors ([`db::DbError`]), [`db::DbVersion`], the schema
-//!   migration runner and the check that a database's app tables have the app's shape.
+//! - `user_data_core` (the crate in `core/`, shared with the migrator): the synchronous `Db`
+//!   trait, typed values, `DbError`, `DbVersion`, the schema and its upgrade, the R2 path's
+//!   backend (rusqlite), and the catalog, row batches, copy, digests and preflight of a move.
+//! - [`object::sql_db`]: the object path's backend, `Db` over the Durable Object's SqlStorage.
 //! - [`flag`]: the KV flag `migrated:<user_id>`: its key, reading, setting and clearing it.
 //! - [`error`]: [`error::ApiError`] and its one mapping to an HTTP status and body; the lower
 //!   modules' typed errors become it there, the higher ones' beside their type.
@@ -26,10 +27,11 @@
 //!   processing routes.
 //! - [`lifecycle`]: one API request on either backend: parse, one transaction committed once
 //!   its files are stored, deletions after, the answer and its headers.
-//! - [`r2`]: the R2-SQLite path: the user's SQLite file in R2 opened with rusqlite.
+//! - [`r2_path`]: the R2-SQLite path: the user's SQLite file in R2 opened with rusqlite.
 //! - [`migration`]: moving a user R2 -> Durable Object and back, and
 //!   [`migration::MigrationError`].
-//! - [`durable`]: [`durable::UserDataStore`], the per-user Durable Object with SQLite storage.
+//! - [`object`]: the Durable Object path: [`object::UserDataStore`], the per-user Durable
+//!   Object with SQLite storage.
 //! - [`admin`]: `/admin/*` behind the admin token: users, import/export, migrate, rollback, scan,
 //!   prune.
 //! - [`router`]: the outer routes; sends each API request to the R2 path or the user's object.
@@ -40,8 +42,6 @@ pub mod admin;
 pub mod auth;
 pub mod bucket;
 pub mod config;
-pub mod db;
-pub mod durable;
 pub mod error;
 pub mod flag;
 pub mod handlers;
@@ -49,10 +49,11 @@ pub mod http;
 pub mod identity;
 pub mod lifecycle;
 pub mod migration;
+pub mod object;
 pub mod origin;
 pub mod placement;
 pub mod processing;
-pub mod r2;
+pub mod r2_path;
 pub mod router;
 
 use worker::{event, Context, Env, MessageBatch, Request, Response, Result};

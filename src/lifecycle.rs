@@ -12,12 +12,12 @@
 use worker::{Bucket, Response};
 
 use crate::bucket::media;
-use crate::db::{Db, DbError, DbVersion};
 use crate::error::ApiError;
 use crate::handlers::{self, ApiRequest, Reply, Upload};
 use crate::http::{self, DataPath, RawRequest};
 use crate::identity::UserId;
 use crate::processing::JobQueue;
+use user_data_core::db::{Db, DbError, DbVersion};
 
 /// How often a request runs again after another writer got its change in first (the R2 path's
 /// conditional upload; the object's commit cannot lose such a race).

@@ -22,16 +22,16 @@ use worker::{Env, Method, Request, Response};
 use crate::admin;
 use crate::auth;
 use crate::config::Config;
-use crate::durable;
 use crate::error::ApiError;
 use crate::flag::Flags;
 use crate::http::{self, RawRequest};
 use crate::identity::{UserId, USER_ID_HEADER};
 use crate::lifecycle::Served;
+use crate::object;
 use crate::origin;
 use crate::placement::{self, Placement, Side, FLAG_SEEN_HEADER};
 use crate::processing;
-use crate::r2;
+use crate::r2_path;
 
 /// Answers one request; never fails (errors become their HTTP responses here).
 pub async fn handle(req: Request, env: Env) -> Response {
@@ -190,7 +190,7 @@ async fn route_user(
     if placement::decide_without_r2(Side::Router { flag_seen }) == Some(Placement::HandOver) {
         return forward_to_object(env, user, raw, true).await;
     }
-    match r2::serve(env, config, user, &raw).await {
+    match r2_path::serve(env, config, user, &raw).await {
         Served::Response(response) => Ok(response),
         Served::Elsewhere => forward_to_object(env, user, raw, false).await,
     }
@@ -209,5 +209,5 @@ async fn forward_to_object(
         FLAG_SEEN_HEADER,
         if flag_seen { "present" } else { "absent" },
     );
-    durable::call(env, user, raw.to_worker_request()?).await
+    object::call(env, user, raw.to_worker_request()?).await
 }

@@ -14,9 +14,10 @@ use test_support::generate::{
     build, contents, database_spec, database_spec_with_offenders, first_difference,
     proptest_config, with_one_bit_flipped, Limits, Offender, OffenderKind,
 };
-use user_data_worker::db::rusqlite_db::RusqliteDb;
-use user_data_worker::db::{check_integrity, Db};
-use user_data_worker::migration::{copy, preflight, verify, Problem};
+use user_data_core::db::rusqlite_db::RusqliteDb;
+use user_data_core::db::{check_integrity, Db};
+use user_data_core::preflight::Problem;
+use user_data_core::{copy, digest as verify, preflight};
 
 /// The move's copy of `file` into a new database, as the object's import and export make it.
 /// The digests the copy computes of what it read are those of the file.

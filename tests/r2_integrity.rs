@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use test_support::{realistic_database, realistic_database_of_size, sqlite_file_with, TestWorker};
-use user_data_worker::db::check_integrity;
-use user_data_worker::db::rusqlite_db::RusqliteDb;
-use user_data_worker::db::{apply_migrations, check_shape};
+use user_data_core::db::check_integrity;
+use user_data_core::db::rusqlite_db::RusqliteDb;
+use user_data_core::db::{apply_migrations, check_shape};
 
 /// The page size of a SQLite file (header bytes 16 and 17; 1 means 65536).
 fn page_size(file: &[u8]) -> usize {

@@ -2,7 +2,7 @@
 //! move in one step inside the user's object, the migrator does the heavy work natively, on a
 //! scratch copy on disk, and talks to the Worker in steps of bounded size.
 //!
-//! It reads and writes SQLite files with the Worker's own code (`user_data_worker::migration`:
+//! It reads and writes SQLite files with the code the Worker uses (the `user_data_core` crate:
 //! the catalog, the row batches, the copy and the digests), so both ends compute the same
 //! digest of the same rows. Every step is safe to repeat: a batch the object already applied
 //! is refused (409) and the migrator resumes from the object's cursor; a move started again
@@ -21,11 +21,11 @@ use admin_api::request::{
     MoveUploadPart,
 };
 use admin_api::{ErrorCode, MoveReport, TableDigest, UserStatus};
-use user_data_worker::db::rusqlite_db::RusqliteDb;
-use user_data_worker::db::{check_integrity, upgrade, Db, DbError, DbVersion, UpgradeError};
-use user_data_worker::migration::batch::{decode_key, unhex, Batch};
-use user_data_worker::migration::catalog::{self, next_page_rows, read_batch_rows, Catalog, Cell};
-use user_data_worker::migration::{copy, preflight, verify};
+use user_data_core::catalog::{self, next_page_rows, read_batch_rows, Catalog, Cell};
+use user_data_core::db::rusqlite_db::RusqliteDb;
+use user_data_core::db::{check_integrity, upgrade, Db, DbError, DbVersion, UpgradeError};
+use user_data_core::row_batch::{decode_key, unhex, Batch};
+use user_data_core::{copy, digest, preflight};
 
 use crate::client::{AdminClient, ClientError};
 
@@ -190,7 +190,7 @@ fn upload(
 
 /// The digests the object reported equal the file's, or the move stops.
 fn check_same(ours: &[TableDigest], theirs: &[TableDigest]) -> Result<(), ClientError> {
-    verify::same_data(ours, theirs)
+    digest::same_data(ours, theirs)
         .map_err(|difference| failed(format!("the object's digests differ: {difference}")))
 }
 
@@ -229,7 +229,7 @@ pub fn migrate(
         .next()
         .record_in(&db)
         .map_err(local("recording the version"))?;
-    let expected = verify::digests(&db).map_err(local("the file's digests"))?;
+    let expected = digest::digests(&db).map_err(local("the file's digests"))?;
     let catalog = Catalog::read(&db).map_err(local("the file's schema"))?;
     let (indexes, others): (Vec<_>, Vec<_>) = catalog
         .others
@@ -386,7 +386,7 @@ fn build(
     }
     copy::set_sequences(&db, &begun.sequences).map_err(local("the counters"))?;
     check_integrity(&db).map_err(local("the new file"))?;
-    let digests = verify::digests(&db).map_err(local("the new file's digests"))?;
+    let digests = digest::digests(&db).map_err(local("the new file's digests"))?;
     let finished = client.move_step(
         &MoveFinish::new(user),
         &Finish {

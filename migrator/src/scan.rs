@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use admin_api::{R2State, ScanOutcome, ScanReport, UserSummary};
 use serde_json::json;
-use user_data_worker::migration::preflight;
-use user_data_worker::migration::scan::without_reading;
+use user_data_core::file_check::without_reading;
+use user_data_core::preflight;
 
 use crate::client::AdminClient;
 use crate::cohort::Chosen;

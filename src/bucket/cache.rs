@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::db::rusqlite_db::RusqliteDb;
+use user_data_core::db::rusqlite_db::RusqliteDb;
 
 #[derive(Default)]
 struct Cache {
@@ -90,7 +90,7 @@ fn remove_entry(cache: &mut Cache, key: &str) -> Option<RusqliteDb> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Db;
+    use user_data_core::db::Db;
 
     fn database(rows: usize) -> RusqliteDb {
         let db = RusqliteDb::empty().unwrap();

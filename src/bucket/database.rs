@@ -15,9 +15,9 @@ use crate::bucket::layout::{backup_key, database_key};
 use crate::bucket::layout::{object_metadata, version_from_metadata, R2State};
 use crate::bucket::R2Error;
 use crate::config::Config;
-use crate::db::rusqlite_db::RusqliteDb;
-use crate::db::DbVersion;
 use crate::identity::UserId;
+use user_data_core::db::rusqlite_db::RusqliteDb;
+use user_data_core::db::DbVersion;
 
 /// The database as loaded (or looked at) in R2.
 #[derive(Debug, Clone)]
@@ -312,7 +312,7 @@ pub fn open(key: &str, bytes: &[u8]) -> Result<RusqliteDb, R2Error> {
 /// ever holds databases that passed, so a cache hit is not checked again.
 fn open_checked(key: &str, bytes: &[u8]) -> Result<RusqliteDb, R2Error> {
     let db = open(key, bytes)?;
-    crate::db::check_integrity(&db).map_err(|err| {
+    user_data_core::db::check_integrity(&db).map_err(|err| {
         let err = R2Error::Damaged {
             key: key.to_owned(),
             reason: err.to_string(),

@@ -12,8 +12,8 @@
 
 use std::collections::HashMap;
 
-use crate::db::DbVersion;
 use crate::identity::UserId;
+use user_data_core::db::DbVersion;
 
 const VERSION_KEY: &str = "db-version";
 const STATE_KEY: &str = "db-state";

@@ -11,8 +11,10 @@ use std::fmt;
 
 use worker::{Bucket, Env};
 
+use user_data_core::db::DbError;
+use user_data_core::{file_check, mb};
+
 use crate::config::USER_DATA_BUCKET;
-use crate::db::DbError;
 use crate::error::ApiError;
 
 /// The `USER_DATA` bucket binding.
@@ -51,11 +53,6 @@ impl R2Error {
     }
 }
 
-/// Bytes as megabytes (1 MB = 1,048,576 bytes, as the size notices count).
-pub fn mb(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
 impl fmt::Display for R2Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -65,12 +62,9 @@ impl fmt::Display for R2Error {
             R2Error::Incompatible { key, reason } => {
                 write!(f, "{key} does not have the app's schema: {reason}")
             }
-            R2Error::TooLarge { bytes, max_bytes } => write!(
-                f,
-                "the database is {:.1} MB, more than the {:.1} MB the R2 path can open",
-                mb(*bytes),
-                mb(*max_bytes)
-            ),
+            R2Error::TooLarge { bytes, max_bytes } => {
+                f.write_str(&file_check::too_large_to_open(*bytes, *max_bytes))
+            }
             R2Error::WriteTooLarge { bytes, max_bytes } => write!(
                 f,
                 "the write would make the database {:.1} MB, more than the {:.1} MB the R2 path \

@@ -3,10 +3,10 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::db::Db;
 use crate::error::ApiError;
 use crate::handlers::{Deletion, Reply};
 use crate::identity::UserId;
+use user_data_core::db::Db;
 
 /// The existing app's default user, which `DELETE /api/auth/user` refuses to wipe.
 const DEFAULT_USER: &str = "a";
@@ -82,10 +82,10 @@ pub fn delete_user(db: &impl Db, user: &UserId) -> Result<Reply, ApiError> {
 mod tests {
     use serde_json::json;
 
-    use crate::db::Db;
     use crate::handlers::tests::{json_body, ok, status, test_db};
     use crate::handlers::{handle, ApiRequest, Body, Method};
     use crate::identity::UserId;
+    use user_data_core::db::Db;
 
     #[test]
     fn login_echoes_a_valid_id_and_defaults_blank_to_a() {

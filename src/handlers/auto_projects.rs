@@ -1,9 +1,9 @@
 //! Auto-projects for 5-star clips (schema §4.5): created when a clip reaches 5 stars, deleted
 //! when it leaves them or is deleted, but only while the user has not worked on the project.
 
-use crate::db::Db;
 use crate::error::ApiError;
 use crate::handlers::insert_returning_id;
+use user_data_core::db::Db;
 
 /// Creates the 9:16 project of a 5-star clip with the clip as its only working clip, and links
 /// it from the clip. Returns the project id.

@@ -8,12 +8,12 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::db::{Db, Row, SqlValue};
 use crate::error::ApiError;
 use crate::handlers::auto_projects;
 use crate::handlers::derive::{clip_name, parse_tags, tags_json, NameVariant};
 use crate::handlers::processing;
 use crate::handlers::{insert_returning_id, ApiRequest, ApiResponse, FileResponse, Reply};
+use user_data_core::db::{Db, Row, SqlValue};
 
 const RAW_CLIP_COLUMNS: &str = "id, filename, rating, tags, name, notes, start_time, end_time, \
     game_id, auto_project_id, created_at";
@@ -298,9 +298,9 @@ pub fn delete(db: &impl Db, clip_id: i64) -> Result<Reply, ApiError> {
 mod tests {
     use serde_json::json;
 
-    use crate::db::Db;
     use crate::handlers::tests::{call, json_body, ok, status, test_db};
     use crate::handlers::{Body, Method};
+    use user_data_core::db::Db;
 
     fn with_game() -> crate::handlers::tests::TestDb {
         let db = test_db();

@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use crate::db::{Db, Row};
 use crate::error::ApiError;
+use user_data_core::db::{Db, Row};
 
 /// English three-letter month names, for display dates such as `Dec 6`.
 const MONTHS: [&str; 12] = [

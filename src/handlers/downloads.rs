@@ -3,10 +3,10 @@
 
 use serde_json::{json, Value};
 
-use crate::db::{Db, Row};
 use crate::error::ApiError;
 use crate::handlers::derive::{games_by_project, month_and_year, GameList, GAME_LIST_COLUMNS};
 use crate::handlers::{ApiRequest, ApiResponse, Deletion, FileResponse, Reply};
+use user_data_core::db::{Db, Row};
 
 /// A CTE named `latest_finals`: the latest row of every (project_id, game_id or 0).
 const LATEST_FINALS: &str = "WITH latest_finals AS (SELECT * FROM ( \

@@ -8,13 +8,13 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::db::{Db, Row};
 use crate::error::ApiError;
 use crate::handlers::files;
 use crate::handlers::processing;
 use crate::handlers::projects::require_project;
 use crate::handlers::request::{check_json, Names};
 use crate::handlers::{ApiRequest, Reply};
+use user_data_core::db::{Db, Row};
 
 const JOB_COLUMNS: &str = "j.id, j.project_id, j.type, j.status, j.error, j.output_video_id, \
     j.output_filename, j.created_at, j.started_at, j.completed_at";
@@ -41,7 +41,11 @@ fn export_job(row: &Row, with_project_name: bool) -> Result<Value, ApiError> {
     }))
 }
 
-fn jobs(db: &impl Db, condition: &str, params: &[crate::db::SqlValue]) -> Result<Reply, ApiError> {
+fn jobs(
+    db: &impl Db,
+    condition: &str,
+    params: &[user_data_core::db::SqlValue],
+) -> Result<Reply, ApiError> {
     let rows = db.query(
         &format!(
             "SELECT {JOB_COLUMNS} FROM export_jobs j WHERE {condition} \
@@ -316,9 +320,9 @@ pub fn for_project(db: &impl Db, project_id: i64) -> Result<Reply, ApiError> {
 mod tests {
     use serde_json::json;
 
-    use crate::db::Db;
     use crate::handlers::tests::{call, json_body, ok, status, test_db};
     use crate::handlers::{ApiResponse, Body, FormValue, Method, UploadedFile};
+    use user_data_core::db::Db;
 
     fn with_project() -> crate::handlers::tests::TestDb {
         let db = test_db();

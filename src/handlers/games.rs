@@ -6,7 +6,6 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::db::{Db, Row};
 use crate::error::ApiError;
 use crate::handlers::clips::delete_raw_clip;
 use crate::handlers::derive::{
@@ -19,6 +18,7 @@ use crate::handlers::request::{Effects, Names};
 use crate::handlers::{
     insert_returning_id, ApiRequest, ApiResponse, Deletion, FileResponse, Reply,
 };
+use user_data_core::db::{Db, Row};
 
 /// The display name of a game row whose columns `first..first + 4` are opponent_name,
 /// game_date, game_type and tournament_name; the stored name when there is no opponent.
@@ -399,9 +399,9 @@ pub fn confirm_video() -> Result<Reply, ApiError> {
 mod tests {
     use serde_json::json;
 
-    use crate::db::Db;
     use crate::handlers::tests::{call, form, json_body, ok, status, test_db};
     use crate::handlers::{ApiResponse, Body, Deletion, FormValue, Method, UploadedFile};
+    use user_data_core::db::Db;
 
     #[test]
     fn create_from_a_form_answers_the_display_name() {

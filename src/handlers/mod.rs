@@ -30,10 +30,10 @@ pub use request::{
     FileResponse, FormValue, Job, Method, Reply, Upload, UploadedFile, MAX_JSON_BODY_BYTES,
 };
 
-use crate::db::{Db, SqlValue};
 use crate::error::ApiError;
 use crate::identity::UserId;
 use request::path_id;
+use user_data_core::db::{Db, SqlValue};
 
 /// Serves one API request for `user` from `db`. The caller runs it inside one transaction.
 pub fn handle(db: &impl Db, user: &UserId, request: &ApiRequest) -> Result<Reply, ApiError> {

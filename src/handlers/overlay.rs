@@ -11,11 +11,11 @@
 
 use serde_json::{json, Value};
 
-use crate::db::Db;
 use crate::error::ApiError;
 use crate::handlers::project_clips::latest_working_clips;
 use crate::handlers::projects::require_project;
 use crate::handlers::{local_iso_now, ApiRequest, Reply};
+use user_data_core::db::Db;
 
 const FPS: f64 = 30.0;
 /// The working video's size; this Worker cannot read it from the file.
@@ -530,9 +530,9 @@ mod tests {
 mod route_tests {
     use serde_json::json;
 
-    use crate::db::Db;
     use crate::handlers::tests::{call, form, ok, test_db};
     use crate::handlers::{Body, Method};
+    use user_data_core::db::Db;
 
     #[test]
     fn overlay_has_defaults_for_unknown_projects_and_needs_a_working_video_to_save() {

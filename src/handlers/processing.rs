@@ -10,12 +10,12 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::db::{Db, SqlValue};
 use crate::error::ApiError;
 use crate::handlers::auto_projects;
 use crate::handlers::project_clips::latest_working_clips;
 use crate::handlers::request::{Deletion, Effects, Job};
 use crate::handlers::{insert_returning_id, Reply};
+use user_data_core::db::{Db, SqlValue};
 
 /// The frame rate before/after tracks count in (docs/schema.md §1.8).
 const TRACK_FPS: f64 = 30.0;
@@ -390,9 +390,9 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::track_frames;
-    use crate::db::Db;
     use crate::handlers::tests::{call, form, json_body, ok, status, test_db, TestDb};
     use crate::handlers::{Body, Deletion, FormValue, Job, Method, UploadedFile};
+    use user_data_core::db::Db;
 
     fn game(db: &TestDb, with_video: bool) -> i64 {
         let id = ok(db, Method::Post, "/api/games", form(&[("name", "match")]))["game"]["id"]

@@ -8,13 +8,13 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::db::{Db, Row, SqlValue};
 use crate::error::ApiError;
 use crate::handlers::derive::{clip_name, parse_tags, tags_json, NameVariant};
 use crate::handlers::files;
 use crate::handlers::projects::require_project;
 use crate::handlers::request::Names;
 use crate::handlers::{insert_returning_id, ApiRequest, ApiResponse, FileResponse, Reply};
+use user_data_core::db::{Db, Row, SqlValue};
 
 /// A CTE named `latest`: the latest version of every clip (highest version, then highest id),
 /// with all columns of `working_clips`. `filter` is an optional `WHERE` on `wc`.
@@ -440,9 +440,9 @@ pub fn file(
 mod tests {
     use serde_json::json;
 
-    use crate::db::Db;
     use crate::handlers::tests::{call, form, json_body, ok, status, test_db, TestDb};
     use crate::handlers::{ApiResponse, Body, FormValue, Method, UploadedFile};
+    use user_data_core::db::Db;
 
     /// A project (1) and two clips of different games with the same end time.
     fn seeded() -> TestDb {

@@ -3,13 +3,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::db::{Db, Row, SqlValue};
 use crate::error::ApiError;
 use crate::handlers::derive::{games_by_project, GameList};
 use crate::handlers::project_clips::{filename_or_unknown, latest_working_clips};
 use crate::handlers::{
     insert_returning_id, local_iso_now, ApiRequest, ApiResponse, FileResponse, Reply,
 };
+use user_data_core::db::{Db, Row, SqlValue};
 
 const ASPECT_RATIOS: [&str; 4] = ["16:9", "9:16", "4:3", "1:1"];
 const MODES: [&str; 3] = ["annotate", "framing", "overlay"];
@@ -423,9 +423,9 @@ pub fn working_video(db: &impl Db, project_id: i64) -> Result<Reply, ApiError> {
 mod tests {
     use serde_json::json;
 
-    use crate::db::Db;
     use crate::handlers::tests::{call, json_body, ok, status, test_db};
     use crate::handlers::{ApiResponse, Body, Method};
+    use user_data_core::db::Db;
 
     /// Two games, three clips (one 5-star), and a project made from two of them.
     fn seeded() -> crate::handlers::tests::TestDb {

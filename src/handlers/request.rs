@@ -11,8 +11,8 @@ use worker::worker_sys::web_sys::Blob;
 
 // The largest integer magnitude accepted anywhere (JSON, forms, query strings, path ids): a
 // larger one could be stored on the R2 path but not in the object.
-use crate::db::MAX_SAFE_INTEGER;
 use crate::error::ApiError;
+use user_data_core::db::MAX_SAFE_INTEGER;
 
 // The input limits, the same on both storage paths (docs/api.md §2.3). They are chosen
 // well inside what a user's Durable Object holds (no single value or row over 2 MB, integers

@@ -20,8 +20,8 @@ use serde_json::Value;
 use test_support::legacy::{Contents, LegacyState, Lineage};
 
 use super::*;
-use crate::db::rusqlite_db::RusqliteDb;
-use crate::db::{apply_migrations, DbError, Row};
+use user_data_core::db::rusqlite_db::RusqliteDb;
+use user_data_core::db::{apply_migrations, DbError, Row};
 
 mod legacy_files;
 pub mod object_db;
@@ -121,16 +121,16 @@ pub fn test_db() -> TestDb {
 }
 
 /// The database of this run's backend holding `file` as a user's first request finds it: on the
-/// R2 path the file brought up to date ([`crate::db::upgrade`]); in the object, the file
+/// R2 path the file brought up to date ([`user_data_core::db::upgrade`]); in the object, the file
 /// brought up to date and copied in, as a move does.
 pub fn test_db_of_file(file: &[u8]) -> TestDb {
     let upgraded = RusqliteDb::from_bytes(file).unwrap();
-    crate::db::upgrade(&upgraded).unwrap();
+    user_data_core::db::upgrade(&upgraded).unwrap();
     match backend() {
         Backend::Rusqlite => TestDb::Rusqlite(upgraded),
         Backend::Object => {
             let db = object_db();
-            crate::migration::copy::copy_database(&upgraded, &db).unwrap();
+            user_data_core::copy::copy_database(&upgraded, &db).unwrap();
             assert_eq!(apply_migrations(&db).unwrap(), 0);
             TestDb::Object(db)
         }

@@ -2,14 +2,14 @@
 //! in steps that each hold at most one batch of rows ([`admin_api::chunked::MAX_BATCH_BYTES`])
 //! and run in one short invocation. The migrator drives it through the admin API; the object
 //! keeps the move's record, so that every step is checked against where the move stands:
-//! - [`STORE_MOVE`]: the move (action, the R2 object it started from, the version the
-//!   destination gets, whether the digests were verified);
-//! - [`STORE_MOVE_TABLES`]: per table, the key of the last row applied (migrate) or read in
+//! - the move ([`records::MoveRecord`]): its action, the R2 object it started from, the version
+//!   the destination gets, whether the digests were verified;
+//! - per table ([`records::TableProgress`]): the key of the last row applied (migrate) or read in
 //!   order (rollback, export), and the table's SHA-256 state so far
-//!   ([`TableHasher::save`]). A batch that does not follow its table's cursor is refused, so a
+//!   ([`user_data_core::digest::TableHasher::save`]). A batch that does not follow its table's cursor is refused, so a
 //!   replayed batch never applies twice, and a migrator that crashed resumes from the cursor.
 //!
-//! The digests are exactly those of a move in one step ([`verify::digests`]): each batch the
+//! The digests are exactly those of a move in one step ([`digest::digests`]): each batch the
 //! object stores is read back from its storage and fed to the table's hasher, so what is
 //! compared at the end is what the object holds, not what it was sent.
 //!
@@ -22,66 +22,21 @@
 //! still holds the copy it replaces.
 
 use admin_api::chunked::{
-    Applied, Begin, Begun, ChunkedAction, Cursor, CutOver, Finish, Finished, SourceFile,
-    MAX_BATCH_BYTES, MAX_BATCH_ROWS,
+    Applied, Begin, Begun, ChunkedAction, CutOver, Finish, Finished, SourceFile, MAX_BATCH_BYTES,
+    MAX_BATCH_ROWS,
 };
 use worker::UploadedPart;
 
+use super::{now_ms, Action, MigrationError, Move, ObjectState, Outcome, Report, Step};
 use crate::bucket::database::{R2Database, Snapshot};
 use crate::bucket::layout::{self, R2State};
 use crate::bucket::R2Error;
-use crate::db::{apply_migrations, check_integrity, Db, DbError, DbVersion};
-use crate::migration::batch::{encode_key, hex, Batch};
-use crate::migration::catalog::{
-    self, read_batch_rows, read_page, Catalog, PageRow, Table, OBJECT_TABLES,
-};
-use crate::migration::copy::{self, insert_rows};
-use crate::migration::verify::{self, TableDigest, TableHasher};
-use crate::migration::{now_ms, Action, MigrationError, Move, ObjectState, Outcome, Report, Step};
-
-/// The chunked move in progress, if any (one row).
-const STORE_MOVE: &str = OBJECT_TABLES[3];
-/// Each table's cursor and digest state.
-const STORE_MOVE_TABLES: &str = OBJECT_TABLES[4];
-
-/// The object's tables of a chunked move (made with the others, by `prepare_object`).
-pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS store_move (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        action TEXT NOT NULL,
-        source_etag TEXT,
-        source_size INTEGER NOT NULL,
-        source_version INTEGER NOT NULL,
-        version INTEGER NOT NULL,
-        verified INTEGER NOT NULL
-    );
-    CREATE TABLE IF NOT EXISTS store_move_tables (
-        name TEXT PRIMARY KEY,
-        after BLOB NOT NULL,
-        done INTEGER NOT NULL,
-        hasher BLOB NOT NULL
-    )";
-
-/// The record of a chunked move.
-#[derive(Debug, Clone)]
-struct MoveRecord {
-    action: ChunkedAction,
-    /// Migrate: the R2 file being moved; rollback: the R2 copy being replaced.
-    source_etag: Option<String>,
-    source_size: u64,
-    source_version: DbVersion,
-    /// The version the destination gets.
-    version: DbVersion,
-    /// The object's digests equalled the migrator's.
-    verified: bool,
-}
-
-/// One table's progress: the key of the last row, whether the table is read to its end
-/// (exports), and the digest so far.
-struct TableProgress {
-    after: Vec<u8>,
-    done: bool,
-    hasher: TableHasher,
-}
+use crate::object::records::{self, MoveRecord, TableProgress};
+use user_data_core::catalog::{self, read_batch_rows, read_page, Catalog, PageRow, Table};
+use user_data_core::copy::{self, insert_rows};
+use user_data_core::db::{apply_migrations, check_integrity, Db, DbError, DbVersion};
+use user_data_core::digest::{self, TableDigest};
+use user_data_core::row_batch::{encode_key, Batch};
 
 /// The state an object is in while `action` moves it.
 fn state_of(action: ChunkedAction) -> ObjectState {
@@ -100,6 +55,14 @@ fn move_of(action: ChunkedAction) -> Action {
     }
 }
 
+/// Whether a chunked rollback or export that made its last step `since_ms` ago is given up:
+/// after the lease (`MOVE_LEASE_SECONDS`) while it reads, ten times that once its digests are
+/// verified (the migrator is then uploading the file, which does not pass through the object).
+pub fn export_stalled(db: &impl Db, since_ms: u64, lease_ms: u64) -> Result<bool, DbError> {
+    let verified = records::move_record(db)?.is_some_and(|record| record.verified);
+    Ok(since_ms >= lease_ms * if verified { 10 } else { 1 })
+}
+
 /// Why a move in one step does not start while a chunked rollback or export reads the object
 /// out: it would replace what is being read (or hand over what is being moved).
 pub(super) fn export_in_progress(user: &crate::identity::UserId) -> MigrationError {
@@ -109,15 +72,6 @@ pub(super) fn export_in_progress(user: &crate::identity::UserId) -> MigrationErr
 }
 
 impl Move {
-    /// Whether a chunked rollback or export that made its last step `since_ms` ago is given up:
-    /// after `MOVE_LEASE_SECONDS` while it reads, ten times that once its digests are verified
-    /// (the migrator is then uploading the file, which does not pass through the object).
-    pub fn export_stalled(&self, since_ms: u64) -> Result<bool, DbError> {
-        let verified = self.move_record()?.is_some_and(|record| record.verified);
-        let lease = self.config.move_lease_ms * if verified { 10 } else { 1 };
-        Ok(since_ms >= lease)
-    }
-
     /// A verified move whose cut-over reached R2 although its answer did not (a crash, a lost
     /// answer, a retried call): finishes it, as the cut-over would have. `None` when R2 does not
     /// show the move's cut-over.
@@ -157,98 +111,11 @@ impl Move {
         }
     }
 
-    fn move_record(&self) -> Result<Option<MoveRecord>, DbError> {
-        let row = self.db.query_row(
-            &format!(
-                "SELECT action, source_etag, source_size, source_version, version, verified \
-                 FROM {STORE_MOVE} WHERE id = 1"
-            ),
-            &[],
-        )?;
-        row.map(|row| {
-            Ok(MoveRecord {
-                action: ChunkedAction::parse(&row.get::<String>(0)?)
-                    .ok_or_else(|| DbError::failed("an unknown chunked move action"))?,
-                source_etag: row.get(1)?,
-                source_size: row.get::<i64>(2)? as u64,
-                source_version: DbVersion(row.get::<i64>(3)? as u64),
-                version: DbVersion(row.get::<i64>(4)? as u64),
-                verified: row.get::<bool>(5)?,
-            })
-        })
-        .transpose()
-    }
-
-    /// Starts the record of a move, with no table moved yet.
-    fn start_move_record(&self, record: &MoveRecord) -> Result<(), DbError> {
-        self.end_chunked_move()?;
-        self.db.execute(
-            &format!(
-                "INSERT INTO {STORE_MOVE} (id, action, source_etag, source_size, source_version, \
-                 version, verified) VALUES (1, ?, ?, ?, ?, ?, 0)"
-            ),
-            &[
-                record.action.as_str().into(),
-                record.source_etag.clone().into(),
-                (record.source_size as i64).into(),
-                (record.source_version.0 as i64).into(),
-                (record.version.0 as i64).into(),
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// Forgets the chunked move, if there is one.
-    pub(super) fn end_chunked_move(&self) -> Result<(), DbError> {
-        self.db.execute(&format!("DELETE FROM {STORE_MOVE}"), &[])?;
-        self.db
-            .execute(&format!("DELETE FROM {STORE_MOVE_TABLES}"), &[])?;
-        Ok(())
-    }
-
-    fn mark_verified(&self) -> Result<(), DbError> {
-        self.db
-            .execute(&format!("UPDATE {STORE_MOVE} SET verified = 1"), &[])?;
-        Ok(())
-    }
-
-    fn progress(&self, table: &str) -> Result<Option<TableProgress>, DbError> {
-        let row = self.db.query_row(
-            &format!("SELECT after, done, hasher FROM {STORE_MOVE_TABLES} WHERE name = ?"),
-            &[table.into()],
-        )?;
-        row.map(|row| {
-            Ok(TableProgress {
-                after: row.get(0)?,
-                done: row.get(1)?,
-                hasher: TableHasher::restore(&row.get::<Vec<u8>>(2)?)?,
-            })
-        })
-        .transpose()
-    }
-
-    fn save_progress(&self, table: &str, progress: &TableProgress) -> Result<(), DbError> {
-        self.db.execute(
-            &format!(
-                "INSERT INTO {STORE_MOVE_TABLES} (name, after, done, hasher) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (name) DO UPDATE SET after = excluded.after, done = excluded.done, \
-                 hasher = excluded.hasher"
-            ),
-            &[
-                table.into(),
-                progress.after.clone().into(),
-                progress.done.into(),
-                progress.hasher.save().into(),
-            ],
-        )?;
-        Ok(())
-    }
-
     /// The record of the move in progress, if it is one of `actions` and the object is in its
     /// state (`importing` for a migrate, `exporting` for the others); else why not.
     fn move_in(&self, actions: &[ChunkedAction]) -> Result<MoveRecord, MigrationError> {
-        let (now, _) = self.object_state()?;
-        match self.move_record()? {
+        let (now, _) = self.state()?;
+        match records::move_record(&self.db)? {
             Some(record) if now == state_of(record.action) && actions.contains(&record.action) => {
                 Ok(record)
             }
@@ -262,18 +129,17 @@ impl Move {
     }
 
     /// The digests of what the object holds, from the tables' hashers (a table no batch
-    /// reached is empty), its schema and its counters: what [`verify::digests`] would compute
+    /// reached is empty), its schema and its counters: what [`digest::digests`] would compute
     /// reading everything at once.
     fn chunked_digests(&self, catalog: &Catalog) -> Result<Vec<TableDigest>, DbError> {
         let mut tables = Vec::new();
         for table in catalog.row_tables() {
-            let hasher = self
-                .progress(&table.name)?
+            let hasher = records::progress(&self.db, &table.name)?
                 .map(|progress| progress.hasher)
                 .unwrap_or_default();
             tables.push(hasher.finish(&table.name));
         }
-        verify::with_schema(&self.db, catalog, tables)
+        digest::with_schema(&self.db, catalog, tables)
     }
 
     fn row_table<'c>(&self, catalog: &'c Catalog, name: &str) -> Result<&'c Table, MigrationError> {
@@ -286,7 +152,7 @@ impl Move {
     /// `move/begin`: starts a chunked move, or resumes the migrate of the same file.
     pub async fn begin_chunked(&self, begin: Begin) -> Result<Begun, MigrationError> {
         self.resolve_interrupted_rollback().await?;
-        let (state, _) = self.object_state()?;
+        let (state, _) = self.state()?;
         let bucket = self.bucket()?;
         let r2 = R2Database::of(&bucket, &self.user, &self.config);
         let r2_max_bytes = self.config.max_database_bytes;
@@ -301,7 +167,7 @@ impl Move {
                         self.user
                     )));
                 }
-                let resumed = self.move_record()?.filter(|record| {
+                let resumed = records::move_record(&self.db)?.filter(|record| {
                     state == ObjectState::Importing
                         && record.action == ChunkedAction::Migrate
                         && record.source_etag.as_deref() == Some(source.etag.as_str())
@@ -312,10 +178,10 @@ impl Move {
                         "event": "move_resumed",
                         "user": self.user.as_str(),
                         "action": begin.action,
-                        "tables_started": self.cursors()?.len(),
+                        "tables_started": records::cursors(&self.db)?.len(),
                     })),
                 }
-                let version = self.move_record()?.map_or(0, |record| record.version.0);
+                let version = records::move_record(&self.db)?.map_or(0, |record| record.version.0);
                 Ok(Begun {
                     action: begin.action,
                     version,
@@ -324,7 +190,7 @@ impl Move {
                     tables: Vec::new(),
                     others: Vec::new(),
                     sequences: Vec::new(),
-                    cursors: self.cursors()?,
+                    cursors: records::cursors(&self.db)?,
                 })
             }
             ChunkedAction::Rollback | ChunkedAction::Export => {
@@ -350,7 +216,7 @@ impl Move {
                     verified: false,
                 };
                 self.db.transaction(|| {
-                    self.start_move_record(&record)?;
+                    records::start_move(&self.db, &record)?;
                     // From here on the object serves nothing until the move ends or stalls.
                     self.set_state(ObjectState::Exporting)
                 })?;
@@ -424,24 +290,10 @@ impl Move {
                     "the tables to import are not all the user's".into(),
                 ));
             }
-            self.start_move_record(&record)?;
+            records::start_move(&self.db, &record)?;
             self.set_state(ObjectState::Importing)?;
             Ok(())
         })
-    }
-
-    /// Where each table's import stands.
-    fn cursors(&self) -> Result<Vec<Cursor>, DbError> {
-        self.db
-            .query(&format!("SELECT name, after FROM {STORE_MOVE_TABLES}"), &[])?
-            .iter()
-            .map(|row| {
-                Ok(Cursor {
-                    table: row.get(0)?,
-                    after: hex(&row.get::<Vec<u8>>(1)?),
-                })
-            })
-            .collect()
     }
 
     /// `move/rows`: applies one batch of a migrate, if it follows its table's cursor, in one
@@ -456,7 +308,7 @@ impl Move {
         self.enter(Action::Migrate, Step::Copy)?;
         let catalog = Catalog::read(&self.db)?;
         let table = self.row_table(&catalog, &batch.table)?;
-        let progress = self.progress(&table.name)?;
+        let progress = records::progress(&self.db, &table.name)?;
         let after = encode_key(batch.after.as_deref());
         let expected = progress
             .as_ref()
@@ -495,7 +347,8 @@ impl Move {
             // What the object stores is what is digested: the rows read back from its storage.
             let stored = read_page(&self.db, table, batch.after.as_deref(), batch.rows.len())?;
             hasher.page(&stored);
-            self.save_progress(
+            records::save_progress(
+                &self.db,
                 &table.name,
                 &TableProgress {
                     after: encode_key(Some(&last)),
@@ -525,7 +378,7 @@ impl Move {
         let table = self.row_table(&catalog, &request.table)?;
         let rows = read_batch_rows(&self.db, table, request.after.as_deref(), limit)?;
         let after = encode_key(request.after.as_deref());
-        let progress = self.progress(&table.name)?;
+        let progress = records::progress(&self.db, &table.name)?;
         let in_order = match &progress {
             None => after == encode_key(None),
             Some(progress) => !progress.done && progress.after == after,
@@ -538,7 +391,8 @@ impl Move {
                 None => after,
             };
             self.db.transaction(|| {
-                self.save_progress(
+                records::save_progress(
+                    &self.db,
                     &table.name,
                     &TableProgress {
                         after: next,
@@ -605,7 +459,7 @@ impl Move {
         let catalog = Catalog::read(&self.db)?;
         if record.action != ChunkedAction::Migrate {
             for table in catalog.row_tables() {
-                if !self.progress(&table.name)?.is_some_and(|p| p.done) {
+                if !records::progress(&self.db, &table.name)?.is_some_and(|p| p.done) {
                     return Err(MigrationError::Verification(format!(
                         "the export did not read every row of {}",
                         table.name
@@ -614,7 +468,7 @@ impl Move {
             }
         }
         let ours = self.chunked_digests(&catalog)?;
-        verify::same_data(&finish.tables, &ours)
+        digest::same_data(&finish.tables, &ours)
             .and_then(|()| check_integrity(&self.db).map_err(|e| e.to_string()))
             .map_err(|difference| {
                 MigrationError::Verification(format!(
@@ -629,10 +483,10 @@ impl Move {
                     self.set_state(ObjectState::Active)
                 })?;
             }
-            ChunkedAction::Migrate => self.mark_verified()?,
+            ChunkedAction::Migrate => records::mark_verified(&self.db)?,
             // Verified: the migrator uploads the file next (the lease starts again, longer).
             ChunkedAction::Rollback => self.db.transaction(|| {
-                self.mark_verified()?;
+                records::mark_verified(&self.db)?;
                 self.set_state(ObjectState::Exporting)
             })?,
         }
@@ -643,7 +497,7 @@ impl Move {
     /// the file it moved (the upload is its backup) and fences R2; a rollback completes the
     /// upload of its file as the user's R2 database.
     pub async fn cut_over_chunked(&self, cut: CutOver) -> Result<Report, MigrationError> {
-        let (state, _) = self.object_state()?;
+        let (state, _) = self.state()?;
         let action = match state {
             ObjectState::Importing => ChunkedAction::Migrate,
             _ => ChunkedAction::Rollback,
@@ -817,7 +671,7 @@ impl Move {
         &self,
         started: u64,
     ) -> Result<Option<Report>, MigrationError> {
-        match self.move_record()? {
+        match records::move_record(&self.db)? {
             Some(record) if record.action == ChunkedAction::Migrate => {
                 self.settle_landed(&record, started).await
             }
@@ -829,8 +683,8 @@ impl Move {
     /// authoritative stays so: an import is wiped (R2 serves), an export ends (the object
     /// serves again).
     pub async fn abort_chunked(&self) -> Result<bool, MigrationError> {
-        let (state, _) = self.object_state()?;
-        let Some(record) = self.move_record()? else {
+        let (state, _) = self.state()?;
+        let Some(record) = records::move_record(&self.db)? else {
             return Ok(false);
         };
         // A cut-over that reached R2 cannot be taken back: it is finished instead.

@@ -146,7 +146,7 @@ proptest! {
         for state in states {
             // Brought up to date once, so that both hold the same stamps of the data step.
             let upgraded = RusqliteDb::from_bytes(&state.file(&contents)).unwrap();
-            crate::db::upgrade(&upgraded).unwrap();
+            user_data_core::db::upgrade(&upgraded).unwrap();
             let mut upgraded = upgraded;
             let file = upgraded.to_bytes().unwrap();
             let legacy = test_db_of_file(&file);

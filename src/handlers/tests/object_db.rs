@@ -42,7 +42,7 @@ use rusqlite::limits::Limit;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params_from_iter, Connection};
 
-use crate::db::{
+use user_data_core::db::{
     from_js_number, integer_as_js_number, Db, DbError, Row, SqlValue, MAX_SAFE_INTEGER,
 };
 
@@ -437,7 +437,7 @@ fn from_sqlite(value: ValueRef<'_>) -> Result<SqlValue, DbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::apply_migrations;
+    use user_data_core::db::apply_migrations;
 
     fn db() -> ObjectDb {
         let db = ObjectDb::empty().unwrap();

@@ -240,7 +240,7 @@ mod tests {
         // The existing app's database: the tables, rows, and no record of migrations.
         let mut existing = RusqliteDb::empty().unwrap();
         existing
-            .execute_script(include_str!("../../schema/0001_init.sql"))
+            .execute_script(include_str!("../../../schema/0001_init.sql"))
             .unwrap();
         existing
             .execute("INSERT INTO games (name) VALUES (?)", &["Final".into()])

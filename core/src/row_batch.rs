@@ -1,5 +1,5 @@
 //! The wire format of a chunked move's row batches (docs/chunked-moves.md): the rows of one
-//! table that follow a key, as [`crate::migration::catalog::read_page`] reads them, exactly
+//! table that follow a key, as [`crate::catalog::read_page`] reads them, exactly
 //! (integers as 64 bits, reals by their bits, texts and blobs as bytes, with their classes).
 //!
 //! Binary, not JSON: a blob travels as itself, not as base64 or an array of numbers, and
@@ -11,8 +11,8 @@
 //! row: `u8` 1 + `i64` rowid or `u8` 0, `u32` cells. A cell is a tag (0 null, 1 integer, 2
 //! real, 3 text, 4 blob) and its payload (`i64`, the `f64` bits, or `u32` length + bytes).
 
+use crate::catalog::{Cell, PageRow};
 use crate::db::DbError;
-use crate::migration::catalog::{Cell, PageRow};
 
 /// Rows of one table, after a key.
 #[derive(Debug, Clone, PartialEq)]

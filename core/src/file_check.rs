@@ -1,32 +1,25 @@
-//! The fleet check before a rollout (`GET /admin/users/{id}/scan`): what a user's R2 database
-//! meets when the R2 path first serves it (served as is, upgraded, refused, or 507 because only
-//! a move in chunks helps), and what would stop its move into the user's object.
+//! The fleet check of one file (`GET /admin/users/{id}/scan`, `migrator scan`): what a user's
+//! R2 database meets when the R2 path first serves it (served as is, upgraded, refused, or 507
+//! because only a move in chunks helps), and what would stop its move into the user's object.
 //!
-//! One R2 GET per user, whose body is read only for a file the R2 path would open: a user R2
-//! marks migrated, or one above the ceiling, is answered from the object's metadata. A file that
-//! is read is opened and checked in memory, then dropped: nothing is stored, nothing is logged as
-//! an incident (no user was refused anything), and the user's Durable Object is never called, so
-//! a whole fleet is scanned without waking one object.
+//! A user R2 marks migrated, or one above the ceiling, is judged from what R2 says of the file
+//! ([`without_reading`]); any other file is opened and checked in memory ([`check_file`]), then
+//! dropped: nothing is stored and nothing is logged as an incident (no user was refused
+//! anything).
 
-use admin_api::{ScanOutcome, ScanReport};
-use worker::Bucket;
+use admin_api::ScanOutcome;
 
-use crate::bucket::database::{R2Database, Snapshot};
-use crate::bucket::layout::R2State;
-use crate::bucket::R2Error;
-use crate::config::Config;
 use crate::db::rusqlite_db::RusqliteDb;
 use crate::db::{check_integrity, upgrade, DbError, UpgradeError};
-use crate::identity::UserId;
-use crate::migration::preflight::{self, Problem};
+use crate::preflight::{self, Problem};
 
 /// What the R2 path does with a user's database, and what would stop its move.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub outcome: ScanOutcome,
-    /// See [`ScanReport::detail`].
+    /// See [`admin_api::ScanReport::detail`].
     pub detail: Option<String>,
-    /// See [`ScanReport::problems`].
+    /// See [`admin_api::ScanReport::problems`].
     pub problems: Vec<Problem>,
 }
 
@@ -40,36 +33,13 @@ impl Verdict {
     }
 }
 
-/// The scan of `user`'s R2 database; `None` when they have none.
-pub async fn scan(
-    bucket: &Bucket,
-    config: &Config,
-    user: &UserId,
-) -> Result<Option<ScanReport>, R2Error> {
-    let database = R2Database::of(bucket, user, config);
-    let max_bytes = database.max_bytes;
-    let unread = |snapshot: &Snapshot| {
-        let migrated = snapshot.state != R2State::Active;
-        without_reading(migrated, snapshot.size, max_bytes)
-    };
-    let Some(snapshot) = database
-        .download_if(|snapshot| unread(snapshot).is_none())
-        .await?
-    else {
-        return Ok(None);
-    };
-    let verdict = match unread(&snapshot) {
-        Some(verdict) => verdict,
-        None => check_file(snapshot.bytes.as_deref().map_or(&[][..], Vec::as_slice))?,
-    };
-    Ok(Some(ScanReport {
-        user_id: user.as_str().to_owned(),
-        outcome: verdict.outcome,
-        version: snapshot.version.0,
-        size: snapshot.size,
-        detail: verdict.detail,
-        problems: verdict.problems,
-    }))
+/// Why the R2 path does not open a file of `bytes`: it is above its ceiling.
+pub fn too_large_to_open(bytes: u64, max_bytes: u64) -> String {
+    format!(
+        "the database is {:.1} MB, more than the {:.1} MB the R2 path can open",
+        crate::mb(bytes),
+        crate::mb(max_bytes)
+    )
 }
 
 /// The verdict on a file that what R2 says of it decides, with no need to read it: `moved`
@@ -80,11 +50,10 @@ pub fn without_reading(migrated: bool, size: u64, max_bytes: u64) -> Option<Verd
     if migrated {
         Some(Verdict::of(ScanOutcome::Moved, None))
     } else if size > max_bytes {
-        let too_large = R2Error::TooLarge {
-            bytes: size,
-            max_bytes,
-        };
-        let detail = format!("{too_large}: only a move in chunks helps");
+        let detail = format!(
+            "{}: only a move in chunks helps",
+            too_large_to_open(size, max_bytes)
+        );
         Some(Verdict::of(ScanOutcome::ChunksOnly, Some(detail)))
     } else {
         None

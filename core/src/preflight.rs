@@ -8,9 +8,9 @@
 //! that is not UTF-8, and damage. Into an R2 file ([`into_r2_file`]): what the R2 path cannot
 //! open (a file over its size ceiling).
 
+use crate::catalog::{for_each_page, Catalog, Cell, RowKey, Table};
+use crate::copy::MAX_PARAMETERS;
 use crate::db::{check_integrity, Db, DbError, MAX_SAFE_INTEGER};
-use crate::migration::catalog::{for_each_page, Catalog, Cell, RowKey, Table};
-use crate::migration::copy::MAX_PARAMETERS;
 
 /// One kind of thing the destination cannot hold (the admin API's type: preflight reports and
 /// `not_migratable` errors list them).
@@ -182,5 +182,55 @@ pub fn summary(problems: &[Problem]) -> String {
         [] => "nothing stands in the way".into(),
         [only] => only.to_string(),
         [first, rest @ ..] => format!("{first}; and {} more kinds of problem", rest.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::apply_migrations;
+    use crate::db::rusqlite_db::RusqliteDb;
+    use crate::preflight;
+
+    fn app_database() -> RusqliteDb {
+        let db = RusqliteDb::empty().unwrap();
+        apply_migrations(&db).unwrap();
+        db
+    }
+
+    #[test]
+    fn preflight_names_what_the_object_cannot_hold_and_where() {
+        let db = RusqliteDb::empty().unwrap();
+        db.execute_script(
+            "CREATE TABLE t (a, b);
+             INSERT INTO t (rowid, a, b) VALUES (1, 1, 2), (7, 9007199254740992, 2), (8, -9223372036854775808, 2);
+             INSERT INTO t (rowid, a, b) VALUES (9, CAST(x'ff00' AS TEXT), zeroblob(2000001));
+             CREATE TABLE _cf_mine (x);",
+        )
+        .unwrap();
+        let problems = preflight::into_object(&db).unwrap();
+        let integers = problems
+            .iter()
+            .find(|p| p.reason.contains("integer"))
+            .expect("the big integers");
+        assert_eq!(
+            (integers.column.as_deref(), integers.rowid, integers.count),
+            (Some("a"), Some(7), 2)
+        );
+        assert!(problems
+            .iter()
+            .any(|p| p.reason.contains("UTF-8") && p.rowid == Some(9)));
+        assert!(problems
+            .iter()
+            .any(|p| p.reason.contains("value over") && p.column.as_deref() == Some("b")));
+        assert!(problems.iter().any(|p| p.reason.contains("_cf_mine")));
+
+        let fine = app_database();
+        fine.execute(
+            "INSERT INTO games (name) VALUES (?)",
+            &[(0.1 + 0.2).to_string().into()],
+        )
+        .unwrap();
+        assert_eq!(preflight::into_object(&fine).unwrap(), Vec::new());
     }
 }

@@ -14,7 +14,7 @@ use worker::js_sys::{self, Array, Uint8Array};
 use worker::worker_sys::SqlStorage as JsSqlStorage;
 use worker::Storage;
 
-use crate::db::{from_js_number, integer_as_js_number, Db, DbError, Row, SqlValue};
+use user_data_core::db::{from_js_number, integer_as_js_number, Db, DbError, Row, SqlValue};
 
 /// JavaScript's largest exact integer.
 

@@ -20,10 +20,8 @@ use worker::{Env, Response};
 
 use crate::bucket::database::{R2Database, Saved, Snapshot};
 use crate::bucket::layout::R2State;
-use crate::bucket::{mb, R2Error};
+use crate::bucket::R2Error;
 use crate::config::{Config, ConflictStrategy};
-use crate::db::rusqlite_db::RusqliteDb;
-use crate::db::{apply_migrations, DbError, DbVersion, Upgrade, UpgradeError};
 use crate::error::ApiError;
 use crate::flag::{self, Flags};
 use crate::http::{self, DataPath, RawRequest};
@@ -31,6 +29,9 @@ use crate::identity::UserId;
 use crate::lifecycle::{self, Backend, Served};
 use crate::placement::{self, Placement, Side};
 use crate::processing::JobQueue;
+use user_data_core::db::rusqlite_db::RusqliteDb;
+use user_data_core::db::{apply_migrations, DbError, DbVersion, Upgrade, UpgradeError};
+use user_data_core::mb;
 
 /// Serves one API request for `user` from their database in R2, if R2 says it is theirs to
 /// serve ([`Served::Elsewhere`] otherwise).
@@ -288,11 +289,11 @@ fn migrate(user: &UserId, key: &str, db: &RusqliteDb, downloaded: bool) -> Resul
 }
 
 /// Brings a database from outside up to date in memory (R2's object untouched; see
-/// [`crate::db::upgrade`]) and checks that it then has the app's shape. One that does not is
+/// [`user_data_core::db::upgrade`]) and checks that it then has the app's shape. One that does not is
 /// [`R2Error::Incompatible`] (answered 503 `incompatible_schema`): logged as a JSON line with
 /// `user` and the reason, for an operator to act on; `what` names the file.
 pub fn upgrade(user: &UserId, what: &str, db: &RusqliteDb) -> Result<Upgrade, R2Error> {
-    crate::db::upgrade(db).map_err(|err| match err {
+    user_data_core::db::upgrade(db).map_err(|err| match err {
         UpgradeError::Db(err) => err.into(),
         UpgradeError::Incompatible(reason) => {
             worker::console_error!(

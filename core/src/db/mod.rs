@@ -2,13 +2,13 @@
 //!
 //! [`Db`] is synchronous on purpose: both backends are (rusqlite, and the Durable Object's
 //! `SqlStorage::exec`), and a handler that cannot `.await` cannot let another request interleave
-//! with its writes. Only two modules implement it, one per backend: [`rusqlite_db`] (the R2
-//! path's file, SQLite compiled to wasm) and [`sql_db`] (the Durable Object's storage).
+//! with its writes. Only two modules implement it, one per data path: [`rusqlite_db`] here (the
+//! R2 path's file, SQLite compiled to wasm; the migrator's scratch copies natively) and the
+//! Worker's `object::sql_db` (the Durable Object's storage).
 
 pub mod app_upgrade;
 pub mod rusqlite_db;
 mod schema;
-pub mod sql_db;
 mod value;
 mod version;
 

@@ -6,17 +6,17 @@
 //! Every value keeps its storage class and its exact bits ([`Cell::as_sql`]). Statements stay
 //! within the Durable Object's limits: at most [`MAX_PARAMETERS`] bound values each.
 
-use crate::db::{Db, DbError, SqlValue};
-use crate::migration::catalog::{
+use crate::catalog::{
     for_each_page, quote_ident, sequences, table_exists, Catalog, Cell, PageRow, RowKey, Table,
 };
-use crate::migration::verify::{self, TableDigest, TableHasher};
+use crate::db::{Db, DbError, SqlValue};
+use crate::digest::{self, TableDigest, TableHasher};
 
 /// The Durable Object refuses statements with more bound parameters.
 pub const MAX_PARAMETERS: usize = 100;
 
 /// Replaces every user table, index, view and trigger of `to` with a copy of `from`'s; returns
-/// the digests of what it read from `from` (the same as [`verify::digests`] of `from`, without
+/// the digests of what it read from `from` (the same as [`digest::digests`] of `from`, without
 /// reading it a second time). Run it inside one transaction of `to`: a failure half way must
 /// leave nothing behind.
 pub fn copy_database(from: &impl Db, to: &impl Db) -> Result<Vec<TableDigest>, DbError> {
@@ -33,7 +33,7 @@ pub fn copy_database(from: &impl Db, to: &impl Db) -> Result<Vec<TableDigest>, D
         to.execute_script(&object.sql)?;
     }
     copy_sequences(from, to)?;
-    verify::with_schema(from, &catalog, digests)
+    digest::with_schema(from, &catalog, digests)
 }
 
 /// Drops the user's tables and views from `db` (their indexes and triggers go with them).
@@ -139,4 +139,132 @@ pub fn set_sequences(to: &impl Db, sequences: &[(String, i64)]) -> Result<(), Db
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::rusqlite_db::RusqliteDb;
+    use crate::db::{apply_migrations, check_integrity};
+
+    fn app_database() -> RusqliteDb {
+        let db = RusqliteDb::empty().unwrap();
+        apply_migrations(&db).unwrap();
+        db
+    }
+
+    fn copied(source: &RusqliteDb) -> RusqliteDb {
+        let target = app_database();
+        target
+            .execute("INSERT INTO games (name) VALUES ('stale')", &[])
+            .unwrap();
+        target
+            .transaction(|| copy_database(source, &target))
+            .unwrap();
+        target
+    }
+
+    #[test]
+    fn a_copy_keeps_every_table_row_and_sequence_and_verifies_equal() {
+        let source = app_database();
+        source
+            .execute_script(
+                "INSERT INTO games (name, video_size) VALUES ('héllo ⚽', 3), ('b', NULL), ('c', 1);
+                 DELETE FROM games WHERE name = 'c';
+                 INSERT INTO export_jobs (id, project_id, type, input_data) VALUES ('export_1', 1, 'x', '{}');
+                 INSERT INTO raw_clips (filename, rating, start_time, end_time) VALUES ('', 3, 1.0, 2.5);
+                 CREATE TABLE custom_notes (body TEXT, weight REAL, data BLOB);
+                 INSERT INTO custom_notes VALUES ('n', 4.0, x'00ff');",
+            )
+            .unwrap();
+        let target = copied(&source);
+        assert_eq!(
+            digest::digests(&source).unwrap(),
+            digest::digests(&target).unwrap()
+        );
+        let next: i64 = target
+            .query_value("INSERT INTO games (name) VALUES ('new') RETURNING id", &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(next, 4, "the deleted id 3 is not handed out again");
+        check_integrity(&target).unwrap();
+    }
+
+    #[test]
+    fn odd_tables_copy_with_their_values_classes_and_schema() {
+        let source = RusqliteDb::empty().unwrap();
+        source
+            .execute_script(
+                r#"CREATE TABLE "order" ("select" PRIMARY KEY, "quote""d" NOT NULL, n) WITHOUT ROWID;
+                   INSERT INTO "order" VALUES (5, 1, 5.0), ('5', x'', -0.0), (x'05', '', 0.1 + 0.2);
+                   CREATE TABLE pair (a TEXT COLLATE NOCASE, b INTEGER, c, PRIMARY KEY (a, b DESC)) WITHOUT ROWID;
+                   INSERT INTO pair VALUES ('x', 2, 1e308), ('Y', 1, 5e-324), ('y', 2, NULL);
+                   CREATE TABLE shadow (rowid TEXT, _rowid_ TEXT, v);
+                   INSERT INTO shadow (oid, rowid, _rowid_, v) VALUES (40, 'r', 'u', 9e15);
+                   CREATE TABLE audit (what);
+                   CREATE TRIGGER logged AFTER INSERT ON "order" BEGIN INSERT INTO audit VALUES (new."select"); END;
+                   CREATE VIEW v AS SELECT "select" FROM "order";
+                   CREATE INDEX partial ON "order" (n) WHERE n IS NOT NULL;
+                   CREATE INDEX expression ON pair (lower(a));"#,
+            )
+            .unwrap();
+        let target = copied(&source);
+        assert_eq!(
+            digest::digests(&source).unwrap(),
+            digest::digests(&target).unwrap()
+        );
+        let audit: i64 = target
+            .query_value("SELECT COUNT(*) FROM audit", &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(audit, 0, "no trigger fired during the copy");
+        let classes: Vec<String> = target
+            .query("SELECT typeof(n) FROM \"order\" ORDER BY \"select\"", &[])
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0).unwrap())
+            .collect();
+        assert_eq!(classes, ["real", "real", "real"]);
+        let shadowed: i64 = target
+            .query_value("SELECT oid FROM shadow", &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(shadowed, 40, "a hidden rowid survives");
+        let negative_zero: f64 = target
+            .query_value("SELECT n FROM \"order\" WHERE \"select\" = '5'", &[])
+            .unwrap()
+            .unwrap();
+        assert!(negative_zero == 0.0 && negative_zero.is_sign_negative());
+    }
+
+    #[test]
+    fn digests_tell_apart_values_that_render_alike() {
+        let digest_of = |value: &str| {
+            let db = RusqliteDb::empty().unwrap();
+            db.execute_script(&format!(
+                "CREATE TABLE t (v); INSERT INTO t VALUES ({value})"
+            ))
+            .unwrap();
+            digest::digests(&db).unwrap()
+        };
+        let values = [
+            "5",
+            "5.0",
+            "'5'",
+            "x'35'",
+            "0.0",
+            "-0.0",
+            "0.30000000000000004",
+            "0.3",
+            "NULL",
+            "''",
+            "x''",
+        ];
+        for (i, a) in values.iter().enumerate() {
+            for b in &values[i + 1..] {
+                assert_ne!(digest_of(a), digest_of(b), "{a} vs {b}");
+            }
+        }
+        assert_eq!(digest_of("0.1 + 0.2"), digest_of("0.30000000000000004"));
+    }
 }

@@ -18,11 +18,15 @@ pub const MIGRATIONS_TABLE: &str = "schema_migrations";
 
 /// Every migration, in order. Files are never edited after they ship; new ones are appended.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "0001_init", include_str!("../../schema/0001_init.sql")),
+    (
+        1,
+        "0001_init",
+        include_str!("../../../schema/0001_init.sql"),
+    ),
     (
         2,
         "0002_data_version",
-        include_str!("../../schema/0002_data_version.sql"),
+        include_str!("../../../schema/0002_data_version.sql"),
     ),
 ];
 
@@ -399,7 +403,7 @@ mod tests {
 
     /// `0001_init.sql`'s `table`, with `change` applied to its text; the migrations add the rest.
     fn table_with(table: &str, change: impl Fn(&str) -> String) -> RusqliteDb {
-        let init = include_str!("../../schema/0001_init.sql");
+        let init = include_str!("../../../schema/0001_init.sql");
         let start = init
             .find(&format!("CREATE TABLE IF NOT EXISTS {table} "))
             .unwrap();
@@ -414,7 +418,7 @@ mod tests {
     #[test]
     fn a_fresh_and_an_adopted_existing_app_database_have_the_apps_shape() {
         assert_eq!(differences(&fresh()), Vec::<String>::new());
-        let existing = made_with(include_str!("../../schema/0001_init.sql"));
+        let existing = made_with(include_str!("../../../schema/0001_init.sql"));
         assert_eq!(differences(&existing), Vec::<String>::new());
         // Extra tables and extra nullable columns are the database's own business.
         let extended = games_with(|sql| {

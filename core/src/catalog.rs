@@ -15,15 +15,23 @@ use admin_api::chunked::{MAX_BATCH_BYTES, MAX_BATCH_ROWS};
 
 use crate::db::{Db, DbError, Row, SqlValue};
 
-/// The object's own tables: its migration state, its record of the last failed move, the
-/// faults a test armed, and a chunked move in progress with its cursor per table.
-pub const OBJECT_TABLES: [&str; 5] = [
-    "store_state",
-    "store_failure",
-    "store_fault",
-    "store_move",
-    "store_move_tables",
-];
+/// The names of the object's own tables (their columns and use: the Worker's
+/// `object::records`). They live beside the user's tables in the object's storage, so a move
+/// must know them to leave them out.
+pub mod object_tables {
+    /// Its migration state (one row).
+    pub const STATE: &str = "store_state";
+    /// Its last failed move (one row).
+    pub const FAILURE: &str = "store_failure";
+    /// The faults a test armed.
+    pub const FAULT: &str = "store_fault";
+    /// A chunked move in progress (one row).
+    pub const MOVE: &str = "store_move";
+    /// A chunked move's cursor and digest per table.
+    pub const MOVE_TABLES: &str = "store_move_tables";
+
+    pub const ALL: [&str; 5] = [STATE, FAILURE, FAULT, MOVE, MOVE_TABLES];
+}
 
 /// Whose a table is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +39,7 @@ pub enum Owner {
     /// The user's data: copied and compared.
     User,
     /// SQLite's (`sqlite_*`), the platform's (`_cf_*`, `__miniflare_*` and any `__*`), or the
-    /// object's own bookkeeping ([`OBJECT_TABLES`]): never copied, never compared. A user's file
+    /// object's own bookkeeping ([`object_tables`]): never copied, never compared. A user's file
     /// that has such a table cannot move (preflight says so) rather than lose it silently.
     Runtime,
 }
@@ -41,7 +49,7 @@ pub fn owner(name: &str) -> Owner {
     let runtime = lower.starts_with("sqlite_")
         || lower.starts_with("_cf_")
         || lower.starts_with("__")
-        || OBJECT_TABLES.contains(&lower.as_str());
+        || object_tables::ALL.contains(&lower.as_str());
     if runtime {
         Owner::Runtime
     } else {

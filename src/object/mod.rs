@@ -11,24 +11,28 @@
 //! Paths under `/internal/` are the Worker's own calls (migrate, rollback, status, export); the
 //! router forwards only `/api/*` here, so clients cannot reach them.
 
+pub mod records;
+pub mod sql_db;
+
 use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 use crate::bucket;
 use crate::bucket::database::R2Database;
 use crate::config::{Config, USER_DATA_DO};
-use crate::db::sql_db::SqlDb;
-use crate::db::{apply_migrations, Db, DbError, DbVersion};
 use crate::error::ApiError;
 use crate::http::{self, DataPath, RawRequest};
 use crate::identity::{UserId, USER_ID_HEADER};
 use crate::lifecycle::{self, Backend, Served};
-use crate::migration::batch::Batch;
-use crate::migration::{self, Action, MigrationError, Move, Report, Step};
+use crate::migration::{chunked, Action, MigrationError, Move, Report, Step};
+use crate::object::sql_db::SqlDb;
 use crate::placement::{self, ObjectFacts, ObjectState, Placement, Side, FLAG_SEEN_HEADER};
 use crate::processing::JobQueue;
-use crate::r2;
+use crate::r2_path;
 use admin_api::chunked::{Aborted, Begin, CutOver};
+use user_data_core::catalog::Catalog;
+use user_data_core::db::{apply_migrations, Db, DbError, DbVersion};
+use user_data_core::row_batch::Batch;
 
 /// How often one request decides where it is served and moves the user (a failed migrate whose
 /// cut-over happened is finished in the next round, then served in the one after).
@@ -69,8 +73,8 @@ impl DurableObject for UserDataStore {
         // the migrations must not run on them (the file was brought up to date before it moved).
         let migration_error = db
             .disable_foreign_keys()
-            .and_then(|()| migration::prepare_object(&db))
-            .and_then(|()| match migration::importing(&db)? {
+            .and_then(|()| records::prepare(&db))
+            .and_then(|()| match records::importing(&db)? {
                 true => Ok(()),
                 false => apply_migrations(&db).map(|_| ()),
             })
@@ -159,7 +163,7 @@ impl UserDataStore {
                 self.exclusive(user, |m| async move { m.rollback().await })
                     .await?,
             ),
-            (worker::Method::Get, "/internal/status") => self.status(user),
+            (worker::Method::Get, "/internal/status") => self.status(),
             (worker::Method::Get, "/internal/verify") => {
                 let verdict = self.moving(user).verify().await?;
                 Ok(http::json(200, &verdict))
@@ -169,7 +173,7 @@ impl UserDataStore {
                 let report = self.moving(user).preflight().await?;
                 Ok(http::json(200, &json!(report)))
             }
-            (worker::Method::Post, "/internal/fault") => self.arm_fault(user, &raw),
+            (worker::Method::Post, "/internal/fault") => self.arm_fault(&raw),
             (worker::Method::Post, path) if path.starts_with("/internal/move/") => {
                 self.chunked_move(user, &raw).await
             }
@@ -252,7 +256,7 @@ impl UserDataStore {
 
     /// `POST /internal/fault?action=&step=&crash=`: arms a fault for the tests of failed moves.
     /// Exists only when the var `FAULT_INJECTION` is set (never in production).
-    fn arm_fault(&self, user: UserId, raw: &RawRequest) -> std::result::Result<Response, ApiError> {
+    fn arm_fault(&self, raw: &RawRequest) -> std::result::Result<Response, ApiError> {
         if !Config::from_env(&self.env).fault_injection {
             return Err(ApiError::NotFound("Not Found".into()));
         }
@@ -274,7 +278,7 @@ impl UserDataStore {
                 ApiError::Unprocessable(format!("query field 'step': unknown step '{step}'"))
             })?;
         let crash = query.get("crash").is_some_and(|v| v == "true");
-        self.moving(user).arm_fault(action, step, crash)?;
+        records::arm_fault(&self.db, action, step, crash)?;
         Ok(http::json(200, &admin_api::FaultArmed { armed: true }))
     }
 
@@ -320,17 +324,16 @@ impl UserDataStore {
         raw: &RawRequest,
     ) -> std::result::Result<Response, ApiError> {
         let flag_seen = raw.header(FLAG_SEEN_HEADER) != Some("absent");
-        let moving = self.moving(user.clone());
-        let config = &moving.config;
+        let config = Config::from_env(&self.env);
         let bucket = bucket::user_data(&self.env)?;
         // Decide, move if that is the decision, and decide again on the new state: whether the
         // move succeeded or failed (recorded and logged by the move), the request then goes to
         // the side that is authoritative. A failed move is not retried by the next round
         // (`recently_failed`), except to finish a cut-over, so this ends within a few rounds.
         for _round in 0..MAX_DECISION_ROUNDS {
-            let mut known = moving.object_state()?;
-            let stalled_export =
-                known.0 == ObjectState::Exporting && moving.export_stalled(known.1)?;
+            let mut known = records::state(&self.db, now_ms())?;
+            let stalled_export = known.0 == ObjectState::Exporting
+                && chunked::export_stalled(&self.db, known.1, config.move_lease_ms)?;
             if known.0 == ObjectState::RollingBack || stalled_export {
                 // A crash cut a rollback short, or a chunked one stopped making progress: settle
                 // who is authoritative first.
@@ -338,27 +341,31 @@ impl UserDataStore {
                     m.resolve_interrupted_rollback().await
                 })
                 .await??;
-                known = moving.object_state()?;
+                known = records::state(&self.db, now_ms())?;
             }
             let (state, since_ms) = known;
             let side = Side::Object(ObjectFacts {
                 flag_seen,
                 state,
                 since_ms,
-                recently_failed: moving.recently_failed()?,
+                recently_failed: records::recently_failed(
+                    &self.db,
+                    now_ms(),
+                    config.move_retry_ms,
+                )?,
                 flag_propagation_ms: config.flag_propagation_ms,
             });
             let placement = match placement::decide_without_r2(side) {
                 Some(placement) => placement,
                 // An object that is not active asks R2 (one HEAD, on a rare path).
                 None => {
-                    let r2 = R2Database::of(&bucket, user, config).head().await?;
+                    let r2 = R2Database::of(&bucket, user, &config).head().await?;
                     placement::decide(side, r2.state)
                 }
             };
             match placement {
                 Placement::Serve => return self.serve(&bucket, user, raw).await,
-                Placement::HandOver => return self.hand_over(config, user, raw).await,
+                Placement::HandOver => return self.hand_over(&config, user, raw).await,
                 Placement::MigrateFirst => {
                     let _ = self
                         .exclusive(user.clone(), |m| async move { m.migrate().await })
@@ -388,7 +395,7 @@ impl UserDataStore {
         user: &UserId,
         raw: &RawRequest,
     ) -> std::result::Result<Response, ApiError> {
-        match r2::serve(&self.env, config, user, raw).await {
+        match r2_path::serve(&self.env, config, user, raw).await {
             Served::Response(response) => Ok(response),
             // R2 and this object disagree for a moment (a move in progress elsewhere).
             Served::Elsewhere => Err(ApiError::Moving(
@@ -418,17 +425,23 @@ impl UserDataStore {
     }
 
     /// `GET /internal/status`: the object's state, version, size and rows per table.
-    fn status(&self, user: UserId) -> std::result::Result<Response, ApiError> {
-        let moving = self.moving(user);
-        let (state, _) = moving.object_state()?;
+    fn status(&self) -> std::result::Result<Response, ApiError> {
+        let (state, _) = records::state(&self.db, now_ms())?;
+        let mut tables = Vec::new();
+        for table in Catalog::read(&self.db)?.row_tables() {
+            let rows: Option<i64> = self
+                .db
+                .query_value(&format!("SELECT COUNT(*) FROM {}", table.quoted()), &[])?;
+            tables.push((table.name.clone(), rows.unwrap_or(0) as u64));
+        }
         Ok(http::json(
             200,
             &admin_api::ObjectStatus {
                 state,
-                version: moving.version()?.0,
+                version: DbVersion::read_from(&self.db)?.0,
                 size: self.db.database_size() as u64,
-                tables: admin_api::TableRows(moving.row_counts()?),
-                last_failure: moving.last_failure()?,
+                tables: admin_api::TableRows(tables),
+                last_failure: records::last_failure(&self.db)?,
             },
         ))
     }
@@ -438,6 +451,10 @@ impl UserDataStore {
         let export = self.moving(user).export()?;
         Ok(http::sqlite_file(export.version, export.file))
     }
+}
+
+fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
 }
 
 fn report_response(

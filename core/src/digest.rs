@@ -8,8 +8,8 @@
 use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest, Sha256};
 
+use crate::catalog::{for_each_page, sequences, Catalog, Cell, PageRow};
 use crate::db::{Db, DbError};
-use crate::migration::catalog::{for_each_page, sequences, Catalog, Cell, PageRow};
 
 /// A table's rows and checksum (the admin API's type: move reports list them).
 pub use admin_api::TableDigest;
