@@ -12,7 +12,7 @@ cd "$root"
 # Nothing changed since the last build: worker-build would still re-run wasm-bindgen and wasm-opt
 # (most of a minute), so skip it.
 if [ -f build/index.js ] && [ -f build/index_bg.wasm ] &&
-    [ -z "$(find src admin-api schema Cargo.toml Cargo.lock scripts/build-worker.sh -newer build/index_bg.wasm -print -quit)" ]; then
+    [ -z "$(find src core admin-api assertion schema Cargo.toml Cargo.lock scripts/build-worker.sh -newer build/index_bg.wasm -print -quit)" ]; then
     echo "build-worker: build/ is up to date"
     exit 0
 fi

@@ -1,30 +1,32 @@
 //! `/admin/*`: the operators' API, behind `Authorization: Bearer <ADMIN_TOKEN>`.
 //!
 //! Without an `ADMIN_TOKEN` secret the whole surface answers 404 (it does not exist); a missing
-//! or wrong token is 401. Moving a user is the user's object's work (`/internal/*` on its
-//! Durable Object); this module finds users, imports and exports files, scans a user's file
+//! or wrong token is 401. Moving a user is the user's object's work (an
+//! [`admin_api::object_call::ObjectCall`] to its Durable Object); this module finds users, imports and exports files, scans a user's file
 //! without waking their object, and prunes old copies.
 
 use std::collections::HashMap;
 
-use admin_api::chunked::{Part, UploadStarted, UploadTarget, PART_BYTES};
+use admin_api::in_chunks::{UploadStarted, UploadTarget, PART_BYTES};
+use admin_api::object_call::{Fault, MoveStep, ObjectCall};
 use admin_api::request::{ListUsers, Prune};
-use admin_api::{
-    ImportResult, ListedUser, PruneResult, R2Summary, ScanReport, UserPage, UserStatus,
-};
+use admin_api::{ImportResult, PruneResult, R2Summary, ScanReport, UserPage, UserStatus};
 use user_data_core::file_check;
 use worker::{Env, Headers, Method, Request, RequestInit, Response};
 
+use crate::auth;
 use crate::bucket;
 use crate::bucket::database::{R2Database, Saved, Snapshot};
 use crate::bucket::layout::{self, R2State};
 use crate::bucket::R2Error;
+use crate::bucket::{listing, multipart, prune};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::flag::Flags;
 use crate::handlers::check_request_body_size;
+use crate::headers;
 use crate::http;
-use crate::identity::{UserId, USER_ID_HEADER};
+use crate::identity::UserId;
 use crate::object;
 use crate::r2_path;
 use user_data_core::db::rusqlite_db::RusqliteDb;
@@ -47,7 +49,7 @@ fn named_user(req: &Request) -> Option<UserId> {
 }
 
 async fn run(req: Request, env: &Env) -> Result<Response, ApiError> {
-    http::require_secret_bearer(&req, env, "ADMIN_TOKEN")?;
+    auth::service::require_secret_bearer(&req, env, "ADMIN_TOKEN")?;
     let config = Config::from_env(env);
     let url = req
         .url()
@@ -56,6 +58,7 @@ async fn run(req: Request, env: &Env) -> Result<Response, ApiError> {
     let path = url.path().trim_end_matches('/').to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let user = |raw: &str| UserId::parse(raw);
+    let field = |name: &str| query.get(name).map(String::as_str);
 
     match (req.method(), segments.as_slice()) {
         (Method::Get, ["admin", "users"]) => list_users(env, &config, &query).await,
@@ -72,16 +75,22 @@ async fn run(req: Request, env: &Env) -> Result<Response, ApiError> {
             known_user(env, &user).await?;
             export_database(env, &config, &user).await
         }
-        (Method::Post, ["admin", "users", u, action @ ("migrate" | "rollback")])
-        | (Method::Get, ["admin", "users", u, action @ ("verify" | "preflight")]) => {
-            let user = user(u)?;
-            known_user(env, &user).await?;
-            call_object(env, &user, req.method(), action, None).await
+        (Method::Post, ["admin", "users", u, "migrate"]) => {
+            passed_on(env, &user(u)?, ObjectCall::Migrate).await
+        }
+        (Method::Post, ["admin", "users", u, "rollback"]) => {
+            passed_on(env, &user(u)?, ObjectCall::Rollback).await
+        }
+        (Method::Get, ["admin", "users", u, "verify"]) => {
+            passed_on(env, &user(u)?, ObjectCall::Verify).await
+        }
+        (Method::Get, ["admin", "users", u, "preflight"]) => {
+            passed_on(env, &user(u)?, ObjectCall::Preflight).await
         }
         (Method::Get, ["admin", "users", u, "scan"]) => scan_user(env, &config, &user(u)?).await,
         (Method::Post, ["admin", "users", u, "fault"]) if config.fault_injection => {
-            let action = format!("fault?{}", url.query().unwrap_or_default());
-            call_object(env, &user(u)?, Method::Post, &action, None).await
+            let fault = Fault::from_query(field).map_err(ApiError::Unprocessable)?;
+            call_object(env, &user(u)?, ObjectCall::ArmFault(fault), None).await
         }
         (Method::Get, ["admin", "users", u, "move", "file"]) => {
             move_file(env, &config, &user(u)?, &query).await
@@ -94,37 +103,43 @@ async fn run(req: Request, env: &Env) -> Result<Response, ApiError> {
         }
         (Method::Post, ["admin", "users", u, "move", step]) => {
             let user = user(u)?;
-            if *step == "begin" {
+            let step = MoveStep::parse(step, field)
+                .ok_or_else(|| ApiError::NotFound("Not Found".into()))?;
+            if step == MoveStep::Begin {
                 known_user(env, &user).await?;
             }
             // The body (a row batch, up to 4 MiB) passes through as the runtime's stream.
             let body = req.inner().body().map(wasm_bindgen::JsValue::from);
-            let path = format!("move/{step}?{}", url.query().unwrap_or_default());
-            call_object(env, &user, Method::Post, &path, body).await
+            call_object(env, &user, ObjectCall::Move(step), body).await
         }
         (Method::Post, ["admin", "prune"]) => prune(env, &query).await,
         _ => Err(ApiError::NotFound("Not Found".into())),
     }
 }
 
-/// Calls `/internal/{action}` on the user's object (with `body`, if any) and passes its answer
-/// on.
+/// Calls the user's object (with `body`, if any) and passes its answer on.
 async fn call_object(
     env: &Env,
     user: &UserId,
-    method: Method,
-    action: &str,
+    call: ObjectCall,
     body: Option<wasm_bindgen::JsValue>,
 ) -> Result<Response, ApiError> {
-    let headers: Headers = [(USER_ID_HEADER, user.as_str())].iter().collect();
+    let headers: Headers = [(headers::USER_ID, user.as_str())].iter().collect();
+    let method = Method::from(call.method().to_owned());
     let mut init = RequestInit::new();
     init.with_method(method)
         .with_headers(headers)
         .with_body(body);
-    let url = format!("https://user-data-store/internal/{action}");
+    let url = call.url();
     let request = Request::new_with_init(&url, &init)
         .map_err(|err| ApiError::Internal(format!("Could not call {url}: {err}")))?;
     object::call(env, user, request).await
+}
+
+/// A move or check of a user R2 or the flag knows, passed on to their object.
+async fn passed_on(env: &Env, user: &UserId, call: ObjectCall) -> Result<Response, ApiError> {
+    known_user(env, user).await?;
+    call_object(env, user, call, None).await
 }
 
 /// What R2 and the flag say of a user, or 404 when neither knows them: the admin API creates
@@ -143,33 +158,9 @@ async fn known_user(env: &Env, user: &UserId) -> Result<(R2Summary, bool), ApiEr
 
 /// What R2 says of a user's database (one HEAD).
 async fn r2_summary(env: &Env, user: &UserId) -> Result<R2Summary, ApiError> {
-    let key = layout::database_key(user);
-    match bucket::user_data(env)?
-        .head(&key)
-        .await
-        .map_err(R2Error::on(&key))?
-    {
-        Some(object) => summary_of(&object),
-        None => Ok(R2Summary::missing()),
-    }
-}
-
-/// The summary of a user's database object, from a HEAD or from a list with its metadata.
-fn summary_of(object: &worker::Object) -> Result<R2Summary, ApiError> {
-    let key = object.key();
-    let metadata = object.custom_metadata().map_err(R2Error::on(&key))?;
-    let (state, migrated_at) = match R2State::from_metadata(&metadata) {
-        R2State::Active => (admin_api::R2State::Active, None),
-        R2State::Migrated { at_ms } => (admin_api::R2State::Migrated, Some(at_ms)),
-    };
-    Ok(R2Summary {
-        exists: true,
-        version: layout::version_from_metadata(&metadata).0,
-        size: Some(object.size()),
-        etag: Some(object.etag()),
-        state,
-        migrated_at,
-    })
+    let bucket = bucket::user_data(env)?;
+    let config = Config::from_env(env);
+    Ok(R2Database::of(&bucket, user, &config).summary().await?)
 }
 
 /// Where the next page of `GET /admin/users` starts in each store: the R2 list's cursor and
@@ -204,26 +195,9 @@ async fn list_users(
     let mut users = Vec::new();
     if !cursor.r2_done {
         let bucket = bucket::user_data(env)?;
-        let mut list = bucket
-            .list()
-            .include(vec![worker::Include::CustomMetadata])
-            .limit(request.limit);
-        if let Some(next) = cursor.r2.take() {
-            list = list.cursor(next);
-        }
-        let page = list
-            .execute()
-            .await
-            .map_err(R2Error::on("the list of users"))?;
-        for object in page.objects() {
-            if let Some(user) = layout::database_owner(&object.key()) {
-                users.push(ListedUser {
-                    r2: summary_of(&object)?,
-                    user_id: user.as_str().to_owned(),
-                });
-            }
-        }
-        cursor.r2 = page.cursor().filter(|_| page.truncated());
+        let page = listing::databases(&bucket, cursor.r2.take(), request.limit).await?;
+        users = page.users;
+        cursor.r2 = page.cursor;
         cursor.r2_done = cursor.r2.is_none();
     }
     let mut flagged = Vec::new();
@@ -289,7 +263,7 @@ async fn scan_user(env: &Env, config: &Config, user: &UserId) -> Result<Response
 /// itself answers for the whole request, with its own error.
 async fn user_status(env: &Env, user: &UserId) -> Result<Response, ApiError> {
     let (r2, flag) = known_user(env, user).await?;
-    let mut object = call_object(env, user, Method::Get, "status", None).await?;
+    let mut object = call_object(env, user, ObjectCall::Status, None).await?;
     if object.status_code() != 200 {
         return Ok(object);
     }
@@ -371,17 +345,14 @@ async fn import_database(
         .await?
     {
         Saved::Stored { .. } => {
-            worker::console_log!(
-                "{}",
-                serde_json::json!({
-                    "event": "database_imported",
-                    "user": user.as_str(),
-                    "version": version.0,
-                    "bytes": size,
-                    "upgrade": upgrade.to_string(),
-                    "backup": backup,
-                })
-            );
+            crate::log::info(serde_json::json!({
+                "event": "database_imported",
+                "user": user.as_str(),
+                "version": version.0,
+                "bytes": size,
+                "upgrade": upgrade.to_string(),
+                "backup": backup,
+            }));
             Ok(http::json(
                 200,
                 &ImportResult {
@@ -407,7 +378,7 @@ async fn export_database(env: &Env, config: &Config, user: &UserId) -> Result<Re
         Some((snapshot, body)) if snapshot.state == R2State::Active => {
             Ok(http::sqlite_stream(snapshot.version, body))
         }
-        Some(_) => call_object(env, user, Method::Get, "export", None).await,
+        Some(_) => call_object(env, user, ObjectCall::Export, None).await,
         None => Err(ApiError::NotFound(format!("User {user} has no database"))),
     }
 }
@@ -476,18 +447,8 @@ async fn start_upload(
     query: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     let (key, version) = upload_key(user, query)?;
-    let upload = bucket::user_data(env)?
-        .create_multipart_upload(&key)
-        .custom_metadata(layout::object_metadata(version, R2State::Active))
-        .execute()
-        .await
-        .map_err(R2Error::on(&key))?;
-    Ok(http::json(
-        200,
-        &UploadStarted {
-            upload_id: upload.upload_id().await,
-        },
-    ))
+    let upload_id = multipart::start(&bucket::user_data(env)?, &key, version).await?;
+    Ok(http::json(200, &UploadStarted { upload_id }))
 }
 
 /// `POST /admin/users/{id}/move/upload/part?target=&version=&upload_id=&part=`: one part of
@@ -529,19 +490,9 @@ async fn upload_part(
         .inner()
         .body()
         .ok_or_else(|| ApiError::BadRequest("A part needs a body".into()))?;
-    let uploaded = bucket::user_data(env)?
-        .resume_multipart_upload(&key, upload_id)
-        .map_err(R2Error::on(&key))?
-        .upload_part(part, body)
-        .await
-        .map_err(R2Error::on(&key))?;
-    Ok(http::json(
-        200,
-        &Part {
-            part: uploaded.part_number(),
-            etag: uploaded.etag(),
-        },
-    ))
+    let bucket = bucket::user_data(env)?;
+    let uploaded = multipart::upload_part(&bucket, &key, upload_id, part, body).await?;
+    Ok(http::json(200, &uploaded))
 }
 
 /// `POST /admin/prune?older_than_days=30&dry_run=`: deletes backups older than that and turns
@@ -555,64 +506,14 @@ async fn prune(env: &Env, query: &HashMap<String, String>) -> Result<Response, A
     let cutoff = worker::Date::now()
         .as_millis()
         .saturating_sub(days * 86_400_000);
-    let bucket = bucket::user_data(env)?;
-
-    let (mut deleted, mut tombstoned) = (Vec::new(), Vec::new());
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut list = bucket.list().include(vec![worker::Include::CustomMetadata]);
-        if let Some(next) = cursor.take() {
-            list = list.cursor(next);
-        }
-        let page = list
-            .execute()
-            .await
-            .map_err(R2Error::on("the list of objects"))?;
-        for object in page.objects() {
-            let key = object.key();
-            let metadata = object.custom_metadata().unwrap_or_default();
-            if layout::is_backup(&key) && object.uploaded().as_millis() < cutoff {
-                if !dry_run {
-                    bucket.delete(&key).await.map_err(R2Error::on(&key))?;
-                }
-                deleted.push(key);
-            } else if layout::is_database(&key) && !layout::is_tombstone(&metadata) {
-                let R2State::Migrated { at_ms } = R2State::from_metadata(&metadata) else {
-                    continue;
-                };
-                if at_ms >= cutoff {
-                    continue;
-                }
-                if !dry_run {
-                    let tombstone_metadata =
-                        layout::tombstone_metadata(layout::version_from_metadata(&metadata), at_ms);
-                    // Only over the copy that was listed: a rollback may be writing it.
-                    bucket
-                        .put(key.clone(), layout::TOMBSTONE.to_vec())
-                        .custom_metadata(tombstone_metadata)
-                        .only_if(worker::Conditional {
-                            etag_matches: Some(object.etag()),
-                            ..Default::default()
-                        })
-                        .execute()
-                        .await
-                        .map_err(R2Error::on(&key))?;
-                }
-                tombstoned.push(key);
-            }
-        }
-        match page.cursor().filter(|_| page.truncated()) {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+    let pruned = prune::prune(&bucket::user_data(env)?, cutoff, dry_run).await?;
     Ok(http::json(
         200,
         &PruneResult {
             dry_run,
             older_than_days: days,
-            deleted_backups: deleted,
-            tombstoned,
+            deleted_backups: pruned.deleted_backups,
+            tombstoned: pruned.tombstoned,
         },
     ))
 }

@@ -6,8 +6,7 @@
 
 use std::fmt;
 
-/// The header every API request names its user in (case-insensitive, as all HTTP headers).
-pub const USER_ID_HEADER: &str = "X-User-ID";
+use crate::headers;
 
 const MAX_LEN: usize = 64;
 
@@ -25,9 +24,10 @@ impl fmt::Display for IdentityError {
         match self {
             IdentityError::Invalid => write!(
                 f,
-                "Invalid {USER_ID_HEADER}: expected 1 to {MAX_LEN} characters of A-Z, a-z, 0-9, '_' or '-'"
+                "Invalid {}: expected 1 to {MAX_LEN} characters of A-Z, a-z, 0-9, '_' or '-'",
+                headers::USER_ID
             ),
-            IdentityError::Missing => write!(f, "Missing {USER_ID_HEADER} header"),
+            IdentityError::Missing => write!(f, "Missing {} header", headers::USER_ID),
         }
     }
 }

@@ -14,6 +14,7 @@ use worker::{Bucket, Response};
 use crate::bucket::media;
 use crate::error::ApiError;
 use crate::handlers::{self, ApiRequest, Reply, Upload};
+use crate::headers;
 use crate::http::{self, DataPath, RawRequest};
 use crate::identity::UserId;
 use crate::processing::JobQueue;
@@ -79,7 +80,7 @@ pub async fn serve<B: Backend>(
         // Our own responses have mutable headers; setting one cannot fail.
         let _ = response
             .headers_mut()
-            .set("X-DB-Version", &version.to_string());
+            .set(headers::DB_VERSION, &version.to_string());
     }
     backend.annotate(&mut response);
     Served::Response(http::labelled(response, B::PATH))
@@ -105,7 +106,7 @@ async fn attempts<B: Backend>(
             // names a missing one.
             media::delete(bucket, user, &reply.deletions).await;
             jobs.send(user, &reply.jobs).await;
-            return media::respond(bucket, user, reply.response, raw.header("Range"))
+            return http::file::respond(bucket, user, reply.response, raw.header("Range"))
                 .await
                 .map(Some);
         }

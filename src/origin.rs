@@ -29,7 +29,7 @@ use worker::{Headers, Method, Request, Response, ResponseBuilder};
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::identity::USER_ID_HEADER;
+use crate::headers;
 
 /// How long a browser may reuse a preflight's answer.
 const PREFLIGHT_MAX_AGE_SECONDS: &str = "600";
@@ -156,7 +156,7 @@ pub fn preflight(req: &Request, config: &Config) -> Option<Result<Response, Cros
             origin: Some(origin),
         }));
     }
-    let mut allowed_headers = format!("Content-Type, Authorization, Range, {USER_ID_HEADER}");
+    let mut allowed_headers = format!("Content-Type, Authorization, Range, {}", headers::USER_ID);
     if let Some(name) = &config.auth.header {
         allowed_headers = format!("{allowed_headers}, {name}");
     }

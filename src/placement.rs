@@ -18,11 +18,6 @@ pub use admin_api::{Action, ObjectState};
 
 use crate::bucket::layout::R2State;
 
-/// The header the router sets on API requests it forwards to an object: whether it saw the KV
-/// flag (`absent` when the R2 path's fence sent the request on). Clients cannot set it: the
-/// router removes it.
-pub const FLAG_SEEN_HEADER: &str = "X-Migrated-Flag";
-
 /// Where a request is, with what is known there besides R2's state.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Side {
@@ -37,7 +32,7 @@ pub enum Side {
 /// What an object knows when a request reaches it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ObjectFacts {
-    /// Whether the router saw the KV flag ([`FLAG_SEEN_HEADER`]).
+    /// Whether the router saw the KV flag ([`headers::FLAG_SEEN`]).
     pub flag_seen: bool,
     pub state: ObjectState,
     /// How long ago the object entered `state`.

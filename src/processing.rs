@@ -16,12 +16,14 @@ use worker::{
     RequestInit, Response,
 };
 
+use crate::auth;
 use crate::bucket::{self, media};
 use crate::config::{self, Config, PROCESSING_QUEUE};
 use crate::error::ApiError;
 use crate::handlers::{files, ApiResponse, FileResponse, Job};
+use crate::headers;
 use crate::http;
-use crate::identity::{UserId, USER_ID_HEADER};
+use crate::identity::UserId;
 
 /// The secret shared with the processing service, both ways.
 const TOKEN_SECRET: &str = "PROCESSING_TOKEN";
@@ -70,10 +72,9 @@ impl JobQueue {
                 None => Err(format!("the queue binding {PROCESSING_QUEUE} is missing")),
             };
             if let Err(err) = sent {
-                worker::console_error!(
-                    "{}",
+                crate::log::error(
                     json!({"event": "job_send_failed", "user": user.as_str(), "kind": job.kind,
-                           "ids": job.ids, "error": err})
+                           "ids": job.ids, "error": err}),
                 );
             }
         }
@@ -102,7 +103,10 @@ pub async fn deliver(batch: MessageBatch<serde_json::Value>, env: &Env) {
     let messages = match batch.messages() {
         Ok(messages) => messages,
         Err(err) => {
-            worker::console_error!("the processing queue sent a batch that does not parse: {err}");
+            crate::log::error(json!({
+                "event": "job_batch_unreadable",
+                "reason": err.to_string(),
+            }));
             batch.retry_all();
             return;
         }
@@ -119,9 +123,8 @@ pub async fn deliver(batch: MessageBatch<serde_json::Value>, env: &Env) {
         match outcome {
             Offer::Taken => message.ack(),
             Offer::Refused(detail) => {
-                worker::console_error!(
-                    "{}",
-                    json!({"event": "job_refused", "user": user, "job": message.body(), "detail": detail})
+                crate::log::error(
+                    json!({"event": "job_refused", "user": user, "job": message.body(), "detail": detail}),
                 );
                 message.ack();
             }
@@ -130,10 +133,9 @@ pub async fn deliver(batch: MessageBatch<serde_json::Value>, env: &Env) {
                     config.processing_retry_seconds.max(1),
                     MAX_RETRY_DELAY_SECONDS,
                 );
-                worker::console_warn!(
-                    "{}",
+                crate::log::warn(
                     json!({"event": "job_delivery_failed", "user": user, "kind": message.body()["kind"],
-                           "ids": message.body()["ids"], "reason": reason, "retry_in_seconds": delay})
+                           "ids": message.body()["ids"], "reason": reason, "retry_in_seconds": delay}),
                 );
                 message.retry_with_options(
                     &worker::QueueRetryOptionsBuilder::new()
@@ -188,15 +190,15 @@ async fn offer(config: &Config, token: Option<&str>, job: &serde_json::Value) ->
 }
 
 /// The user a service request (`/processing/*`) is for, once it carries the service's token
-/// ([`http::require_secret_bearer`]: 404 without the secret, 401 for a wrong token).
+/// ([`auth::service::require_secret_bearer`]: 404 without the secret, 401 for a wrong token).
 pub fn authorize(req: &Request, env: &Env) -> Result<UserId, ApiError> {
-    http::require_secret_bearer(req, env, TOKEN_SECRET)?;
+    auth::service::require_secret_bearer(req, env, TOKEN_SECRET)?;
     let user = req
         .headers()
-        .get(USER_ID_HEADER)
+        .get(headers::USER_ID)
         .ok()
         .flatten()
-        .ok_or_else(|| ApiError::BadRequest(format!("{USER_ID_HEADER} is required")))?;
+        .ok_or_else(|| ApiError::BadRequest(format!("{} is required", headers::USER_ID)))?;
     Ok(UserId::parse(&user)?)
 }
 
@@ -221,7 +223,7 @@ pub async fn media(req: Request, env: &Env, user: &UserId) -> Result<Response, A
                 no_cache: false,
             });
             let range = req.headers().get("Range").ok().flatten();
-            media::respond(&bucket, user, file, range.as_deref()).await
+            http::file::respond(&bucket, user, file, range.as_deref()).await
         }
         worker::Method::Put if WRITABLE_FOLDERS.contains(&folder) => {
             // The service's products are stored by the same rules as the user's uploads.
@@ -299,7 +301,7 @@ pub async fn forward(req: Request, env: &Env, user: &UserId) -> Result<Response,
         }
     }
     headers
-        .set(USER_ID_HEADER, user.as_str())
+        .set(headers::USER_ID, user.as_str())
         .map_err(build_failed)?;
     if let Some(token) = config::secret(env, TOKEN_SECRET) {
         let now = worker::Date::now().as_millis() / 1000;
@@ -317,10 +319,7 @@ pub async fn forward(req: Request, env: &Env, user: &UserId) -> Result<Response,
     let request =
         Request::new_with_init(&format!("{base}{target}"), &init).map_err(build_failed)?;
     Fetch::Request(request).send().await.map_err(|err| {
-        worker::console_error!(
-            "{}",
-            json!({"event": "processing_unreachable", "user": user.as_str(), "error": err.to_string()})
-        );
+        crate::log::error(json!({"event": "processing_unreachable", "user": user.as_str(), "error": err.to_string()}));
         ApiError::ServiceUnavailable(
             "The video-processing service cannot be reached; try again".into(),
         )

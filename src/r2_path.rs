@@ -24,6 +24,7 @@ use crate::bucket::R2Error;
 use crate::config::{Config, ConflictStrategy};
 use crate::error::ApiError;
 use crate::flag::{self, Flags};
+use crate::headers;
 use crate::http::{self, DataPath, RawRequest};
 use crate::identity::UserId;
 use crate::lifecycle::{self, Backend, Served};
@@ -98,13 +99,14 @@ impl R2Path<'_> {
         let (loaded_version, number) = (loaded.version, *number);
         self.report.status = Some("conflict");
         let current = self.database.head().await?;
-        worker::console_warn!(
-            "R2 write conflict for user {}: loaded version {loaded_version}, R2 now has version {} \
-             (attempt {number}, strategy {:?})",
-            self.user,
-            current.version,
-            self.config.conflict_strategy
-        );
+        crate::log::warn(serde_json::json!({
+            "event": "r2_write_conflict",
+            "user": self.user.as_str(),
+            "loaded_version": loaded_version.0,
+            "r2_version": current.version.0,
+            "attempt": number,
+            "strategy": format!("{:?}", self.config.conflict_strategy),
+        }));
         // A migration's cut-over is a conflict too: the next attempt meets the fence.
         if self.config.conflict_strategy == ConflictStrategy::LastWriteWins
             && current.state == R2State::Active
@@ -211,9 +213,8 @@ impl Backend for R2Path<'_> {
             } else {
                 "write_refused"
             };
-            worker::console_warn!(
-                "{}",
-                serde_json::json!({"event": event, "user": self.user.as_str(), "detail": err.to_string()})
+            crate::log::warn(
+                serde_json::json!({"event": event, "user": self.user.as_str(), "detail": err.to_string()}),
             );
             if upgrade_only {
                 return Ok(true);
@@ -228,9 +229,8 @@ impl Backend for R2Path<'_> {
         {
             Ok(saved) => saved,
             Err(err) if upgrade_only => {
-                worker::console_warn!(
-                    "{}",
-                    serde_json::json!({"event": "upgrade_not_stored", "user": self.user.as_str(), "detail": err.to_string()})
+                crate::log::warn(
+                    serde_json::json!({"event": "upgrade_not_stored", "user": self.user.as_str(), "detail": err.to_string()}),
                 );
                 return Ok(true);
             }
@@ -263,14 +263,14 @@ impl Backend for R2Path<'_> {
         // Our own responses have mutable headers; setting one cannot fail.
         let headers = response.headers_mut();
         if let Some(status) = self.report.status {
-            let _ = headers.set("X-Sync-Status", status);
+            let _ = headers.set(headers::SYNC_STATUS, status);
         }
         if let Some(hit) = self.report.cache_hit {
-            let _ = headers.set("X-DB-Cache", if hit { "hit" } else { "miss" });
+            let _ = headers.set(headers::DB_CACHE, if hit { "hit" } else { "miss" });
         }
         if self.config.report_wasm_memory {
             let _ = headers.set(
-                "X-Wasm-Memory-Bytes",
+                headers::WASM_MEMORY_BYTES,
                 &http::wasm_memory_bytes().to_string(),
             );
         }
@@ -296,15 +296,12 @@ pub fn upgrade(user: &UserId, what: &str, db: &RusqliteDb) -> Result<Upgrade, R2
     user_data_core::db::upgrade(db).map_err(|err| match err {
         UpgradeError::Db(err) => err.into(),
         UpgradeError::Incompatible(reason) => {
-            worker::console_error!(
-                "{}",
-                serde_json::json!({
-                    "event": "incompatible_schema",
-                    "user": user.as_str(),
-                    "file": what,
-                    "reason": reason,
-                })
-            );
+            crate::log::error(serde_json::json!({
+                "event": "incompatible_schema",
+                "user": user.as_str(),
+                "file": what,
+                "reason": reason,
+            }));
             R2Error::Incompatible {
                 key: what.to_owned(),
                 reason,
@@ -323,16 +320,28 @@ fn jitter_ms(attempt: u32) -> u64 {
 /// The existing app's size notices, after each upload.
 fn log_size(config: &Config, user: &UserId, size: u64) {
     if size > config.size_warning_bytes {
-        worker::console_warn!(
-            "DATABASE MIGRATION RECOMMENDED: Database size ({:.1}MB) exceeds 1MB. \
-             Consider migrating to Durable Objects. (user {user})",
-            mb(size)
-        );
+        crate::log::warn(serde_json::json!({
+            "event": "database_size_warning",
+            "user": user.as_str(),
+            "bytes": size,
+            "message": format!(
+                "DATABASE MIGRATION RECOMMENDED: Database size ({:.1}MB) exceeds {:.1}MB. \
+                 Consider migrating to Durable Objects.",
+                mb(size),
+                mb(config.size_warning_bytes)
+            ),
+        }));
     } else if size > config.size_notice_bytes {
-        worker::console_log!(
-            "Database size notice: {}KB - approaching 1MB migration threshold (user {user})",
-            size / 1024
-        );
+        crate::log::info(serde_json::json!({
+            "event": "database_size_notice",
+            "user": user.as_str(),
+            "bytes": size,
+            "message": format!(
+                "Database size notice: {}KB - approaching {:.1}MB migration threshold",
+                size / 1024,
+                mb(config.size_warning_bytes)
+            ),
+        }));
     }
 }
 
@@ -344,7 +353,16 @@ async fn request_migration(env: &Env, user: &UserId, size: u64) {
         Err(err) => Err(err),
     };
     match result {
-        Ok(()) => worker::console_log!("User {user} ({size} bytes) flagged for migration"),
-        Err(err) => worker::console_warn!("Could not flag user {user} for migration: {err}"),
+        Ok(()) => crate::log::info(serde_json::json!({
+            "event": "flagged_for_migration",
+            "user": user.as_str(),
+            "bytes": size,
+        })),
+        Err(err) => crate::log::warn(serde_json::json!({
+            "event": "flag_for_migration_failed",
+            "user": user.as_str(),
+            "bytes": size,
+            "detail": err.to_string(),
+        })),
     }
 }

@@ -24,12 +24,13 @@ use crate::auth;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::flag::Flags;
+use crate::headers;
 use crate::http::{self, RawRequest};
-use crate::identity::{UserId, USER_ID_HEADER};
+use crate::identity::UserId;
 use crate::lifecycle::Served;
 use crate::object;
 use crate::origin;
-use crate::placement::{self, Placement, Side, FLAG_SEEN_HEADER};
+use crate::placement::{self, Placement, Side};
 use crate::processing;
 use crate::r2_path;
 
@@ -52,7 +53,9 @@ pub async fn handle(req: Request, env: Env) -> Response {
             let mut response = http::json(200, &json!({ "status": "ok" }));
             if Config::from_env(&env).report_wasm_memory {
                 let bytes = http::wasm_memory_bytes().to_string();
-                let _ = response.headers_mut().set("X-Wasm-Memory-Bytes", &bytes);
+                let _ = response
+                    .headers_mut()
+                    .set(headers::WASM_MEMORY_BYTES, &bytes);
             }
             return response;
         }
@@ -135,7 +138,7 @@ async fn answer_api(mut req: Request, env: &Env) -> (Option<UserId>, Response) {
     }
     let response = match RawRequest::read(&mut req).await {
         Ok(mut raw) => {
-            raw.remove_header(FLAG_SEEN_HEADER);
+            raw.remove_header(headers::FLAG_SEEN);
             match route_user(env, &config, &user, raw).await {
                 Ok(response) => response,
                 Err(err) => http::error(&err, Some(&user)),
@@ -159,7 +162,7 @@ async fn answer_service(mut req: Request, env: &Env) -> (Option<UserId>, Respons
     let config = Config::from_env(env);
     let response = match RawRequest::read(&mut req).await {
         Ok(mut raw) => {
-            raw.remove_header(FLAG_SEEN_HEADER);
+            raw.remove_header(headers::FLAG_SEEN);
             route_user(env, &config, &user, raw).await
         }
         Err(err) => Err(err),
@@ -204,9 +207,9 @@ async fn forward_to_object(
     mut raw: RawRequest,
     flag_seen: bool,
 ) -> Result<Response, ApiError> {
-    raw.set_header(USER_ID_HEADER, user.as_str());
+    raw.set_header(headers::USER_ID, user.as_str());
     raw.set_header(
-        FLAG_SEEN_HEADER,
+        headers::FLAG_SEEN,
         if flag_seen { "present" } else { "absent" },
     );
     object::call(env, user, raw.to_worker_request()?).await

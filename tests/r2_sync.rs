@@ -219,7 +219,11 @@ fn last_write_wins_logs_the_conflict() {
         "four writers racing 25 times each never conflicted"
     );
     assert!(
-        worker.logs().contains("R2 write conflict for user lww"),
+        worker
+            .logs()
+            .lines()
+            .any(|line| line.contains(r#""event":"r2_write_conflict""#)
+                && line.contains(r#""user":"lww""#)),
         "{}",
         worker.logs()
     );

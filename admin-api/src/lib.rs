@@ -1,5 +1,6 @@
 //! The Worker's admin API (`/admin/*`, behind `Authorization: Bearer <ADMIN_TOKEN>`) as types:
-//! what each route answers ([this module](self)) and how each is called ([`request`]).
+//! what each route answers ([this module](self)) and how each is called ([`request`]), and the
+//! calls the admin API makes to a user's Durable Object ([`object_call`]).
 //!
 //! The Worker serializes these types and the migrator deserializes them, so the two cannot drift
 //! apart. The serde attributes are the wire format: field names and their order, `snake_case`
@@ -8,7 +9,8 @@
 //!
 //! Only serde: no worker dependency, so the crate builds natively and to wasm32 alike.
 
-pub mod chunked;
+pub mod in_chunks;
+pub mod object_call;
 pub mod request;
 
 use std::fmt;

@@ -6,7 +6,8 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::chunked::{Aborted, Applied, Begun, Finished, Part, UploadStarted, UploadTarget};
+use crate::in_chunks::{Aborted, Applied, Begun, Finished, Part, UploadStarted, UploadTarget};
+use crate::object_call::{Fault, MoveStep};
 use crate::{
     Action, FaultArmed, ImportResult, MoveReport, PreflightReport, PruneResult, ScanReport, Step,
     UserPage, UserStatus, VerifyResult,
@@ -95,16 +96,16 @@ user_routes! {
     /// `GET /admin/users/{id}/scan`: what the user's R2 database meets on the R2 path, and what
     /// would stop its move, from one R2 read and without waking the user's object.
     Scan: "GET" "/scan" => ScanReport;
-    /// `POST /admin/users/{id}/move/begin`, with a [`crate::chunked::Begin`]: starts (or
+    /// `POST /admin/users/{id}/move/begin`, with a [`crate::in_chunks::Begin`]: starts (or
     /// resumes) a chunked move.
     MoveBegin: "POST" "/move/begin" => Begun;
     /// `POST /admin/users/{id}/move/rows`, with a binary row batch: the object applies it in one
     /// transaction if it follows the table's cursor (else 409).
     MoveRows: "POST" "/move/rows" => Applied;
-    /// `POST /admin/users/{id}/move/finish`, with a [`crate::chunked::Finish`]: the object
+    /// `POST /admin/users/{id}/move/finish`, with a [`crate::in_chunks::Finish`]: the object
     /// compares its digests with the migrator's.
     MoveFinish: "POST" "/move/finish" => Finished;
-    /// `POST /admin/users/{id}/move/cut-over`, with a [`crate::chunked::CutOver`].
+    /// `POST /admin/users/{id}/move/cut-over`, with a [`crate::in_chunks::CutOver`].
     MoveCutOver: "POST" "/move/cut-over" => MoveReport;
     /// `POST /admin/users/{id}/move/abort`: ends a chunked move that will not finish; the
     /// side that was authoritative stays so.
@@ -112,7 +113,7 @@ user_routes! {
 }
 
 /// `GET /admin/users/{id}/move/file?offset=&length=&etag=`: a range of the user's R2 database
-/// (at most [`crate::chunked::PART_BYTES`]), only while R2 holds the object `etag` (else 412).
+/// (at most [`crate::in_chunks::PART_BYTES`]), only while R2 holds the object `etag` (else 412).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MoveFile {
     pub user_id: String,
@@ -147,7 +148,8 @@ pub struct MoveRead {
 impl Route for MoveRead {
     const METHOD: &'static str = "POST";
     fn path(&self) -> String {
-        user_path(&self.user_id, &format!("/move/read?limit={}", self.limit))
+        let step = MoveStep::Read { limit: self.limit };
+        user_path(&self.user_id, &format!("/move/{}", step.path()))
     }
 }
 
@@ -310,13 +312,12 @@ pub struct ArmFault {
 impl Route for ArmFault {
     const METHOD: &'static str = "POST";
     fn path(&self) -> String {
-        let query = format!(
-            "?action={}&step={}&crash={}",
-            self.action.as_str(),
-            self.step.as_str(),
-            self.crash
-        );
-        user_path(&self.user_id, &format!("/fault{query}"))
+        let fault = Fault {
+            action: self.action,
+            step: self.step,
+            crash: self.crash,
+        };
+        user_path(&self.user_id, &format!("/fault?{}", fault.query()))
     }
 }
 

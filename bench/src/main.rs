@@ -20,9 +20,9 @@
 //! Numbers are from local workerd (R2 and Durable Objects on local disk, no network): they
 //! compare the two paths' own work, not Cloudflare's network.
 
-mod chunked;
+mod fleet_scan;
 mod memory;
-mod scan;
+mod moves_in_chunks;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -372,7 +372,7 @@ fn main() {
         Ok("chunked") => {
             let sqlite3 = sqlite3_version();
             let date = command_output("date", &["-u", "+%Y-%m-%d"]);
-            let report = chunked::report(&date, &machine(), &sqlite3);
+            let report = moves_in_chunks::report(&date, &machine(), &sqlite3);
             let path = format!("{}/results/{date}-chunked.md", env!("CARGO_MANIFEST_DIR"));
             println!("{report}");
             std::fs::write(&path, &report).expect("the results file is written");
@@ -382,7 +382,7 @@ fn main() {
         Ok(mode @ ("scan" | "memory")) => {
             let date = command_output("date", &["-u", "+%Y-%m-%d"]);
             let report = match mode {
-                "scan" => scan::report(&date, &machine()),
+                "scan" => fleet_scan::report(&date, &machine()),
                 _ => memory::report(&date, &machine()),
             };
             let path = format!("{}/results/{date}-{mode}.md", env!("CARGO_MANIFEST_DIR"));

@@ -11,7 +11,7 @@
 //! Tables that belong to the runtime or to the object itself are never part of the user's data:
 //! see [`Owner`].
 
-use admin_api::chunked::{MAX_BATCH_BYTES, MAX_BATCH_ROWS};
+use admin_api::in_chunks::{MAX_BATCH_BYTES, MAX_BATCH_ROWS};
 
 use crate::db::{Db, DbError, Row, SqlValue};
 

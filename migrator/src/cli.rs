@@ -172,7 +172,7 @@ pub struct Batch {
 
 fn parse_batch_size(text: &str) -> Result<u64, String> {
     let bytes = parse_size(text)?;
-    if (1..=admin_api::chunked::MAX_BATCH_BYTES as u64).contains(&bytes) {
+    if (1..=admin_api::in_chunks::MAX_BATCH_BYTES as u64).contains(&bytes) {
         Ok(bytes)
     } else {
         Err(format!("'{text}' is not from 1 byte to 4MiB"))

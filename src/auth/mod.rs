@@ -11,10 +11,11 @@
 //!   refused, never followed. With a JWK set, `AUTH_AUDIENCE` is required: without it no token
 //!   is accepted (500, and the log names the var).
 //!
-//! The admin API and the processing service have tokens of their own; neither comes here.
+//! The admin API and the processing service have tokens of their own, checked by [`service`].
 
 pub mod keys;
 pub mod remote_keys;
+pub mod service;
 pub mod token;
 pub mod webcrypto;
 
@@ -24,7 +25,8 @@ use worker::Headers;
 
 use crate::config::{AuthMode, AuthSettings, Config};
 use crate::error::ApiError;
-use crate::identity::{IdentityError, UserId, USER_ID_HEADER};
+use crate::headers;
+use crate::identity::{IdentityError, UserId};
 use keys::{candidates, KeySet};
 use token::{Expected, Token};
 
@@ -61,7 +63,8 @@ impl fmt::Display for AuthError {
             }
             AuthError::OtherUser => write!(
                 f,
-                "{USER_ID_HEADER} names a user other than the signed-in one"
+                "{} names a user other than the signed-in one",
+                headers::USER_ID
             ),
             AuthError::KeysUnavailable(why) => write!(f, "Sign-in keys unavailable: {why}"),
             AuthError::NotConfigured(why) => write!(f, "Sign-in is misconfigured: {why}"),
@@ -89,7 +92,7 @@ pub async fn authenticate(headers: &Headers, config: &Config) -> Result<UserId, 
     let header = |name: &str| headers.get(name).ok().flatten();
     match config.auth_mode {
         AuthMode::Header => UserId::from_header(
-            header(USER_ID_HEADER).as_deref(),
+            header(headers::USER_ID).as_deref(),
             config.default_user_id.as_deref(),
         )
         .map_err(AuthError::Identity),
@@ -100,7 +103,7 @@ pub async fn authenticate(headers: &Headers, config: &Config) -> Result<UserId, 
                 .or_else(|| cookie(header("Cookie").as_deref(), &settings.cookie))
                 .ok_or(AuthError::Missing)?;
             let user = verified_user(&token, settings).await?;
-            match header(USER_ID_HEADER) {
+            match header(headers::USER_ID) {
                 Some(named) if named != user.as_str() => Err(AuthError::OtherUser),
                 _ => Ok(user),
             }

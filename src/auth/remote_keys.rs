@@ -92,9 +92,8 @@ async fn fetch(url: &str, for_unknown_key: bool) -> Result<Rc<KeySet>, AuthError
                     .filter(|cached| cached.url == url)
                     .map(|cached| cached.keys.clone())
             });
-            worker::console_error!(
-                "{}",
-                serde_json::json!({"event": "jwks_fetch_failed", "detail": why, "using_cached": stale.is_some()})
+            crate::log::error(
+                serde_json::json!({"event": "jwks_fetch_failed", "detail": why, "using_cached": stale.is_some()}),
             );
             stale.ok_or(AuthError::KeysUnavailable(why))
         }

@@ -10,9 +10,12 @@ use std::rc::Rc;
 
 use worker::{Bucket, Conditional, Object, ObjectBody, Range, ResponseBody};
 
+use admin_api::R2Summary;
+
 use crate::bucket::cache;
-use crate::bucket::layout::{backup_key, database_key};
+use crate::bucket::layout::{self, backup_key, database_key};
 use crate::bucket::layout::{object_metadata, version_from_metadata, R2State};
+use crate::bucket::listing::summary_of;
 use crate::bucket::R2Error;
 use crate::config::Config;
 use crate::identity::UserId;
@@ -266,6 +269,40 @@ impl<'a> R2Database<'a> {
         Ok(Some(key))
     }
 
+    /// What R2 says of the object, for operators (one HEAD).
+    pub async fn summary(&self) -> Result<R2Summary, R2Error> {
+        let object = self
+            .bucket
+            .head(&self.key)
+            .await
+            .map_err(R2Error::on(&self.key))?;
+        match object {
+            Some(object) => summary_of(&object),
+            None => Ok(R2Summary::missing()),
+        }
+    }
+
+    /// The size of the backup of `version` kept under `backups/`, if there is one.
+    pub async fn backup_size(
+        &self,
+        user: &UserId,
+        version: DbVersion,
+    ) -> Result<Option<u64>, R2Error> {
+        let key = backup_key(user, version);
+        let object = self.bucket.head(&key).await.map_err(R2Error::on(&key))?;
+        Ok(object.map(|object| object.size()))
+    }
+
+    /// Fences the R2 path with a tombstone at `version` (see [`put_tombstone`]).
+    pub async fn put_tombstone(
+        &self,
+        version: DbVersion,
+        at_ms: u64,
+        only_over: Option<String>,
+    ) -> Result<bool, R2Error> {
+        put_tombstone(self.bucket, &self.key, version, at_ms, only_over).await
+    }
+
     /// Uploads `bytes` as `version` in `state`; with a `condition`, only if it still holds.
     pub async fn put(
         &self,
@@ -293,6 +330,40 @@ impl<'a> R2Database<'a> {
     }
 }
 
+/// Replaces the object `key` with a tombstone marked migrated at `version` since `at_ms`
+/// ([`layout::TOMBSTONE`]); with `only_over`, only while R2 still holds that etag. `false`: it
+/// no longer did, and nothing was written.
+pub async fn put_tombstone(
+    bucket: &Bucket,
+    key: &str,
+    version: DbVersion,
+    at_ms: u64,
+    only_over: Option<String>,
+) -> Result<bool, R2Error> {
+    cache::remove(key);
+    let mut put = bucket
+        .put(key, layout::TOMBSTONE.to_vec())
+        .custom_metadata(layout::tombstone_metadata(version, at_ms));
+    if let Some(etag) = only_over {
+        put = put.only_if(Conditional {
+            etag_matches: Some(etag),
+            ..Default::default()
+        });
+    }
+    let stored = put.execute().await.map_err(R2Error::on(key))?;
+    Ok(stored.is_some())
+}
+
+/// Tells an operator of a database object that cannot be served (it is left as it is).
+fn log_corrupt(key: &str, err: &R2Error) {
+    crate::log::error(serde_json::json!({
+        "event": "corrupt_database",
+        "user": layout::database_owner(key).map(|user| user.as_str().to_owned()),
+        "key": key,
+        "reason": err.to_string(),
+    }));
+}
+
 /// Opens the bytes of a user's database; ones that are not SQLite are a corrupt database,
 /// reported and left as they are.
 pub fn open(key: &str, bytes: &[u8]) -> Result<RusqliteDb, R2Error> {
@@ -301,7 +372,7 @@ pub fn open(key: &str, bytes: &[u8]) -> Result<RusqliteDb, R2Error> {
             key: key.to_owned(),
             reason: err.to_string(),
         };
-        worker::console_error!("{err}");
+        log_corrupt(key, &err);
         err
     })
 }
@@ -317,7 +388,7 @@ fn open_checked(key: &str, bytes: &[u8]) -> Result<RusqliteDb, R2Error> {
             key: key.to_owned(),
             reason: err.to_string(),
         };
-        worker::console_error!("{err}");
+        log_corrupt(key, &err);
         err
     })?;
     Ok(db)

@@ -1,11 +1,16 @@
-//! The `USER_DATA` bucket: where a user's things live in R2 ([`layout`]), their database object
-//! ([`database`], with the isolate's cache of opened copies) and their media files ([`media`]),
-//! and [`R2Error`], what can go wrong there.
+//! The `USER_DATA` bucket, and every call to R2: where a user's things live ([`layout`]), their
+//! database object ([`database`], with the isolate's cache of opened copies, backups and
+//! tombstones), their media files ([`media`]), the fleet's listing ([`listing`]), the multipart
+//! uploads of moves in chunks ([`multipart`]) and pruning ([`prune`]); and [`R2Error`], what can
+//! go wrong there. Nothing here speaks HTTP.
 
 mod cache;
 pub mod database;
 pub mod layout;
+pub mod listing;
 pub mod media;
+pub mod multipart;
+pub mod prune;
 
 use std::fmt;
 

@@ -2,7 +2,7 @@
 //!
 //! Cutting clips out of game videos is the video-processing service's job, not this Worker's:
 //! a clip saved here is stored pending (`filename = ''`) and, once its game has a video, a cut
-//! job goes out ([`processing`]); a clip whose times change is pending again until its new cut
+//! job goes out ([`job_results`]); a clip whose times change is pending again until its new cut
 //! arrives. A 5-star clip gets its auto-project at once rather than after the cut.
 
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::handlers::auto_projects;
 use crate::handlers::derive::{clip_name, parse_tags, tags_json, NameVariant};
-use crate::handlers::processing;
+use crate::handlers::job_results;
 use crate::handlers::{insert_returning_id, ApiRequest, ApiResponse, FileResponse, Reply};
 use user_data_core::db::{Db, Row, SqlValue};
 
@@ -172,7 +172,7 @@ pub fn save(db: &impl Db, input: SaveClip) -> Result<Reply, ApiError> {
             row.get(2)?,
             &input.name,
         )?;
-        let effects = processing::after_times_change(db, raw_clip_id, (row.get(3)?, row.get(4)?))?;
+        let effects = job_results::after_times_change(db, raw_clip_id, (row.get(3)?, row.get(4)?))?;
         let filename: String = db
             .query_value(
                 "SELECT filename FROM raw_clips WHERE id = ?",
@@ -214,7 +214,7 @@ pub fn save(db: &impl Db, input: SaveClip) -> Result<Reply, ApiError> {
         "project_created": project_created,
         "project_id": project_id,
     }));
-    reply.jobs.extend(processing::cut_job(db, raw_clip_id)?);
+    reply.jobs.extend(job_results::cut_job(db, raw_clip_id)?);
     Ok(reply)
 }
 
@@ -259,7 +259,7 @@ pub fn update(db: &impl Db, clip_id: i64, input: ClipUpdate) -> Result<Reply, Ap
             )?;
         }
     }
-    let effects = processing::after_times_change(db, clip_id, (row.get(6)?, row.get(7)?))?;
+    let effects = job_results::after_times_change(db, clip_id, (row.get(6)?, row.get(7)?))?;
     Ok(Reply::json(json!({
         "success": true,
         "project_created": project_created,

@@ -3,14 +3,14 @@
 //! Rendering is the video-processing service's work: jobs are recorded, listed, cancelled and
 //! timed out here, with their staged input videos in R2; a `framing` or `overlay` job goes to
 //! the service after the commit, which records its progress and result
-//! ([`crate::handlers::processing`]).
+//! ([`crate::handlers::job_results`]).
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::handlers::files;
-use crate::handlers::processing;
+use crate::handlers::job_results;
 use crate::handlers::projects::require_project;
 use crate::handlers::request::{check_json, Names};
 use crate::handlers::{ApiRequest, Reply};
@@ -108,7 +108,7 @@ pub fn create(db: &impl Db, input: NewJob, request: &ApiRequest) -> Result<Reply
             } else {
                 "overlay"
             };
-            reply.jobs.push(processing::export_job(
+            reply.jobs.push(job_results::export_job(
                 &job_id,
                 kind,
                 input.project_id,
@@ -162,7 +162,7 @@ fn queue_with_video(
     let job_id = insert_job(db, &mut names, project_id, job_type, &job_input)?;
     let mut reply = Reply::json(json!({"job_id": job_id, "status": "pending", "message": message}))
         .with_upload(upload);
-    reply.jobs.push(processing::export_job(
+    reply.jobs.push(job_results::export_job(
         &job_id, job_type, project_id, &job_input,
     ));
     Ok(reply)

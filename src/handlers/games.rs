@@ -13,7 +13,7 @@ use crate::handlers::derive::{
     NameVariant,
 };
 use crate::handlers::files;
-use crate::handlers::processing::{self, ClipTimes};
+use crate::handlers::job_results::{self, ClipTimes};
 use crate::handlers::request::{Effects, Names};
 use crate::handlers::{
     insert_returning_id, ApiRequest, ApiResponse, Deletion, FileResponse, Reply,
@@ -292,7 +292,7 @@ pub fn sync_annotations(
             )?;
             // Only a moved start asks for a new cut: the frontend syncs after every edit.
             if before.0 != Some(start_time) {
-                effects.add(processing::after_times_change(db, *clip_id, *before)?);
+                effects.add(job_results::after_times_change(db, *clip_id, *before)?);
             }
         }
     }
@@ -375,7 +375,7 @@ pub fn upload_video(db: &impl Db, game_id: i64, request: &ApiRequest) -> Result<
         reply = reply.with_deletion(Deletion::Object(format!("games/{previous}")));
     }
     // The video is there: every clip still waiting for it can be cut now.
-    reply.jobs = processing::pending_cuts_of_game(db, game_id)?;
+    reply.jobs = job_results::pending_cuts_of_game(db, game_id)?;
     Ok(reply)
 }
 

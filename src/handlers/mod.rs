@@ -6,11 +6,11 @@
 //! turn it into an HTTP response.
 //!
 //! One module per resource: [`projects`], [`clips`] (the library), [`project_clips`], [`games`],
-//! [`overlay`], [`downloads`], [`exports`], [`auth`], and [`processing`] (the jobs requests send
+//! [`overlay`], [`downloads`], [`exports`], [`account`], and [`job_results`] (the jobs requests send
 //! to the video-processing service and the results it records); [`derive`] holds the
 //! derivations they share.
 
-mod auth;
+mod account;
 mod auto_projects;
 mod clips;
 mod derive;
@@ -18,13 +18,13 @@ mod downloads;
 mod exports;
 pub mod files;
 mod games;
+mod job_results;
 mod overlay;
-mod processing;
 mod project_clips;
 mod projects;
 mod request;
 
-pub use auth::DATA_TABLES;
+pub use account::DATA_TABLES;
 pub use request::{
     check_request_body_size, ApiRequest, ApiResponse, Body, Deletion, Effects, FileBytes,
     FileResponse, FormValue, Job, Method, Reply, Upload, UploadedFile, MAX_JSON_BODY_BYTES,
@@ -147,23 +147,23 @@ pub fn handle(db: &impl Db, user: &UserId, request: &ApiRequest) -> Result<Reply
         (Delete, ["api", "exports", job]) => exports::cancel(db, job),
 
         // Auth (§10)
-        (Post, ["api", "auth", "login"]) => auth::login(request.json()?),
-        (Get, ["api", "auth", "whoami"]) => auth::whoami(user),
-        (Delete, ["api", "auth", "user"]) => auth::delete_user(db, user),
+        (Post, ["api", "auth", "login"]) => account::login(request.json()?),
+        (Get, ["api", "auth", "whoami"]) => account::whoami(user),
+        (Delete, ["api", "auth", "user"]) => account::delete_user(db, user),
 
         // The video-processing service's results (docs/processing.md §2); the router lets only
         // requests with the processing token reach these paths.
         (Post, ["processing", "clips", c, "cut"]) => {
-            processing::record_cut(db, id(c, "raw_clip_id")?, request.json()?)
+            job_results::record_cut(db, id(c, "raw_clip_id")?, request.json()?)
         }
         (Post, ["processing", "exports", job, "framing"]) => {
-            processing::record_framing(db, job, request.json()?)
+            job_results::record_framing(db, job, request.json()?)
         }
         (Post, ["processing", "exports", job, "final"]) => {
-            processing::record_final(db, job, request.json()?)
+            job_results::record_final(db, job, request.json()?)
         }
         (Post, ["processing", "exports", job, "status"]) => {
-            processing::record_status(db, job, request.json()?)
+            job_results::record_status(db, job, request.json()?)
         }
         _ => Err(ApiError::NotFound("Not Found".into())),
     }

@@ -1,5 +1,5 @@
 //! The object's side of a chunked move (docs/chunked-moves.md): a database of any size moves
-//! in steps that each hold at most one batch of rows ([`admin_api::chunked::MAX_BATCH_BYTES`])
+//! in steps that each hold at most one batch of rows ([`admin_api::in_chunks::MAX_BATCH_BYTES`])
 //! and run in one short invocation. The migrator drives it through the admin API; the object
 //! keeps the move's record, so that every step is checked against where the move stands:
 //! - the move ([`records::MoveRecord`]): its action, the R2 object it started from, the version
@@ -21,16 +21,15 @@
 //! (whose bytes were kept under `backups/` first); a rollback's file is completed only while R2
 //! still holds the copy it replaces.
 
-use admin_api::chunked::{
+use admin_api::in_chunks::{
     Applied, Begin, Begun, ChunkedAction, CutOver, Finish, Finished, SourceFile, MAX_BATCH_BYTES,
     MAX_BATCH_ROWS,
 };
-use worker::UploadedPart;
 
 use super::{now_ms, Action, MigrationError, Move, ObjectState, Outcome, Report, Step};
 use crate::bucket::database::{R2Database, Snapshot};
 use crate::bucket::layout::{self, R2State};
-use crate::bucket::R2Error;
+use crate::bucket::multipart;
 use crate::object::records::{self, MoveRecord, TableProgress};
 use user_data_core::catalog::{self, read_batch_rows, read_page, Catalog, PageRow, Table};
 use user_data_core::copy::{self, insert_rows};
@@ -174,7 +173,7 @@ impl Move {
                 });
                 match resumed {
                     None => self.begin_import(&begin, &source, &r2.head().await?)?,
-                    Some(_) => crate::http::log_event(&serde_json::json!({
+                    Some(_) => crate::log::info(serde_json::json!({
                         "event": "move_resumed",
                         "user": self.user.as_str(),
                         "action": begin.action,
@@ -522,52 +521,34 @@ impl Move {
         if let Some(report) = self.settle_landed(&record, started).await? {
             return Ok(report);
         }
-        let parts: Vec<UploadedPart> = cut
-            .parts
-            .iter()
-            .map(|part| UploadedPart::new(part.part, part.etag.clone()))
-            .collect();
         let bucket = self.bucket()?;
         let database = R2Database::of(&bucket, &self.user, &self.config);
         let catalog = Catalog::read(&self.db)?;
         let tables = self.chunked_digests(&catalog)?;
         if record.action == ChunkedAction::Migrate {
             self.enter(Action::Migrate, Step::Backup)?;
-            let backup = layout::backup_key(&self.user, record.source_version);
-            let kept = bucket
-                .head(&backup)
-                .await
-                .map_err(R2Error::on(&backup))?
-                .is_some_and(|object| object.size() == record.source_size);
+            let kept = database
+                .backup_size(&self.user, record.source_version)
+                .await?
+                == Some(record.source_size);
             if !kept {
-                let stored = bucket
-                    .resume_multipart_upload(&backup, &cut.upload_id)
-                    .map_err(R2Error::on(&backup))?
-                    .complete(parts)
-                    .await
-                    .map_err(R2Error::on(&backup))?;
-                if stored.size() != record.source_size {
+                let backup = layout::backup_key(&self.user, record.source_version);
+                let stored =
+                    multipart::complete(&bucket, &backup, &cut.upload_id, &cut.parts).await?;
+                if stored != record.source_size {
                     return Err(MigrationError::Verification(format!(
-                        "the backup of the file is {} bytes, the file {}",
-                        stored.size(),
+                        "the backup of the file is {stored} bytes, the file {}",
                         record.source_size
                     )));
                 }
             }
             self.enter(Action::Migrate, Step::CutOver)?;
-            let key = database.key.clone();
-            let fenced = bucket
-                .put(&key, layout::TOMBSTONE.to_vec())
-                .custom_metadata(layout::tombstone_metadata(record.version, now_ms()))
-                .only_if(worker::Conditional {
-                    etag_matches: record.source_etag.clone(),
-                    ..Default::default()
-                })
-                .execute()
+            let fenced = database
+                .put_tombstone(record.version, now_ms(), record.source_etag.clone())
                 .await;
             match fenced {
-                Ok(Some(_)) => {}
-                Ok(None) => {
+                Ok(true) => {}
+                Ok(false) => {
                     self.wipe()?;
                     self.end_chunked_move()?;
                     self.set_state(ObjectState::New)?;
@@ -580,7 +561,7 @@ impl Move {
                     // The put may have landed although its answer was lost.
                     let now = database.head().await?;
                     if !(now.version == record.version && now.state != R2State::Active) {
-                        return Err(R2Error::on(&key)(err).into());
+                        return Err(err.into());
                     }
                 }
             }
@@ -603,34 +584,29 @@ impl Move {
         if current.size <= self.config.max_database_bytes {
             self.back_up(&bucket, &current).await?;
         } else {
-            worker::console_warn!(
-                "The R2 copy of {} ({} bytes) is too large to keep in memory; not backed up",
-                self.user,
-                current.size
-            );
+            crate::log::warn(serde_json::json!({
+                "event": "rollback_not_backed_up",
+                "user": self.user.as_str(),
+                "bytes": current.size,
+                "reason": "the R2 copy is too large to keep in memory",
+            }));
         }
         self.enter(Action::Rollback, Step::CutOver)?;
-        let key = database.key.clone();
-        let completed = match bucket.resume_multipart_upload(&key, &cut.upload_id) {
-            Ok(upload) => upload.complete(parts).await,
-            Err(err) => Err(err),
-        };
-        if let Ok(stored) = &completed {
-            if stored.size() != cut.size {
+        let completed =
+            multipart::complete(&bucket, &database.key, &cut.upload_id, &cut.parts).await;
+        if let Ok(stored) = completed {
+            if stored != cut.size {
                 // R2 holds a file that is not the one verified: the object stays authoritative,
                 // and the R2 copy is fenced again as the object's.
-                worker::console_error!(
-                    "The rollback of {} stored {} bytes, not the {} of the verified file",
-                    self.user,
-                    stored.size(),
-                    cut.size
-                );
-                bucket
-                    .put(&key, layout::TOMBSTONE.to_vec())
-                    .custom_metadata(layout::tombstone_metadata(record.version, now_ms()))
-                    .execute()
-                    .await
-                    .map_err(R2Error::on(&key))?;
+                crate::log::info(serde_json::json!({
+                    "event": "rollback_upload_differs",
+                    "user": self.user.as_str(),
+                    "stored_bytes": stored,
+                    "verified_bytes": cut.size,
+                }));
+                database
+                    .put_tombstone(record.version, now_ms(), None)
+                    .await?;
                 self.db.transaction(|| {
                     self.end_chunked_move()?;
                     self.set_state(ObjectState::Active)
@@ -645,7 +621,7 @@ impl Move {
         if let Err(err) = completed {
             // The upload may have completed although its answer was lost.
             if !landed {
-                return Err(R2Error::on(&key)(err).into());
+                return Err(err.into());
             }
         }
         if !landed {

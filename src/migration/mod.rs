@@ -50,7 +50,6 @@ use crate::bucket::database::{R2Database, Snapshot};
 use crate::bucket::layout::R2State;
 use crate::config::Config;
 use crate::flag::{self, Flags};
-use crate::http;
 use crate::identity::UserId;
 use crate::object::records;
 use crate::object::sql_db::SqlDb;
@@ -99,17 +98,14 @@ impl Move {
     /// failure itself is what the caller reports.
     fn record_failure(&self, action: Action, step: Step, started: u64, err: &MigrationError) {
         let reason = err.to_string();
-        worker::console_error!(
-            "{}",
-            serde_json::json!({
-                "event": "move_failed",
-                "user": self.user.as_str(),
-                "action": action,
-                "step": step.as_str(),
-                "reason": reason,
-                "ms": now_ms().saturating_sub(started),
-            })
-        );
+        crate::log::error(serde_json::json!({
+            "event": "move_failed",
+            "user": self.user.as_str(),
+            "action": action,
+            "step": step.as_str(),
+            "reason": reason,
+            "ms": now_ms().saturating_sub(started),
+        }));
         let recorded = records::record_failure(
             &self.db,
             &Failure {
@@ -120,7 +116,7 @@ impl Move {
             },
         );
         if let Err(err) = recorded {
-            http::log_event(&serde_json::json!({
+            crate::log::info(serde_json::json!({
                 "event": "move_failure_not_recorded",
                 "user": self.user.as_str(),
                 "reason": err.to_string(),
@@ -184,8 +180,8 @@ impl Move {
 
     /// Logs that a move of `action` starts (one JSON line, as its end is); its start time.
     fn log_start(&self, action: Action) -> u64 {
-        http::log_event(
-            &serde_json::json!({"event": "move_started", "user": self.user.as_str(), "action": action}),
+        crate::log::info(
+            serde_json::json!({"event": "move_started", "user": self.user.as_str(), "action": action}),
         );
         now_ms()
     }
@@ -201,7 +197,7 @@ impl Move {
     ) -> Result<Report, MigrationError> {
         match result {
             Ok(report) => {
-                http::log_event(&serde_json::json!({
+                crate::log::info(serde_json::json!({
                     "event": "move_finished",
                     "user": self.user.as_str(),
                     "action": action,
@@ -211,10 +207,11 @@ impl Move {
                     "ms": report.milliseconds,
                 }));
                 if let Err(err) = records::clear_failure(&self.db) {
-                    worker::console_error!(
-                        "Could not clear the failure record of {}: {err}",
-                        self.user
-                    );
+                    crate::log::error(serde_json::json!({
+                        "event": "move_failure_not_cleared",
+                        "user": self.user.as_str(),
+                        "detail": err.to_string(),
+                    }));
                 }
                 Ok(report)
             }

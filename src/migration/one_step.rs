@@ -161,10 +161,11 @@ impl Move {
                     return self.report(Outcome::Migrated, bytes, started, tables);
                 }
                 Ok(Saved::Conflict) => {
-                    worker::console_log!(
-                        "Migration of {}: a write landed on R2 meanwhile; starting again",
-                        self.user
-                    );
+                    crate::log::info(serde_json::json!({
+                        "event": "migrate_restarted",
+                        "user": self.user.as_str(),
+                        "reason": "a write landed on R2 meanwhile",
+                    }));
                     self.wipe()?;
                 }
                 Err(err) => {

@@ -8,8 +8,9 @@
 //! or to hand the request to the R2 path. Migrate and rollback ([`crate::migration`]) run inside
 //! `block_concurrency_while`, so requests that arrive meanwhile wait; none is dropped.
 //!
-//! Paths under `/internal/` are the Worker's own calls (migrate, rollback, status, export); the
-//! router forwards only `/api/*` here, so clients cannot reach them.
+//! Paths under `/internal/` are the Worker's own calls ([`ObjectCall`]: migrate, rollback,
+//! status, export, the steps of a chunked move); the router forwards only `/api/*` here, so
+//! clients cannot reach them.
 
 pub mod records;
 pub mod sql_db;
@@ -21,15 +22,18 @@ use crate::bucket;
 use crate::bucket::database::R2Database;
 use crate::config::{Config, USER_DATA_DO};
 use crate::error::ApiError;
+use crate::headers;
 use crate::http::{self, DataPath, RawRequest};
-use crate::identity::{UserId, USER_ID_HEADER};
+use crate::identity::UserId;
 use crate::lifecycle::{self, Backend, Served};
-use crate::migration::{chunked, Action, MigrationError, Move, Report, Step};
+use crate::migration::{chunked, MigrationError, Move, Report};
 use crate::object::sql_db::SqlDb;
-use crate::placement::{self, ObjectFacts, ObjectState, Placement, Side, FLAG_SEEN_HEADER};
+use crate::placement::{self, ObjectFacts, ObjectState, Placement, Side};
 use crate::processing::JobQueue;
 use crate::r2_path;
-use admin_api::chunked::{Aborted, Begin, CutOver};
+use admin_api::in_chunks::{Aborted, Begin, CutOver};
+use admin_api::object_call::{CallError, Fault, MoveStep, ObjectCall};
+use std::collections::HashMap;
 use user_data_core::catalog::Catalog;
 use user_data_core::db::{apply_migrations, Db, DbError, DbVersion};
 use user_data_core::row_batch::Batch;
@@ -80,7 +84,10 @@ impl DurableObject for UserDataStore {
             })
             .err()
             .map(|err| {
-                worker::console_error!("UserDataStore schema migration failed: {err}");
+                crate::log::error(json!({
+                    "event": "object_schema_not_migrated",
+                    "reason": err.to_string(),
+                }));
                 err.to_string()
             });
         Self {
@@ -95,7 +102,7 @@ impl DurableObject for UserDataStore {
         // For the log line of a failure; `dispatch` refuses a request without a valid one.
         let user = req
             .headers()
-            .get(USER_ID_HEADER)
+            .get(headers::USER_ID)
             .ok()
             .flatten()
             .and_then(|id| UserId::parse(&id).ok());
@@ -153,34 +160,38 @@ impl UserDataStore {
             )));
         }
         let raw = RawRequest::read(req).await?;
-        let user = UserId::parse(raw.header(USER_ID_HEADER).unwrap_or_default())?;
-        match (raw.method.clone(), raw.url.path()) {
-            (worker::Method::Post, "/internal/migrate") => report_response(
+        let user = UserId::parse(raw.header(headers::USER_ID).unwrap_or_default())?;
+        let query: HashMap<String, String> = raw.url.query_pairs().into_owned().collect();
+        let call = ObjectCall::parse(raw.method.as_ref(), raw.url.path(), |name| {
+            query.get(name).map(String::as_str)
+        });
+        let call = match call {
+            Ok(Some(call)) => call,
+            Ok(None) => return self.api(&user, &raw).await,
+            Err(CallError::NotFound) => return Err(ApiError::NotFound("Not Found".into())),
+            Err(CallError::Invalid(detail)) => return Err(ApiError::Unprocessable(detail)),
+        };
+        match call {
+            ObjectCall::Migrate => report_response(
                 self.exclusive(user, |m| async move { m.migrate().await })
                     .await?,
             ),
-            (worker::Method::Post, "/internal/rollback") => report_response(
+            ObjectCall::Rollback => report_response(
                 self.exclusive(user, |m| async move { m.rollback().await })
                     .await?,
             ),
-            (worker::Method::Get, "/internal/status") => self.status(),
-            (worker::Method::Get, "/internal/verify") => {
+            ObjectCall::Status => self.status(),
+            ObjectCall::Verify => {
                 let verdict = self.moving(user).verify().await?;
                 Ok(http::json(200, &verdict))
             }
-            (worker::Method::Get, "/internal/export") => self.export(user),
-            (worker::Method::Get, "/internal/preflight") => {
+            ObjectCall::Export => self.export(user),
+            ObjectCall::Preflight => {
                 let report = self.moving(user).preflight().await?;
                 Ok(http::json(200, &json!(report)))
             }
-            (worker::Method::Post, "/internal/fault") => self.arm_fault(&raw),
-            (worker::Method::Post, path) if path.starts_with("/internal/move/") => {
-                self.chunked_move(user, &raw).await
-            }
-            (_, path) if path.starts_with("/internal/") => {
-                Err(ApiError::NotFound("Not Found".into()))
-            }
-            _ => self.api(&user, &raw).await,
+            ObjectCall::ArmFault(fault) => self.arm_fault(fault),
+            ObjectCall::Move(step) => self.chunked_move(user, step, &raw).await,
         }
     }
 
@@ -199,6 +210,7 @@ impl UserDataStore {
     async fn chunked_move(
         &self,
         user: UserId,
+        step: MoveStep,
         raw: &RawRequest,
     ) -> std::result::Result<Response, ApiError> {
         fn parsed<T: serde::de::DeserializeOwned>(
@@ -210,75 +222,49 @@ impl UserDataStore {
         let batch = |raw: &RawRequest| {
             Batch::decode(&raw.bytes()).map_err(|err| ApiError::Unprocessable(err.to_string()))
         };
-        let step = raw.url.path().trim_start_matches("/internal/move/");
         match step {
-            "begin" => {
+            MoveStep::Begin => {
                 let begin: Begin = parsed(raw)?;
                 let begun = self
                     .exclusive(user, |m| async move { m.begin_chunked(begin).await })
                     .await??;
                 Ok(http::json(200, &begun))
             }
-            "rows" => Ok(http::json(
+            MoveStep::Rows => Ok(http::json(
                 200,
                 &self.moving(user).apply_batch(batch(raw)?)?,
             )),
-            "read" => {
-                let limit = raw
-                    .url
-                    .query_pairs()
-                    .find(|(name, _)| name == "limit")
-                    .and_then(|(_, value)| value.parse().ok())
-                    .unwrap_or(256);
+            MoveStep::Read { limit } => {
                 let rows = self.moving(user).read_batch(batch(raw)?, limit)?;
                 Ok(http::octets(rows.encode()))
             }
-            "finish" => {
+            MoveStep::Finish => {
                 let finished = self.moving(user).finish_chunked(parsed(raw)?)?;
                 Ok(http::json(200, &finished))
             }
-            "cut-over" => {
+            MoveStep::CutOver => {
                 let cut: CutOver = parsed(raw)?;
                 let report = self
                     .exclusive(user, |m| async move { m.cut_over_chunked(cut).await })
                     .await??;
                 Ok(http::json(200, &report))
             }
-            "abort" => {
+            MoveStep::Abort => {
                 let aborted = self
                     .exclusive(user, |m| async move { m.abort_chunked().await })
                     .await??;
                 Ok(http::json(200, &Aborted { aborted }))
             }
-            _ => Err(ApiError::NotFound("Not Found".into())),
         }
     }
 
     /// `POST /internal/fault?action=&step=&crash=`: arms a fault for the tests of failed moves.
     /// Exists only when the var `FAULT_INJECTION` is set (never in production).
-    fn arm_fault(&self, raw: &RawRequest) -> std::result::Result<Response, ApiError> {
+    fn arm_fault(&self, fault: Fault) -> std::result::Result<Response, ApiError> {
         if !Config::from_env(&self.env).fault_injection {
             return Err(ApiError::NotFound("Not Found".into()));
         }
-        let query: std::collections::HashMap<String, String> =
-            raw.url.query_pairs().into_owned().collect();
-        let action = match query.get("action").map(String::as_str) {
-            Some("migrate") => Action::Migrate,
-            Some("rollback") => Action::Rollback,
-            _ => {
-                return Err(ApiError::Unprocessable(
-                    "query field 'action': migrate or rollback".into(),
-                ))
-            }
-        };
-        let step = query.get("step").map(String::as_str).unwrap_or_default();
-        let step = Step::parse(step)
-            .filter(|step| *step != Step::Interrupted)
-            .ok_or_else(|| {
-                ApiError::Unprocessable(format!("query field 'step': unknown step '{step}'"))
-            })?;
-        let crash = query.get("crash").is_some_and(|v| v == "true");
-        records::arm_fault(&self.db, action, step, crash)?;
+        records::arm_fault(&self.db, fault.action, fault.step, fault.crash)?;
         Ok(http::json(200, &admin_api::FaultArmed { armed: true }))
     }
 
@@ -323,7 +309,7 @@ impl UserDataStore {
         user: &UserId,
         raw: &RawRequest,
     ) -> std::result::Result<Response, ApiError> {
-        let flag_seen = raw.header(FLAG_SEEN_HEADER) != Some("absent");
+        let flag_seen = raw.header(headers::FLAG_SEEN) != Some("absent");
         let config = Config::from_env(&self.env);
         let bucket = bucket::user_data(&self.env)?;
         // Decide, move if that is the decision, and decide again on the new state: whether the

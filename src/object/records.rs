@@ -12,7 +12,7 @@
 //! They are never copied with the user's data ([`user_data_core::catalog::owner`] leaves them
 //! out). Times are passed in (milliseconds since the epoch), so the records are plain SQL.
 
-use admin_api::chunked::{ChunkedAction, Cursor};
+use admin_api::in_chunks::{ChunkedAction, Cursor};
 use admin_api::{Action, Failure, ObjectState, Step};
 use user_data_core::catalog::object_tables::{FAILURE, FAULT, MOVE, MOVE_TABLES, STATE};
 use user_data_core::db::{Db, DbError, DbVersion};

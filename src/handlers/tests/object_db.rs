@@ -1,7 +1,7 @@
 //! The Durable Object's SQLite, natively: a [`Db`] that holds the handlers to what the object
 //! allows, so that a limit only the object has fails a native test instead of a user.
 //!
-//! The object runs SQLite inside workerd behind `SqlStorage::exec`, and `db::sql_db` moves
+//! The object runs SQLite inside workerd behind `SqlStorage::exec`, and `object::sql_db` moves
 //! every value through JavaScript. [`ObjectDb`] is a rusqlite connection set up the way workerd
 //! sets up the object's database, with values converted the way `SqlDb` and workerd convert
 //! them. The values are workerd's, from `src/workerd/util/sqlite.c++` and

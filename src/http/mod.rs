@@ -1,44 +1,22 @@
 //! The edge between workers-rs HTTP types and the handlers' plain [`ApiRequest`] /
-//! [`ApiResponse`], and the one place JSON and error responses are built.
+//! [`ApiResponse`], and the one place JSON, error and file ([`file`]) responses are built.
 
-use constant_time_eq::constant_time_eq;
+pub mod file;
+
 use wasm_bindgen::JsCast;
 use worker::js_sys::{self, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
-use worker::{Env, Headers, Request, Response, ResponseBody, ResponseBuilder};
+use worker::{Headers, Request, Response, ResponseBody, ResponseBuilder};
 
-use crate::config;
 use crate::error::ApiError;
 use crate::handlers::{
     check_request_body_size, ApiRequest, Body, FileBytes, FormValue, Method, UploadedFile,
     MAX_JSON_BODY_BYTES,
 };
+use crate::headers;
 use crate::identity::UserId;
 use user_data_core::db::DbVersion;
-
-/// Lets in a request of one of the Worker's own clients (the operators' admin API, the
-/// processing service), which carries the secret `secret_name` as `Authorization: Bearer`:
-/// 404 when the secret is unset (then those routes do not exist), 401 when the token is missing
-/// or wrong (compared in constant time, so timing reveals neither its length nor a prefix).
-pub fn require_secret_bearer(req: &Request, env: &Env, secret_name: &str) -> Result<(), ApiError> {
-    let secret =
-        config::secret(env, secret_name).ok_or_else(|| ApiError::NotFound("Not Found".into()))?;
-    let given = req
-        .headers()
-        .get("Authorization")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let given = given.strip_prefix("Bearer ").unwrap_or_default();
-    if constant_time_eq(given.as_bytes(), secret.as_bytes()) {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized(format!(
-            "Missing or wrong {secret_name} (Authorization: Bearer ...)"
-        )))
-    }
-}
 
 /// Which storage served a request; sent as `X-Data-Path` on every response from a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +26,6 @@ pub enum DataPath {
 }
 
 impl DataPath {
-    pub const HEADER: &'static str = "X-Data-Path";
-
     pub fn as_str(self) -> &'static str {
         match self {
             DataPath::R2 => "r2",
@@ -265,7 +241,9 @@ async fn parse_form(
 /// Labels a response with the path that served it.
 pub fn labelled(mut response: Response, path: DataPath) -> Response {
     // Our own responses have mutable headers; setting one cannot fail.
-    let _ = response.headers_mut().set(DataPath::HEADER, path.as_str());
+    let _ = response
+        .headers_mut()
+        .set(headers::DATA_PATH, path.as_str());
     response
 }
 
@@ -277,16 +255,13 @@ pub fn error(err: &ApiError, user: Option<&UserId>) -> Response {
     if err.status() >= 500 {
         let request_id = request_id();
         request_id_header = Some(request_id.clone());
-        worker::console_error!(
-            "{}",
-            serde_json::json!({
-                "event": "request_failed",
-                "request_id": request_id,
-                "user": user.map(UserId::as_str),
-                "status": err.status(),
-                "detail": err.detail(),
-            })
-        );
+        crate::log::error(serde_json::json!({
+            "event": "request_failed",
+            "request_id": request_id,
+            "user": user.map(UserId::as_str),
+            "status": err.status(),
+            "detail": err.detail(),
+        }));
         if err.public_detail().is_some() {
             body.request_id = Some(request_id);
         }
@@ -302,39 +277,30 @@ pub fn error(err: &ApiError, user: Option<&UserId>) -> Response {
         let _ = response.headers_mut().set("WWW-Authenticate", challenge);
     }
     if let Some(id) = request_id_header {
-        let _ = response.headers_mut().set(REQUEST_ID_HEADER, &id);
+        let _ = response.headers_mut().set(headers::REQUEST_ID, &id);
     }
     response
 }
-
-/// The id of a failed request's log line, on its response; the request's own line repeats it.
-const REQUEST_ID_HEADER: &str = "X-Request-Id";
 
 /// Logs one JSON line for an answered API request: who, which route, where it was served, how
 /// it went and how long it took. Operators search these by `user`; a failure's
 /// `request_failed` line has the same `request_id`.
 pub fn log_request(user: Option<&UserId>, route: &str, response: &Response, started_ms: u64) {
     let header = |name| response.headers().get(name).ok().flatten();
-    let request_id = header(REQUEST_ID_HEADER).unwrap_or_else(request_id);
-    let db_version = header("X-DB-Version").and_then(|v| v.parse::<u64>().ok());
-    let cache_hit = header("X-DB-Cache").map(|cache| cache == "hit");
-    log_event(&serde_json::json!({
+    let request_id = header(headers::REQUEST_ID).unwrap_or_else(request_id);
+    let db_version = header(headers::DB_VERSION).and_then(|v| v.parse::<u64>().ok());
+    let cache_hit = header(headers::DB_CACHE).map(|cache| cache == "hit");
+    crate::log::info(serde_json::json!({
             "event": "request",
             "request_id": request_id,
             "user": user.map(UserId::as_str),
-            "data_path": header(DataPath::HEADER),
+            "data_path": header(headers::DATA_PATH),
             "route": route,
             "status": response.status_code(),
             "ms": (worker::Date::now().as_millis()).saturating_sub(started_ms),
             "db_version": db_version,
             "cache_hit": cache_hit,
     }));
-}
-
-/// Logs an event of normal operation (a request, a move) as one JSON line at level info:
-/// kept by Workers Logs, and shown by `wrangler dev`, which hides `console.log`.
-pub fn log_event(event: &serde_json::Value) {
-    web_sys::console::info_1(&event.to_string().into());
 }
 
 /// `GET /api/projects/{id}` for `GET /api/projects/42`: the route a request took, without the
@@ -381,7 +347,7 @@ fn sqlite_headers(version: DbVersion) -> Headers {
     let version = version.to_string();
     [
         ("Content-Type", "application/vnd.sqlite3"),
-        ("X-DB-Version", &version),
+        (headers::DB_VERSION, &version),
     ]
     .iter()
     .collect()

@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use admin_api::chunked::{
+use admin_api::in_chunks::{
     Begin, Begun, ChunkedAction, CutOver, Finish, Part, SourceFile, UploadTarget, MAX_BATCH_ROWS,
     PART_BYTES,
 };

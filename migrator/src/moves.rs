@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use admin_api::{Action, Outcome};
 
-use crate::chunked;
+use crate::chunked_move;
 use crate::client::AdminClient;
 use crate::journal::{Journal, Status};
 use crate::progress::{Reporter, UserResult, FAILED};
@@ -31,7 +31,7 @@ pub struct Plan {
     /// Users moved at the same time.
     pub concurrency: usize,
     /// How a user too large to move in one step moves in chunks.
-    pub chunks: chunked::Options,
+    pub chunks: chunked_move::Options,
 }
 
 /// Moves the plan's users (those the journal does not already list as done), `concurrency` at
@@ -85,8 +85,8 @@ pub fn run(
                 record(Status::Started);
                 let begun = Instant::now();
                 let outcome = match action {
-                    Action::Migrate => chunked::migrate_user(client, &user, options),
-                    Action::Rollback => chunked::rollback_user(client, &user, options),
+                    Action::Migrate => chunked_move::migrate_user(client, &user, options),
+                    Action::Rollback => chunked_move::rollback_user(client, &user, options),
                 };
                 let result = match outcome {
                     Ok(report) => {

@@ -15,7 +15,7 @@ use serde_json::Value;
 use test_support::legacy::{realistic, LegacyState};
 use test_support::{realistic_database, realistic_database_of_size, TestWorker};
 
-use crate::chunked::{migrator, migrator_binary};
+use crate::moves_in_chunks::{migrator, migrator_binary};
 
 const MB: usize = 1024 * 1024;
 const FLEET_USERS: usize = 1000;

@@ -63,7 +63,7 @@ pub struct Begin {
 }
 
 /// Where a table's move stands: the key of the last row applied or read, as
-/// `migration::batch::encode_key` encodes it, in hex.
+/// `user_data_core::row_batch::encode_key` encodes it, in hex.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
     pub table: String,
