@@ -90,7 +90,7 @@ fn a_database_of_150_mb_moves_to_its_object_and_back_in_bounded_memory_while_oth
     let file = realistic_database_of_size((size_mb * MB) as usize);
     let size = file.len() as u64;
     let worker = TestWorker::start_with_admin(&[("REPORT_WASM_MEMORY", "1")]);
-    worker.put_r2("big/database.sqlite", &file);
+    worker.put_r2(&test_support::database_key("big"), &file);
     let other = "other";
     assert_eq!(worker.create_project(other, "small").status, 200);
     let big = worker.get("/api/projects", Some("big"));
@@ -139,7 +139,7 @@ fn a_database_of_150_mb_moves_to_its_object_and_back_in_bounded_memory_while_oth
     assert_eq!(status["r2"]["state"], "migrated");
     assert_eq!(status["flag"], true);
     let backup = worker
-        .get_r2("big/backups/database.v0.sqlite")
+        .get_r2(&test_support::backup_key("big", 0))
         .expect("the file that moved is kept");
     assert!(backup == file, "the backup is the file, byte for byte");
 
@@ -198,7 +198,7 @@ fn a_database_of_150_mb_moves_to_its_object_and_back_in_bounded_memory_while_oth
 fn a_chunked_migrate_killed_half_way_resumes_from_the_objects_cursor() {
     let file = realistic_database_of_size(30 << 20);
     let worker = TestWorker::start_with_admin(&[]);
-    worker.put_r2("crashy/database.sqlite", &file);
+    worker.put_r2(&test_support::database_key("crashy"), &file);
     let mut run = Command::new(env!("CARGO_BIN_EXE_migrator"))
         .args(["migrate", "crashy", "--batch-size", "256KiB"])
         .env("MIGRATOR_ENDPOINT", worker.base_url())
@@ -272,7 +272,7 @@ fn a_chunked_migrate_killed_half_way_resumes_from_the_objects_cursor() {
 fn a_chunked_export_that_stops_is_given_up_and_the_object_serves_again() {
     let file = realistic_database_of_size(16 << 20);
     let worker = TestWorker::start_with_admin(&[("MOVE_LEASE_SECONDS", "3")]);
-    worker.put_r2("lease/database.sqlite", &file);
+    worker.put_r2(&test_support::database_key("lease"), &file);
     migrator(&worker, &["migrate", "lease"]);
     assert_eq!(worker.create_project("lease", "written after").status, 200);
 

@@ -232,9 +232,9 @@ fn clips_saved_before_and_after_the_video_are_cut_to_the_frame_on_either_path() 
     let worker = worker(processor_port);
     let _processor = Processor::start(processor_port, &worker.base_url());
     worker.create_project("carol", "before her move");
-    worker.admin_ok("POST", "/admin/users/carol/migrate", Vec::new());
+    worker.move_to("carol", test_support::DataPath::Object);
 
-    for user in ["alice", "carol"] {
+    for (user, path) in test_support::users_on_each_path("alice", "carol") {
         let game = create_game(&worker, user);
         let before = save_clip(&worker, user, game, 1.0, 3.5, 5);
         upload_video(&worker, user, game);
@@ -263,14 +263,11 @@ fn clips_saved_before_and_after_the_video_are_cut_to_the_frame_on_either_path() 
         );
         assert_eq!(served.status, 200);
         assert_eq!(served.body, five_star);
-        let path = worker
+        let served_by = worker
             .get("/api/games", Some(user))
             .header("X-Data-Path")
             .map(str::to_owned);
-        assert_eq!(
-            path.as_deref(),
-            Some(if user == "carol" { "do" } else { "r2" })
-        );
+        assert_eq!(served_by.as_deref(), Some(path.header()));
 
         // Rendering is not implemented here: the export job ends as an error that says so.
         let export =

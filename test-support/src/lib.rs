@@ -20,13 +20,18 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod data_path;
 // Adversarial databases for tests. It needs proptest: the benchmark, which runs this harness as a
 // program, leaves it out (the `generate` feature).
 #[cfg(feature = "generate")]
 pub mod generate;
+pub mod keys;
 pub mod legacy;
 pub mod load;
 pub mod watch;
+
+pub use data_path::{for_each_path, users_on_each_path, DataPath};
+pub use keys::{backup_key, database_key, flag_key};
 
 /// How long a cold `wrangler dev` may take to answer its first request.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
