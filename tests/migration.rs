@@ -269,46 +269,63 @@ fn deleting_the_flag_by_hand_rolls_the_user_back_on_the_next_request() {
     );
 }
 
+/// A migrate cut short for real, then the whole runtime restarted: a crash armed through the
+/// admin API (the Worker runs with `FAULT_INJECTION`) stops the migrate at a step and resets
+/// the user's object as the runtime would, with no clean-up, at two points: while copying
+/// (nothing has reached R2 yet) and after the cut-over (R2 already says `migrated`, the object
+/// is not active yet). Each first migrate must get no report and leave the move half way, as
+/// the admin status shows; then `wrangler dev` stops and starts again on the same storage, and
+/// the migrate run again converges with every row of the seed.
 #[test]
-fn a_migration_cut_short_by_a_restart_converges_when_run_again() {
-    let mut worker = TestWorker::start_with_admin(&[]);
-    let seed_file = realistic_database(6000);
-    seed(&worker, "crash", &seed_file);
-    std::thread::scope(|scope| {
-        let base = worker.base_url();
-        scope.spawn(move || {
-            // Its answer does not matter: the Worker is stopped under it.
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build()
-                .into();
-            let _ = agent
-                .post(format!("{base}/admin/users/crash/migrate"))
-                .header(
-                    "Authorization",
-                    &format!("Bearer {}", test_support::ADMIN_TOKEN),
-                )
-                .send_empty();
-        });
-        std::thread::sleep(std::time::Duration::from_millis(700));
-    });
+fn a_migration_cut_short_by_a_crash_converges_when_run_again_after_a_restart() {
+    let mut worker = TestWorker::start_with_admin(&[("FAULT_INJECTION", "1")]);
+    let seed_file = realistic_database(600);
+    // The user, the step the crash is armed at, and R2's state once it has struck.
+    let cases = [
+        ("crash-copy", "copy", "active"),
+        ("crash-activate", "activate", "migrated"),
+    ];
+    for (user, step, r2_state) in cases {
+        seed(&worker, user, &seed_file);
+        worker.admin_ok(
+            "POST",
+            &format!("/admin/users/{user}/fault?action=migrate&step={step}&crash=true"),
+            Vec::new(),
+        );
+        let cut_short = worker.admin("POST", &format!("/admin/users/{user}/migrate"), vec![]);
+        assert!(
+            cut_short.status >= 500,
+            "{user}: the migrate was not cut short: {} {}",
+            cut_short.status,
+            String::from_utf8_lossy(&cut_short.body)
+        );
+        let status = worker.admin_ok("GET", &format!("/admin/users/{user}"), Vec::new());
+        assert_eq!(status["r2"]["state"], r2_state, "{user}: {status}");
+        assert_ne!(status["object"]["state"], "active", "{user}: {status}");
+        assert_eq!(status["flag"], false, "{user}: {status}");
+    }
+
     worker.restart();
-    let report = worker.admin_ok("POST", "/admin/users/crash/migrate", Vec::new());
-    assert!(["migrated", "already_migrated"].contains(&report["outcome"].as_str().unwrap()));
-    let on_object = authoritative_file(&worker, "crash");
-    for table in APP_TABLES {
+    for (user, ..) in cases {
+        let report = worker.admin_ok("POST", &format!("/admin/users/{user}/migrate"), vec![]);
+        assert!(
+            ["migrated", "already_migrated"].contains(&report["outcome"].as_str().unwrap()),
+            "{user}: {report}"
+        );
+        let on_object = authoritative_file(&worker, user);
+        for table in APP_TABLES {
+            assert_eq!(
+                table_rows(&on_object, table),
+                table_rows(&seed_file, table),
+                "{user}: {table}"
+            );
+        }
         assert_eq!(
-            table_rows(&on_object, table),
-            table_rows(&seed_file, table),
-            "{table}"
+            worker.create_project(user, "after").header("X-Data-Path"),
+            Some("do"),
+            "{user}"
         );
     }
-    assert_eq!(
-        worker
-            .create_project("crash", "after")
-            .header("X-Data-Path"),
-        Some("do")
-    );
 }
 
 #[test]
