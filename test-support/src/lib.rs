@@ -628,24 +628,6 @@ fn heap_usage_of(result: &serde_json::Value) -> Result<HeapUsage, String> {
     })
 }
 
-#[cfg(test)]
-mod inspector_tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn a_failed_heap_reading_is_an_error_never_zero() {
-        let failed = json!({"id": 3, "error": {"code": -32000, "message": "no isolate"}});
-        assert!(result_of(&failed).is_err());
-        assert!(result_of(&json!({"id": 3})).is_err());
-        assert!(heap_usage_of(&json!({})).is_err());
-        assert!(heap_usage_of(&json!({"usedSize": 10.0})).is_err());
-        let read = json!({"id": 3, "result": {"usedSize": 10.0, "backingStorageSize": 2.0}});
-        let heap = heap_usage_of(&result_of(&read).unwrap()).unwrap();
-        assert_eq!((heap.used, heap.array_buffers), (10, 2));
-    }
-}
-
 /// The process group and command name of a process (from `/proc/<pid>/stat`).
 fn group_and_name(stat: &str) -> Option<(libc::pid_t, String)> {
     let (head, rest) = stat.rsplit_once(')')?;
@@ -1209,4 +1191,22 @@ pub fn hs256_token(secret: &str, user: &str) -> String {
         .expect("openssl reads the input");
     let signature = openssl.wait_with_output().expect("openssl signs").stdout;
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+#[cfg(test)]
+mod inspector_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_failed_heap_reading_is_an_error_never_zero() {
+        let failed = json!({"id": 3, "error": {"code": -32000, "message": "no isolate"}});
+        assert!(result_of(&failed).is_err());
+        assert!(result_of(&json!({"id": 3})).is_err());
+        assert!(heap_usage_of(&json!({})).is_err());
+        assert!(heap_usage_of(&json!({"usedSize": 10.0})).is_err());
+        let read = json!({"id": 3, "result": {"usedSize": 10.0, "backingStorageSize": 2.0}});
+        let heap = heap_usage_of(&result_of(&read).unwrap()).unwrap();
+        assert_eq!((heap.used, heap.array_buffers), (10, 2));
+    }
 }
