@@ -341,9 +341,10 @@ fn run_session(worker: &TestWorker, user: &str, path: &str) -> Vec<(String, u16,
 #[test]
 fn the_same_session_answers_identically_on_both_paths() {
     let worker = TestWorker::start();
-    worker.put_kv("migrated:on_do", "1");
-    let on_r2 = run_session(&worker, "on_r2", "r2");
-    let on_do = run_session(&worker, "on_do", "do");
+    let [on_r2, on_do] = test_support::DataPath::BOTH.map(|path| {
+        let user = worker.user_on("on", path);
+        run_session(&worker, &user, path.header())
+    });
     assert_eq!(on_r2.len(), on_do.len());
     for (r2, durable) in on_r2.iter().zip(&on_do) {
         assert_eq!(r2, durable, "the paths differ at {}", r2.0);
@@ -367,9 +368,9 @@ fn random_bytes(len: usize) -> Vec<u8> {
 #[test]
 fn an_uploaded_video_of_megabytes_streams_back_byte_for_byte_on_both_paths() {
     let worker = TestWorker::start();
-    worker.put_kv("migrated:big_do", "1");
     let video = random_bytes(5 * 1024 * 1024 + 7);
-    for (user, path) in [("big_r2", "r2"), ("big_do", "do")] {
+    test_support::for_each_path(|path| {
+        let user = &worker.user_on("big", path);
         let (content_type, body) = multipart(&[("name", Part::Text("Final"))]);
         let headers = [("Content-Type", content_type.as_str())];
         let created = worker.request("POST", "/api/games", Some(user), &headers, body);
@@ -386,7 +387,7 @@ fn an_uploaded_video_of_megabytes_streams_back_byte_for_byte_on_both_paths() {
         let url = format!("/api/games/{game}/video");
         let stored = worker.request("PUT", &url, Some(user), &headers, body);
         assert_eq!(stored.status, 200, "{path}: {:?}", stored.json());
-        assert_eq!(stored.header("X-Data-Path"), Some(path));
+        assert_eq!(stored.header("X-Data-Path"), Some(path.header()));
 
         let back = worker.get(&url, Some(user));
         assert_eq!(back.status, 200, "{path}");
@@ -400,14 +401,14 @@ fn an_uploaded_video_of_megabytes_streams_back_byte_for_byte_on_both_paths() {
             tail.body == video[video.len() - 1000..],
             "{path}: the range differs"
         );
-    }
+    });
 }
 
 #[test]
 fn every_answer_after_the_data_was_opened_names_its_version_on_both_paths_failures_too() {
     let worker = TestWorker::start();
-    worker.put_kv("migrated:versions_do", "1");
-    for (user, path) in [("versions_r2", "r2"), ("versions_do", "do")] {
+    test_support::for_each_path(|path| {
+        let user = &worker.user_on("versions", path);
         let version_of = |response: &TestResponse| -> u64 {
             let header = response.header("X-DB-Version");
             header
@@ -425,5 +426,5 @@ fn every_answer_after_the_data_was_opened_names_its_version_on_both_paths_failur
         assert_eq!(version_of(&missing), version_of(&second), "{path}");
         let read = worker.get("/api/projects", Some(user));
         assert_eq!(version_of(&read), version_of(&second), "{path}: a read");
-    }
+    });
 }

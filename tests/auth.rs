@@ -282,9 +282,9 @@ fn only_tokens_signed_by_a_trusted_key_reach_their_subjects_data_on_both_paths()
             200
         );
     }
-    worker.admin_ok("POST", "/admin/users/carol/migrate", Vec::new());
+    worker.move_to("carol", test_support::DataPath::Object);
 
-    for (user, path) in [("alice", "r2"), ("carol", "do")] {
+    for (user, path) in test_support::users_on_each_path("alice", "carol") {
         let mut writes = 1;
         for (kind, token) in [
             ("HS256", hs(&claims(user))),
@@ -296,7 +296,7 @@ fn only_tokens_signed_by_a_trusted_key_reach_their_subjects_data_on_both_paths()
             assert_eq!(response.json()["user_id"], json!(user), "{kind}");
             assert_eq!(
                 response.header("X-Data-Path"),
-                Some(path),
+                Some(path.header()),
                 "{kind} for {user}"
             );
             assert_eq!(

@@ -45,7 +45,7 @@ fn worker() -> TestWorker {
         );
         assert_eq!(created.status, 200, "{}", text(&created));
     }
-    worker.admin_ok("POST", "/admin/users/carol/migrate", Vec::new());
+    worker.move_to("carol", test_support::DataPath::Object);
     worker
 }
 
@@ -230,7 +230,7 @@ fn requests_shaped_like_the_frontends_pass_on_both_paths_and_allowed_origins_rea
                 .into_bytes(),
         ))
     };
-    for (user, path) in [("alice", "r2"), ("carol", "do")] {
+    for (user, path) in test_support::users_on_each_path("alice", "carol") {
         // fetch() with a JSON body, from a current and an older browser.
         for (case, headers) in [("fetch", &fetch[..]), ("older browser", &older_browser[..])] {
             let created = browser(
@@ -241,7 +241,7 @@ fn requests_shaped_like_the_frontends_pass_on_both_paths_and_allowed_origins_rea
                 json_body(case),
             );
             assert_eq!(created.status, 200, "{case} for {user}: {}", text(&created));
-            assert_eq!(created.header("X-Data-Path"), Some(path));
+            assert_eq!(created.header("X-Data-Path"), Some(path.header()));
         }
         // A FormData upload: the game, then its video (G8, the frontend's upload path).
         let (game_type, game_form) = multipart(&[("name", Part::Text("Cup final"))]);
@@ -344,7 +344,7 @@ fn requests_shaped_like_the_frontends_pass_on_both_paths_and_allowed_origins_rea
             created.header("Access-Control-Allow-Credentials"),
             Some("true")
         );
-        assert_eq!(created.header("X-Data-Path"), Some(path));
+        assert_eq!(created.header("X-Data-Path"), Some(path.header()));
         assert_eq!(state(&worker, user), (4, 1), "{user}");
     }
 }

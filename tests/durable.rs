@@ -7,7 +7,7 @@ use test_support::TestWorker;
 /// A worker with `user` flagged to their Durable Object.
 fn worker_with_object_for(user: &str) -> TestWorker {
     let worker = TestWorker::start();
-    worker.put_kv(&format!("migrated:{user}"), "1");
+    worker.put_kv(&test_support::flag_key(user), "1");
     worker
 }
 
@@ -138,8 +138,8 @@ fn concurrent_writers_on_one_object_lose_nothing() {
 #[test]
 fn users_never_see_each_others_rows_on_either_path() {
     let worker = TestWorker::start();
-    worker.put_kv("migrated:bob", "1");
-    worker.put_kv("migrated:carl", "1");
+    worker.put_kv(&test_support::flag_key("bob"), "1");
+    worker.put_kv(&test_support::flag_key("carl"), "1");
     for user in ["alice", "bob", "carl"] {
         worker.send_json(
             "POST",

@@ -101,7 +101,7 @@ fn migrate_fails_at(step: &str) {
         writes.write("before");
         arm(&worker, user, "migrate", step, false);
         if by_hand {
-            worker.put_kv(&format!("migrated:{user}"), "1");
+            worker.put_kv(&test_support::flag_key(user), "1");
             writes.write("meets the failure");
         } else {
             let response = worker.admin("POST", &format!("/admin/users/{user}/migrate"), vec![]);
@@ -145,7 +145,7 @@ fn rollback_fails_at(step: &str) {
         writes.write("on the object");
         arm(&worker, user, "rollback", step, false);
         if by_hand {
-            worker.delete_kv(&format!("migrated:{user}"));
+            worker.delete_kv(&test_support::flag_key(user));
             writes.write("meets the failure");
         } else {
             let response = worker.admin("POST", &format!("/admin/users/{user}/rollback"), vec![]);
@@ -163,7 +163,7 @@ fn rollback_fails_at(step: &str) {
             "{}",
             String::from_utf8_lossy(&report.body)
         );
-        worker.delete_kv(&format!("migrated:{user}"));
+        worker.delete_kv(&test_support::flag_key(user));
         assert_eq!(writes.write("back on r2").as_deref(), Some("r2"));
         writes.assert_all_kept();
     }

@@ -12,8 +12,8 @@ const TWO_POW_53: i64 = 1 << 53;
 /// A Worker with one user on each path, each with one game (id 1).
 fn worker_with_a_user_on_each_path() -> TestWorker {
     let worker = TestWorker::start();
-    worker.put_kv(&format!("migrated:{OBJECT_USER}"), "1");
-    for (user, path) in [(R2_USER, "r2"), (OBJECT_USER, "do")] {
+    worker.put_kv(&test_support::flag_key(OBJECT_USER), "1");
+    for (user, path) in test_support::users_on_each_path(R2_USER, OBJECT_USER) {
         let created = send_form(
             &worker,
             "POST",
@@ -27,7 +27,7 @@ fn worker_with_a_user_on_each_path() -> TestWorker {
             "{}",
             String::from_utf8_lossy(&created.body)
         );
-        assert_eq!(created.header("X-Data-Path"), Some(path));
+        assert_eq!(created.header("X-Data-Path"), Some(path.header()));
     }
     worker
 }

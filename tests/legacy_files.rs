@@ -132,10 +132,6 @@ fn missing_rows(original: &[u8], later: &[u8]) -> Vec<String> {
         .collect()
 }
 
-fn key(user: &str) -> String {
-    format!("{user}/database.sqlite")
-}
-
 fn admin_move(worker: &TestWorker, user: &str, action: &str, outcome: &str) {
     let report = worker.admin_ok("POST", &format!("/admin/users/{user}/{action}"), vec![]);
     assert_eq!(report["outcome"], outcome, "{action} {user}: {report}");
@@ -148,7 +144,7 @@ fn files_the_app_left_are_served_upgraded_once_moved_and_rolled_back_with_every_
         let user = format!("legacy{i}");
         let name = state.name();
         let original = realistic(state, 30, 24 + i as u64);
-        worker.put_r2(&key(&user), &original);
+        worker.put_r2(&test_support::database_key(&user), &original);
 
         // The first request, a read, brings the file up to date and stores it as version 1.
         let on_r2 = read_everything(&worker, &user, "r2");
@@ -158,7 +154,7 @@ fn files_the_app_left_are_served_upgraded_once_moved_and_rolled_back_with_every_
             *status == 200 || (*status == 404 && route.ends_with("working-video"))
         });
         assert!(served, "{name}: {statuses:?}");
-        let stored = worker.get_r2(&key(&user)).unwrap();
+        let stored = worker.get_r2(&test_support::database_key(&user)).unwrap();
         assert_ne!(stored, original, "{name}: the upgrade was stored");
         let status = worker.admin_ok("GET", &format!("/admin/users/{user}"), vec![]);
         assert_eq!(status["r2"]["version"], 1, "{name}: {status}");
@@ -173,7 +169,11 @@ fn files_the_app_left_are_served_upgraded_once_moved_and_rolled_back_with_every_
             (again.db_version(), again.header("X-DB-Cache")),
             (1, Some("hit"))
         );
-        assert_eq!(worker.get_r2(&key(&user)).unwrap(), stored, "{name}");
+        assert_eq!(
+            worker.get_r2(&test_support::database_key(&user)).unwrap(),
+            stored,
+            "{name}"
+        );
 
         let written_on_r2 = worker.create_project(&user, "écrit sur R2");
         assert_eq!(written_on_r2.status, 200, "{name}");
@@ -191,7 +191,7 @@ fn files_the_app_left_are_served_upgraded_once_moved_and_rolled_back_with_every_
         assert_eq!(written_on_object.status, 200, "{name}");
         admin_move(&worker, &user, "rollback", "rolled_back");
 
-        let last = worker.get_r2(&key(&user)).unwrap();
+        let last = worker.get_r2(&test_support::database_key(&user)).unwrap();
         assert_eq!(
             missing_rows(&original, &last),
             Vec::<String>::new(),
@@ -237,10 +237,13 @@ fn generated_legacy_files_migrate_roll_back_and_export_bit_exact() {
         users.set(users.get() + 1);
         let user = format!("generated{}", users.get());
         let state = states()[state];
-        worker.put_r2(&key(&user), &realistic(state, clips, seed));
+        worker.put_r2(
+            &test_support::database_key(&user),
+            &realistic(state, clips, seed),
+        );
         // The file as its first use leaves it in R2: what every move must keep.
         assert_eq!(worker.get("/api/games", Some(&user)).status, 200);
-        let expected = data_of(&worker.get_r2(&key(&user)).unwrap());
+        let expected = data_of(&worker.get_r2(&test_support::database_key(&user)).unwrap());
         for (action, outcome) in [("migrate", "migrated"), ("rollback", "rolled_back")] {
             admin_move(&worker, &user, action, outcome);
             let exported = worker.admin("GET", &format!("/admin/users/{user}/database"), vec![]);
@@ -263,13 +266,13 @@ fn generated_legacy_files_migrate_roll_back_and_export_bit_exact() {
 fn an_import_of_a_file_the_app_left_is_upgraded_and_keeps_the_file_it_replaces() {
     let worker = TestWorker::start_with_admin(&[]);
     let first = realistic(LegacyState::december(), 10, 1);
-    worker.put_r2(&key("imported"), &first);
+    worker.put_r2(&test_support::database_key("imported"), &first);
     let second = realistic(LegacyState::ERA_FRESH, 12, 2);
     let report = worker.admin_ok("PUT", "/admin/users/imported/database", second.clone());
     assert_eq!(report["version"], 1);
     assert_eq!(
         report["backup"],
-        json!("imported/backups/database.v0.sqlite")
+        json!(test_support::backup_key("imported", 0))
     );
     assert!(report["upgrade"]
         .as_str()
@@ -277,14 +280,21 @@ fn an_import_of_a_file_the_app_left_is_upgraded_and_keeps_the_file_it_replaces()
         .contains("0002_data_version"));
     assert_eq!(
         worker
-            .get_r2("imported/backups/database.v0.sqlite")
+            .get_r2(&test_support::backup_key("imported", 0))
             .unwrap(),
         first
     );
-    let stored = worker.get_r2(&key("imported")).unwrap();
+    let stored = worker
+        .get_r2(&test_support::database_key("imported"))
+        .unwrap();
     assert_eq!(missing_rows(&second, &stored), Vec::<String>::new());
     // Stored up to date: the next read stores nothing more.
     let read = worker.get("/api/games", Some("imported"));
     assert_eq!((read.status, read.db_version()), (200, 1));
-    assert_eq!(worker.get_r2(&key("imported")).unwrap(), stored);
+    assert_eq!(
+        worker
+            .get_r2(&test_support::database_key("imported"))
+            .unwrap(),
+        stored
+    );
 }

@@ -139,7 +139,7 @@ fn a_realistic_database_migrates_whole_and_rolls_back_with_the_writes_made_meanw
     }
     let backup_version = status["r2"]["version"].as_u64().unwrap();
     assert!(worker
-        .get_r2(&format!("rich/backups/database.v{backup_version}.sqlite"))
+        .get_r2(&test_support::backup_key("rich", backup_version))
         .is_some());
 }
 
@@ -253,7 +253,7 @@ fn deleting_the_flag_by_hand_rolls_the_user_back_on_the_next_request() {
     seed(&worker, "hand", &realistic_database(20));
     worker.admin_ok("POST", "/admin/users/hand/migrate", Vec::new());
     worker.create_project("hand", "on the object");
-    worker.delete_kv("migrated:hand");
+    worker.delete_kv(&test_support::flag_key("hand"));
     let response = worker.get("/api/projects", Some("hand"));
     assert_eq!(response.header("X-Data-Path"), Some("r2"));
     assert!(worker
@@ -269,46 +269,63 @@ fn deleting_the_flag_by_hand_rolls_the_user_back_on_the_next_request() {
     );
 }
 
+/// A migrate cut short for real, then the whole runtime restarted: a crash armed through the
+/// admin API (the Worker runs with `FAULT_INJECTION`) stops the migrate at a step and resets
+/// the user's object as the runtime would, with no clean-up, at two points: while copying
+/// (nothing has reached R2 yet) and after the cut-over (R2 already says `migrated`, the object
+/// is not active yet). Each first migrate must get no report and leave the move half way, as
+/// the admin status shows; then `wrangler dev` stops and starts again on the same storage, and
+/// the migrate run again converges with every row of the seed.
 #[test]
-fn a_migration_cut_short_by_a_restart_converges_when_run_again() {
-    let mut worker = TestWorker::start_with_admin(&[]);
-    let seed_file = realistic_database(6000);
-    seed(&worker, "crash", &seed_file);
-    std::thread::scope(|scope| {
-        let base = worker.base_url();
-        scope.spawn(move || {
-            // Its answer does not matter: the Worker is stopped under it.
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build()
-                .into();
-            let _ = agent
-                .post(format!("{base}/admin/users/crash/migrate"))
-                .header(
-                    "Authorization",
-                    &format!("Bearer {}", test_support::ADMIN_TOKEN),
-                )
-                .send_empty();
-        });
-        std::thread::sleep(std::time::Duration::from_millis(700));
-    });
+fn a_migration_cut_short_by_a_crash_converges_when_run_again_after_a_restart() {
+    let mut worker = TestWorker::start_with_admin(&[("FAULT_INJECTION", "1")]);
+    let seed_file = realistic_database(600);
+    // The user, the step the crash is armed at, and R2's state once it has struck.
+    let cases = [
+        ("crash-copy", "copy", "active"),
+        ("crash-activate", "activate", "migrated"),
+    ];
+    for (user, step, r2_state) in cases {
+        seed(&worker, user, &seed_file);
+        worker.admin_ok(
+            "POST",
+            &format!("/admin/users/{user}/fault?action=migrate&step={step}&crash=true"),
+            Vec::new(),
+        );
+        let cut_short = worker.admin("POST", &format!("/admin/users/{user}/migrate"), vec![]);
+        assert!(
+            cut_short.status >= 500,
+            "{user}: the migrate was not cut short: {} {}",
+            cut_short.status,
+            String::from_utf8_lossy(&cut_short.body)
+        );
+        let status = worker.admin_ok("GET", &format!("/admin/users/{user}"), Vec::new());
+        assert_eq!(status["r2"]["state"], r2_state, "{user}: {status}");
+        assert_ne!(status["object"]["state"], "active", "{user}: {status}");
+        assert_eq!(status["flag"], false, "{user}: {status}");
+    }
+
     worker.restart();
-    let report = worker.admin_ok("POST", "/admin/users/crash/migrate", Vec::new());
-    assert!(["migrated", "already_migrated"].contains(&report["outcome"].as_str().unwrap()));
-    let on_object = authoritative_file(&worker, "crash");
-    for table in APP_TABLES {
+    for (user, ..) in cases {
+        let report = worker.admin_ok("POST", &format!("/admin/users/{user}/migrate"), vec![]);
+        assert!(
+            ["migrated", "already_migrated"].contains(&report["outcome"].as_str().unwrap()),
+            "{user}: {report}"
+        );
+        let on_object = authoritative_file(&worker, user);
+        for table in APP_TABLES {
+            assert_eq!(
+                table_rows(&on_object, table),
+                table_rows(&seed_file, table),
+                "{user}: {table}"
+            );
+        }
         assert_eq!(
-            table_rows(&on_object, table),
-            table_rows(&seed_file, table),
-            "{table}"
+            worker.create_project(user, "after").header("X-Data-Path"),
+            Some("do"),
+            "{user}"
         );
     }
-    assert_eq!(
-        worker
-            .create_project("crash", "after")
-            .header("X-Data-Path"),
-        Some("do")
-    );
 }
 
 #[test]
@@ -325,18 +342,21 @@ fn prune_deletes_old_backups_and_leaves_a_tombstone_that_still_fences() {
         "/admin/prune?older_than_days=0&dry_run=true",
         Vec::new(),
     );
-    assert_eq!(dry["tombstoned"], json!(["old/database.sqlite"]));
+    assert_eq!(
+        dry["tombstoned"],
+        json!([test_support::database_key("old")])
+    );
     assert_eq!(dry["deleted_backups"].as_array().unwrap().len(), 1);
     assert!(
         worker
-            .get_r2("old/database.sqlite")
+            .get_r2(&test_support::database_key("old"))
             .unwrap()
             .starts_with(b"SQLite format 3"),
         "dry run"
     );
 
     worker.admin_ok("POST", "/admin/prune?older_than_days=0", Vec::new());
-    let tombstone = worker.get_r2("old/database.sqlite").unwrap();
+    let tombstone = worker.get_r2(&test_support::database_key("old")).unwrap();
     assert!(!tombstone.starts_with(b"SQLite format 3"));
     // Even a router that ignores the flag still reaches the object: the tombstone fences.
     let response = worker.get("/api/projects", Some("old"));
@@ -398,7 +418,7 @@ fn a_fleet_of_a_thousand_users_lists_page_by_page_with_states_and_flags() {
     for user in ["fleet-0003", "fleet-0500", "fleet-1004"] {
         worker.admin_ok("POST", &format!("/admin/users/{user}/migrate"), Vec::new());
     }
-    worker.put_kv("migrated:only-a-flag", "1");
+    worker.put_kv(&test_support::flag_key("only-a-flag"), "1");
 
     let pages = worker.user_pages(100);
     for page in &pages {
@@ -468,7 +488,7 @@ fn a_file_the_object_cannot_hold_is_refused_with_a_reason_and_its_user_keeps_wor
     );
 
     // Flagged by hand anyway: the object cannot take the user, so R2 keeps serving them.
-    worker.put_kv("migrated:big", "1");
+    worker.put_kv(&test_support::flag_key("big"), "1");
     let read = worker.get("/api/games", Some("big"));
     assert_eq!((read.status, read.header("X-Data-Path")), (200, Some("r2")));
     let write = worker.create_project("big", "still writable");
@@ -491,7 +511,7 @@ fn a_file_the_object_cannot_hold_is_refused_with_a_reason_and_its_user_keeps_wor
 fn a_file_above_the_r2_ceiling_exports_byte_for_byte() {
     let worker = TestWorker::start_with_admin(&[]);
     let file = realistic_database_of_size(16 * 1024 * 1024);
-    worker.put_r2("large/database.sqlite", &file);
+    worker.put_r2(&test_support::database_key("large"), &file);
     let exported = authoritative_file(&worker, "large");
     assert_eq!(exported.len(), file.len());
     assert!(exported == file, "the export differs from the R2 file");

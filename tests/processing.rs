@@ -196,9 +196,9 @@ fn save_clip(worker: &TestWorker, user: &str, game: i64, start: f64, end: f64) -
 fn the_services_results_are_recorded_once_on_either_path_behind_its_token() {
     let worker = worker_with(&[("PROCESSING_TOKEN", TOKEN)]);
     worker.create_project("carol", "made before her move");
-    worker.admin_ok("POST", "/admin/users/carol/migrate", Vec::new());
+    worker.move_to("carol", test_support::DataPath::Object);
 
-    for (user, path) in [("alice", "r2"), ("carol", "do")] {
+    for (user, path) in test_support::users_on_each_path("alice", "carol") {
         let game = create_game(&worker, user);
         let clip = save_clip(&worker, user, game, 1.0, 3.5);
         let cut_path = format!("/processing/clips/{clip}/cut");
@@ -271,7 +271,7 @@ fn the_services_results_are_recorded_once_on_either_path_behind_its_token() {
             String::from_utf8_lossy(&first.body)
         );
         assert_eq!(first.json(), json!({"applied": true}));
-        assert_eq!(first.header("X-Data-Path"), Some(path));
+        assert_eq!(first.header("X-Data-Path"), Some(path.header()));
         let replay = service_request(&worker, "POST", &cut_path, user, cut.clone());
         assert_eq!(replay.json(), json!({"applied": false}));
         assert_eq!(

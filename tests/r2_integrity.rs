@@ -116,7 +116,7 @@ fn refused_and_untouched(worker: &TestWorker, user: &str, file: &[u8], code: &st
         );
     }
     assert!(
-        worker.get_r2(&format!("{user}/database.sqlite")).unwrap() == file,
+        worker.get_r2(&test_support::database_key(user)).unwrap() == file,
         "{user}: the object changed"
     );
     responses[0].json()["detail"].as_str().unwrap().to_owned()
@@ -148,7 +148,7 @@ fn a_damaged_database_is_answered_503_and_never_overwritten() {
     let worker = TestWorker::start();
     for (i, (kind, page, file)) in chosen.into_iter().enumerate() {
         let user = format!("damaged-{i}");
-        worker.put_r2(&format!("{user}/database.sqlite"), file);
+        worker.put_r2(&test_support::database_key(&user), file);
         let detail = refused_and_untouched(&worker, &user, file, "corrupt_database");
         assert!(
             detail.contains("damaged") || detail.contains("not a valid"),
@@ -156,7 +156,7 @@ fn a_damaged_database_is_answered_503_and_never_overwritten() {
         );
     }
     // The undamaged original is served.
-    worker.put_r2("sound/database.sqlite", &original);
+    worker.put_r2(&test_support::database_key("sound"), &original);
     assert_eq!(worker.get("/api/projects", Some("sound")).status, 200);
 }
 
@@ -201,7 +201,7 @@ fn a_database_whose_tables_have_another_shape_is_answered_503_and_never_overwrit
     let worker = TestWorker::start();
     for (i, (file, expected)) in cases.iter().enumerate() {
         let user = format!("shaped-{i}");
-        worker.put_r2(&format!("{user}/database.sqlite"), file);
+        worker.put_r2(&test_support::database_key(&user), file);
         let detail = refused_and_untouched(&worker, &user, file, "incompatible_schema");
         assert!(
             detail.contains(expected) && detail.contains("an operator has been told"),

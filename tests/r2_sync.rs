@@ -7,7 +7,7 @@ use test_support::{sqlite_file_with, Options, TestWorker};
 /// The version stored inside the database file that R2 holds.
 fn version_inside(worker: &TestWorker, user: &str) -> i64 {
     let bytes = worker
-        .get_r2(&format!("{user}/database.sqlite"))
+        .get_r2(&test_support::database_key(user))
         .expect("the object exists");
     let mut conn = rusqlite::Connection::open_in_memory().unwrap();
     conn.deserialize_read_exact(rusqlite::MAIN_DB, bytes.as_slice(), bytes.len(), true)
@@ -23,13 +23,13 @@ fn version_goes_up_by_one_per_writing_request_and_reads_upload_nothing() {
     let empty = worker.get("/api/projects", Some("vera"));
     assert_eq!((empty.json(), empty.db_version()), (json!([]), 0));
     assert_eq!(
-        worker.get_r2("vera/database.sqlite"),
+        worker.get_r2(&test_support::database_key("vera")),
         None,
         "a read must not create the object"
     );
 
     assert_eq!(worker.create_project("vera", "one").db_version(), 1);
-    let stored = worker.get_r2("vera/database.sqlite").unwrap();
+    let stored = worker.get_r2(&test_support::database_key("vera")).unwrap();
     for _ in 0..3 {
         let read = worker.get("/api/projects", Some("vera"));
         assert_eq!(read.db_version(), 1);
@@ -37,7 +37,7 @@ fn version_goes_up_by_one_per_writing_request_and_reads_upload_nothing() {
         assert_eq!(read.header("X-DB-Cache"), Some("hit"));
     }
     assert_eq!(
-        worker.get_r2("vera/database.sqlite").unwrap(),
+        worker.get_r2(&test_support::database_key("vera")).unwrap(),
         stored,
         "reads upload nothing"
     );
@@ -58,9 +58,12 @@ fn a_request_that_changes_no_row_uploads_nothing_exports_active_included() {
         "INSERT INTO export_jobs (id, project_id, type, status, input_data, created_at) VALUES
         ('export_old', 1, 'framing', 'pending', '{}', datetime('now', '-1 hour')),
         ('export_new', 1, 'framing', 'pending', '{}', datetime('now'));";
-    worker.put_r2("ida/database.sqlite", &sqlite_file_with(project));
     worker.put_r2(
-        "jobs/database.sqlite",
+        &test_support::database_key("ida"),
+        &sqlite_file_with(project),
+    );
+    worker.put_r2(
+        &test_support::database_key("jobs"),
         &sqlite_file_with(&format!("{project}{jobs}")),
     );
     // A first write stores each legacy file as version 1.
@@ -80,23 +83,29 @@ fn a_request_that_changes_no_row_uploads_nothing_exports_active_included() {
     };
 
     // No job at all: nothing to time out, nothing uploaded.
-    let stored = worker.get_r2("ida/database.sqlite").unwrap();
+    let stored = worker.get_r2(&test_support::database_key("ida")).unwrap();
     for _ in 0..2 {
         assert_eq!(active("ida"), (vec![], 1));
     }
-    assert_eq!(worker.get_r2("ida/database.sqlite").unwrap(), stored);
+    assert_eq!(
+        worker.get_r2(&test_support::database_key("ida")).unwrap(),
+        stored
+    );
 
     // A job older than the timeout is timed out: that is a change, stored as version 2.
-    let before = worker.get_r2("jobs/database.sqlite").unwrap();
+    let before = worker.get_r2(&test_support::database_key("jobs")).unwrap();
     assert_eq!(active("jobs"), (vec!["export_new".to_owned()], 2));
-    let after = worker.get_r2("jobs/database.sqlite").unwrap();
+    let after = worker.get_r2(&test_support::database_key("jobs")).unwrap();
     assert_ne!(after, before);
     assert_eq!(version_inside(&worker, "jobs"), 2);
     // Only a job newer than the timeout is left pending: nothing changes, nothing is uploaded.
     for _ in 0..2 {
         assert_eq!(active("jobs"), (vec!["export_new".to_owned()], 2));
     }
-    assert_eq!(worker.get_r2("jobs/database.sqlite").unwrap(), after);
+    assert_eq!(
+        worker.get_r2(&test_support::database_key("jobs")).unwrap(),
+        after
+    );
 }
 
 #[test]
@@ -107,7 +116,7 @@ fn one_request_that_writes_five_times_uploads_once() {
          INSERT INTO raw_clips (id, filename, rating, end_time, game_id) VALUES
              (1, '', 3, 1, 1), (2, '', 3, 2, 1), (3, '', 3, 3, 1), (4, '', 3, 4, 1);",
     );
-    worker.put_r2("walt/database.sqlite", &seed);
+    worker.put_r2(&test_support::database_key("walt"), &seed);
     // The legacy file is adopted (migrated) by the first write: one upload, version 0 -> 1.
     let body = json!({"name": "Five", "clip_ids": [1, 2, 3, 4]})
         .to_string()
@@ -131,16 +140,19 @@ fn one_request_that_writes_five_times_uploads_once() {
 fn a_legacy_object_without_metadata_is_version_zero_and_its_upgrade_is_stored_once_as_one() {
     let worker = TestWorker::start();
     let legacy = sqlite_file_with("INSERT INTO games (name) VALUES ('old');");
-    worker.put_r2("lena/database.sqlite", &legacy);
+    worker.put_r2(&test_support::database_key("lena"), &legacy);
     let read = worker.get("/api/games", Some("lena"));
     assert_eq!((read.status, read.db_version()), (200, 1));
     assert_eq!(read.json()["games"][0]["raw_name"], "old");
     assert_eq!(version_inside(&worker, "lena"), 1);
-    let upgraded = worker.get_r2("lena/database.sqlite").unwrap();
+    let upgraded = worker.get_r2(&test_support::database_key("lena")).unwrap();
     assert_ne!(upgraded, legacy);
     // Once: later reads store nothing.
     assert_eq!(worker.get("/api/games", Some("lena")).db_version(), 1);
-    assert_eq!(worker.get_r2("lena/database.sqlite").unwrap(), upgraded);
+    assert_eq!(
+        worker.get_r2(&test_support::database_key("lena")).unwrap(),
+        upgraded
+    );
     assert_eq!(worker.create_project("lena", "new").db_version(), 2);
     assert_eq!(worker.get("/api/games", Some("lena")).db_version(), 2);
 }
@@ -149,7 +161,7 @@ fn a_legacy_object_without_metadata_is_version_zero_and_its_upgrade_is_stored_on
 fn a_corrupt_object_gets_503_and_stays_byte_for_byte_unchanged() {
     let worker = TestWorker::start();
     let garbage = b"SQLite format 3\0 but not really a database, just bytes".to_vec();
-    worker.put_r2("cora/database.sqlite", &garbage);
+    worker.put_r2(&test_support::database_key("cora"), &garbage);
     for response in [
         worker.get("/api/games", Some("cora")),
         worker.create_project("cora", "x"),
@@ -157,7 +169,10 @@ fn a_corrupt_object_gets_503_and_stays_byte_for_byte_unchanged() {
         assert_eq!(response.status, 503);
         assert_eq!(response.json()["code"], "corrupt_database");
     }
-    assert_eq!(worker.get_r2("cora/database.sqlite").unwrap(), garbage);
+    assert_eq!(
+        worker.get_r2(&test_support::database_key("cora")).unwrap(),
+        garbage
+    );
 }
 
 #[test]
@@ -257,7 +272,7 @@ fn a_database_above_the_size_ceiling_gets_507_not_a_crash() {
          INSERT INTO games (name) SELECT printf('game %d %s', i, hex(zeroblob(200))) FROM n;",
     );
     assert!(big.len() > 65536);
-    worker.put_r2("bige/database.sqlite", &big);
+    worker.put_r2(&test_support::database_key("bige"), &big);
     let response = worker.get("/api/games", Some("bige"));
     assert_eq!(response.status, 507);
     let detail = response.json()["detail"].as_str().unwrap().to_owned();
@@ -312,7 +327,7 @@ fn a_write_that_would_outgrow_the_r2_path_is_refused_and_changes_nothing() {
     assert_eq!(after.json().as_array().unwrap().len(), accepted.len());
     assert_eq!(after.db_version(), *accepted.last().unwrap());
     let stored = worker
-        .get_r2("grower/database.sqlite")
+        .get_r2(&test_support::database_key("grower"))
         .expect("the R2 file");
     assert!(
         stored.len() <= 1048576,

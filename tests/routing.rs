@@ -53,7 +53,7 @@ fn dev_environment_serves_missing_header_as_the_default_user() {
 fn unflagged_user_is_served_from_their_sqlite_file_in_r2() {
     let worker = TestWorker::start();
     let file = sqlite_file_with("INSERT INTO games (name) VALUES ('Seeded game');");
-    worker.put_r2("dave/database.sqlite", &file);
+    worker.put_r2(&test_support::database_key("dave"), &file);
 
     let response = worker.get("/api/games", Some("dave"));
     assert_eq!(response.status, 200);
@@ -72,8 +72,8 @@ fn unflagged_user_is_served_from_their_sqlite_file_in_r2() {
 fn a_flagged_user_is_served_by_their_durable_object_with_their_r2_data() {
     let worker = TestWorker::start();
     let file = sqlite_file_with("INSERT INTO games (name) VALUES ('Made on R2');");
-    worker.put_r2("carol/database.sqlite", &file);
-    worker.put_kv("migrated:carol", "1");
+    worker.put_r2(&test_support::database_key("carol"), &file);
+    worker.put_kv(&test_support::flag_key("carol"), "1");
 
     // The flag (set by hand here) sends carol to her object, which moves her data in first.
     let response = worker.get("/api/games", Some("carol"));
@@ -86,7 +86,7 @@ fn a_flagged_user_is_served_by_their_durable_object_with_their_r2_data() {
     assert_eq!(whoami.header("X-Data-Path"), Some("do"));
 
     // A location that does not see the flag yet still reaches the object: R2 says migrated.
-    worker.delete_kv("migrated:carol");
+    worker.delete_kv(&test_support::flag_key("carol"));
     let fenced = worker.get("/api/games", Some("carol"));
     assert_eq!(fenced.header("X-Data-Path"), Some("do"));
     assert_eq!(fenced.json()["games"][0]["raw_name"], "Made on R2");
@@ -96,7 +96,7 @@ fn a_flagged_user_is_served_by_their_durable_object_with_their_r2_data() {
 fn r2_object_that_is_not_sqlite_is_answered_503() {
     let worker = TestWorker::start();
     worker.put_r2(
-        "mallory/database.sqlite",
+        &test_support::database_key("mallory"),
         b"this is not a database file at all",
     );
     let response = worker.get("/api/games", Some("mallory"));

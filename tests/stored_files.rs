@@ -71,10 +71,10 @@ fn pages_and_images_are_not_taken_as_uploads_on_either_path_nor_from_the_service
         assert_eq!(game.status, 200, "{}", text(&game));
         worker.create_project(user, "reel");
     }
-    worker.admin_ok("POST", "/admin/users/carol/migrate", Vec::new());
+    worker.move_to("carol", test_support::DataPath::Object);
     let games = |user| worker.get("/api/games", Some(user)).json()["games"].clone();
 
-    for (user, path) in [("alice", "r2"), ("carol", "do")] {
+    for (user, path) in test_support::users_on_each_path("alice", "carol") {
         let before = games(user);
         let routes = [
             ("POST", "/api/games", "video"),
@@ -125,7 +125,11 @@ fn pages_and_images_are_not_taken_as_uploads_on_either_path_nor_from_the_service
                 "{case}: {}",
                 text(&response)
             );
-            assert_eq!(response.header("X-Data-Path"), Some(path), "{case}");
+            assert_eq!(
+                response.header("X-Data-Path"),
+                Some(path.header()),
+                "{case}"
+            );
         }
         assert_eq!(games(user), before, "{user}'s games changed");
         let clips = worker.get("/api/clips/projects/1/clips", Some(user)).json();
@@ -157,7 +161,7 @@ fn every_file_is_served_inert_and_files_stored_before_by_the_same_rules() {
              (3, 'drawing', 'pic.svg'), (4, 'no extension', 'bare');",
     );
     for user in ["alice", "carol"] {
-        worker.put_r2(&format!("{user}/database.sqlite"), &seed);
+        worker.put_r2(&test_support::database_key(user), &seed);
         worker.put_r2_typed(
             &format!("{user}/games/planted.html"),
             PAGE,
@@ -171,9 +175,9 @@ fn every_file_is_served_inert_and_files_stored_before_by_the_same_rules() {
             Some("video/webm"),
         );
     }
-    worker.admin_ok("POST", "/admin/users/carol/migrate", Vec::new());
+    worker.move_to("carol", test_support::DataPath::Object);
 
-    for (user, path) in [("alice", "r2"), ("carol", "do")] {
+    for (user, path) in test_support::users_on_each_path("alice", "carol") {
         let video = |game: i64| worker.get(&format!("/api/games/{game}/video"), Some(user));
         for (game, name) in [(1, "planted.html"), (3, "pic.svg")] {
             let served = video(game);
@@ -190,7 +194,7 @@ fn every_file_is_served_inert_and_files_stored_before_by_the_same_rules() {
                 "{case}"
             );
             assert_inert(&served, &case);
-            assert_eq!(served.header("X-Data-Path"), Some(path), "{case}");
+            assert_eq!(served.header("X-Data-Path"), Some(path.header()), "{case}");
         }
         // A known extension decides the type, whatever the file was stored as.
         let typed_as_page = video(2);

@@ -281,7 +281,9 @@ fn unknown_users_are_404_and_nothing_is_created_for_them() {
         404
     );
     assert!(
-        worker.get_r2("nosuchuser/database.sqlite").is_none(),
+        worker
+            .get_r2(&test_support::database_key("nosuchuser"))
+            .is_none(),
         "no R2 file"
     );
     let listed = worker.admin_ok("GET", "/admin/users", vec![]);

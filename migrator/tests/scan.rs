@@ -62,7 +62,7 @@ fn the_fleet_check_judges_every_kind_of_user_and_wakes_no_object() {
     ]
     .into_iter()
     .chain(test_support::refused_databases())
-    .map(|(user, file)| (format!("{user}/database.sqlite"), file))
+    .map(|(user, file)| (test_support::database_key(user), file))
     .collect();
     worker.put_r2_many(&files);
     let objects = worker.objects_with_storage();

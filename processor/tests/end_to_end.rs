@@ -1,7 +1,8 @@
 //! The whole loop, for real: the Worker in workerd with its local queue, this processor, and
 //! Debian's ffmpeg on a generated game video. Clips saved before and after the video arrives are
 //! cut to the frame and served, on the R2 path and on a user's object; a job waits for a
-//! processor that is down; cuts recorded while the user moves are kept.
+//! processor that is down; cuts that come back while the user's data moves are refused until
+//! the move is over, then kept.
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -80,6 +81,11 @@ impl Drop for Processor {
 
 /// A Worker whose processing service is on `processor_port`.
 fn worker(processor_port: u16) -> TestWorker {
+    worker_with(processor_port, &[])
+}
+
+/// [`worker`] with more vars.
+fn worker_with(processor_port: u16, more: &[(&str, &str)]) -> TestWorker {
     let vars = [
         ("ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
         ("PROCESSING_TOKEN", TOKEN.to_owned()),
@@ -93,6 +99,10 @@ fn worker(processor_port: u16) -> TestWorker {
         vars: vars
             .iter()
             .map(|(name, value)| (name.to_string(), value.clone()))
+            .chain(
+                more.iter()
+                    .map(|(name, value)| (name.to_string(), value.to_string())),
+            )
             .collect(),
         ..Options::default()
     })
@@ -232,9 +242,9 @@ fn clips_saved_before_and_after_the_video_are_cut_to_the_frame_on_either_path() 
     let worker = worker(processor_port);
     let _processor = Processor::start(processor_port, &worker.base_url());
     worker.create_project("carol", "before her move");
-    worker.admin_ok("POST", "/admin/users/carol/migrate", Vec::new());
+    worker.move_to("carol", test_support::DataPath::Object);
 
-    for user in ["alice", "carol"] {
+    for (user, path) in test_support::users_on_each_path("alice", "carol") {
         let game = create_game(&worker, user);
         let before = save_clip(&worker, user, game, 1.0, 3.5, 5);
         upload_video(&worker, user, game);
@@ -263,14 +273,11 @@ fn clips_saved_before_and_after_the_video_are_cut_to_the_frame_on_either_path() 
         );
         assert_eq!(served.status, 200);
         assert_eq!(served.body, five_star);
-        let path = worker
+        let served_by = worker
             .get("/api/games", Some(user))
             .header("X-Data-Path")
             .map(str::to_owned);
-        assert_eq!(
-            path.as_deref(),
-            Some(if user == "carol" { "do" } else { "r2" })
-        );
+        assert_eq!(served_by.as_deref(), Some(path.header()));
 
         // Rendering is not implemented here: the export job ends as an error that says so.
         let export =
@@ -336,13 +343,37 @@ fn a_job_sent_while_the_processor_is_down_is_done_once_it_starts() {
     assert_cut_to_the_frame(&worker, "dora", clip, 2.0, 4.0);
 }
 
+/// How long the chunked move of [`cuts_recorded_while_the_user_moves_are_kept`] may make no
+/// step before the user's object gives it up (`MOVE_LEASE_SECONDS`).
+const LEASE_SECONDS: &str = "15";
+
+/// Whether the Worker's log shows a record of one of `clips`' cuts answered 503 (wrangler logs
+/// every request with its status).
+fn a_cut_refused_with_503(logs: &str, clips: &[i64]) -> bool {
+    logs.lines().any(|line| {
+        line.contains(" 503 ")
+            && clips
+                .iter()
+                .any(|clip| line.contains(&format!("POST /processing/clips/{clip}/cut ")))
+    })
+}
+
+/// Cuts that come back while the user's data is being moved are refused with 503 and
+/// `Retry-After`, tried again by the processor, and kept once the move is over; and they
+/// survive the moves that follow.
+///
+/// The move is held open on purpose, so that no cut can come back before it or after it: the
+/// clips are saved while the processor is down (their jobs wait in the queue), a chunked
+/// rollback is begun through the admin API and given no further step, as by a migrator that
+/// stopped (the object, `exporting`, serves nothing meanwhile), and only then does the
+/// processor start. The Worker's log must show the record of a cut answered 503 during the
+/// move; the object gives the move up once it has made no step for `MOVE_LEASE_SECONDS`, and
+/// the processor's next try is recorded.
 #[test]
 fn cuts_recorded_while_the_user_moves_are_kept() {
     let processor_port = free_port();
-    let worker = worker(processor_port);
-    let _processor = Processor::start(processor_port, &worker.base_url());
-    // A user with years of data (about 5 MB), so that each move lasts a while.
-    let seeded = worker.admin("PUT", "/admin/users/mo/database", realistic_database(3000));
+    let worker = worker_with(processor_port, &[("MOVE_LEASE_SECONDS", LEASE_SECONDS)]);
+    let seeded = worker.admin("PUT", "/admin/users/mo/database", realistic_database(300));
     assert_eq!(
         seeded.status,
         200,
@@ -351,6 +382,8 @@ fn cuts_recorded_while_the_user_moves_are_kept() {
     );
     let game = create_game(&worker, "mo");
     upload_video(&worker, "mo", game);
+    worker.admin_ok("POST", "/admin/users/mo/migrate", Vec::new());
+    // The processor is not running yet: these jobs wait in the queue.
     let ranges: Vec<(f64, f64)> = (0..6)
         .map(|i| (i as f64 * 3.0, i as f64 * 3.0 + 1.5))
         .collect();
@@ -358,23 +391,47 @@ fn cuts_recorded_while_the_user_moves_are_kept() {
         .iter()
         .map(|(start, end)| save_clip(&worker, "mo", game, *start, *end, 3))
         .collect();
-    // The cuts come back (each about half a second after its save) while the user's data
-    // moves to the object and back; nothing here waits for them.
-    for (action, outcome) in [("migrate", "migrated"), ("rollback", "rolled_back")] {
-        let report = worker.admin_ok("POST", &format!("/admin/users/mo/{action}"), Vec::new());
-        assert_eq!(report["outcome"], outcome);
-    }
 
+    let begin = json!({"action": "rollback", "source": null, "tables": [], "indexes": []});
+    worker.admin_ok(
+        "POST",
+        "/admin/users/mo/move/begin",
+        begin.to_string().into_bytes(),
+    );
+    let during = worker.get("/api/games", Some("mo"));
+    assert_eq!(during.status, 503, "the move is in progress");
+    assert!(during.header("Retry-After").is_some());
+
+    let _processor = Processor::start(processor_port, &worker.base_url());
+    let started = Instant::now();
+    while !a_cut_refused_with_503(&worker.logs(), &clips) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no cut was refused during the move:\n{}",
+            worker.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     for (clip, (start, end)) in clips.iter().zip(&ranges) {
         wait_for_cut(&worker, "mo", *clip, Duration::from_secs(120));
         assert_cut_to_the_frame(&worker, "mo", *clip, *start, *end);
     }
-    // And they survive one more move.
-    worker.admin_ok("POST", "/admin/users/mo/migrate", Vec::new());
-    for clip in &clips {
-        let stored = worker
-            .get(&format!("/api/clips/raw/{clip}"), Some("mo"))
-            .json();
-        assert_ne!(stored["filename"], json!(""), "clip {clip} lost its cut");
+    let status = worker.admin_ok("GET", "/admin/users/mo", Vec::new());
+    assert_eq!(status["object"]["state"], "active", "the move was given up");
+
+    // And they survive the moves that follow.
+    for (action, outcome) in [("rollback", "rolled_back"), ("migrate", "migrated")] {
+        let report = worker.admin_ok("POST", &format!("/admin/users/mo/{action}"), Vec::new());
+        assert_eq!(report["outcome"], outcome);
+        for clip in &clips {
+            let stored = worker
+                .get(&format!("/api/clips/raw/{clip}"), Some("mo"))
+                .json();
+            assert_ne!(
+                stored["filename"],
+                json!(""),
+                "clip {clip} lost its cut after the {action}"
+            );
+        }
     }
 }

@@ -7,11 +7,14 @@
 //! on files the existing app laid down ([`test_support::legacy`]), brought up to date as their
 //! first use here does. [`test_db`] opens the backend `HANDLER_TEST_BACKEND` names (`rusqlite`,
 //! the default, or `object`) holding the file `HANDLER_TEST_FILE` names (`ours`, the default, or
-//! a legacy state's name: `era-fresh`, `december`, `oldest+N`, `oldest-upgraded`). A plain
-//! `cargo test` runs the handler tests on rusqlite and our schema, and
-//! [`every_handler_test_passes_on_both_backends_and_the_apps_own_files`] runs them all again for
-//! each other pair, in further runs of the same test binary. `HANDLER_TEST_BACKEND=object
-//! HANDLER_TEST_FILE=december cargo test --lib handlers::` runs one pair alone.
+//! a legacy state's name: `era-fresh`, `december`, `oldest+N`, `oldest-upgraded`).
+//!
+//! One process runs one pair. A plain `cargo test` runs the handler tests on rusqlite and our
+//! schema, and [`every_handler_test_passes_on_both_backends_and_the_apps_own_files`] runs this
+//! binary again once per other pair and checks that each of those runs passed exactly the
+//! handler tests it lists. A filter that leaves that test out (`cargo test --lib
+//! handlers::projects`) runs rusqlite and our schema only, and says so on stderr; to run a pair
+//! alone: `HANDLER_TEST_BACKEND=object HANDLER_TEST_FILE=december cargo test --lib handlers::`.
 
 use std::process::Command;
 
@@ -46,7 +49,11 @@ pub enum Backend {
 /// The backend this run of the tests uses.
 pub fn backend() -> Backend {
     match std::env::var(BACKEND_VARIABLE).as_deref() {
-        Err(_) | Ok("rusqlite") => Backend::Rusqlite,
+        Err(_) => {
+            say_once_when_the_other_pairs_do_not_run();
+            Backend::Rusqlite
+        }
+        Ok("rusqlite") => Backend::Rusqlite,
         Ok("object") => Backend::Object,
         Ok(other) => panic!("{BACKEND_VARIABLE}={other:?}: expected rusqlite or object"),
     }
@@ -220,24 +227,110 @@ fn whoami_echoes_the_resolved_user() {
     assert_eq!(body, serde_json::json!({"user_id": "tester"}));
 }
 
+/// The full name of the test that runs the other pairs.
+const OTHER_PAIRS_TEST: &str =
+    "handlers::tests::every_handler_test_passes_on_both_backends_and_the_apps_own_files";
+
+/// Says on stderr, once per process, that the handler tests of this run use rusqlite and our
+/// schema only, when the test that runs the other pairs is not in the run (a filter left it
+/// out). Written to stderr itself, which the test harness does not capture, so that a passing
+/// run says it too.
+fn say_once_when_the_other_pairs_do_not_run() {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if !runs_test(&args, OTHER_PAIRS_TEST) {
+            let note = format!(
+                "note: these handler tests run on rusqlite with our schema only; the object's \
+                 backend and the app's files run in {OTHER_PAIRS_TEST}, which this filter leaves \
+                 out (or set {BACKEND_VARIABLE}=object, {FILE_VARIABLE}=<file>)\n"
+            );
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
+        }
+    });
+}
+
+/// Whether a test binary run with `args` (libtest's) runs the test named `name`: no filter, or
+/// a filter that matches it (the whole name with `--exact`), and no `--skip` that matches it.
+fn runs_test(args: &[String], name: &str) -> bool {
+    const TAKES_A_VALUE: [&str; 7] = [
+        "--test-threads",
+        "--skip",
+        "--format",
+        "--color",
+        "--logfile",
+        "--shuffle-seed",
+        "-Z",
+    ];
+    let exact = args.iter().any(|arg| arg == "--exact");
+    let matches = |pattern: &str| {
+        if exact {
+            pattern == name
+        } else {
+            name.contains(pattern)
+        }
+    };
+    let (mut filters, mut skips) = (Vec::new(), Vec::new());
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--skip" {
+            skips.extend(args.next());
+        } else if TAKES_A_VALUE.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            filters.push(arg.as_str());
+        }
+    }
+    (filters.is_empty() || filters.iter().any(|filter| matches(filter)))
+        && !skips.iter().any(|skip| matches(skip))
+}
+
+#[test]
+fn a_filter_that_leaves_out_the_other_pairs_is_noticed() {
+    let args = |line: &str| -> Vec<String> { line.split_whitespace().map(String::from).collect() };
+    assert!(runs_test(&args(""), OTHER_PAIRS_TEST));
+    assert!(runs_test(
+        &args("handlers:: --test-threads 2"),
+        OTHER_PAIRS_TEST
+    ));
+    assert!(!runs_test(&args("handlers::projects"), OTHER_PAIRS_TEST));
+    assert!(!runs_test(&args("--skip every_handler"), OTHER_PAIRS_TEST));
+    assert!(!runs_test(&args("--exact handlers::"), OTHER_PAIRS_TEST));
+    let exact = format!("--exact handlers::projects {OTHER_PAIRS_TEST}");
+    assert!(runs_test(&args(&exact), OTHER_PAIRS_TEST));
+}
+
+/// The names of the tests this binary runs with `args` in the environment `env`, as its
+/// `--list` prints them.
+fn listed_tests(exe: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    let listed = Command::new(exe)
+        .args(args)
+        .args(["--list", "--format", "pretty"])
+        .envs(env.iter().copied())
+        .output()
+        .expect("the test binary lists its tests");
+    assert!(listed.status.success(), "{listed:?}");
+    let mut names: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
+}
+
 /// The other pairs of backend and starting file: this test binary again, with the handler tests
-/// only, once per pair. A test that fails there fails here, with its output. The legacy states
-/// are the January file, the December file, one half way through the upgrade history and the
-/// oldest file upgraded to the end.
+/// only, once per pair. Each run must pass exactly the handler tests the binary lists for it
+/// (all of them but this one), each by name: a run that ran fewer, skipped or ignored some, or
+/// failed one fails here, with its output. The legacy states are the January file, the December
+/// file, one half way through the upgrade history and the oldest file upgraded to the end.
 #[test]
 fn every_handler_test_passes_on_both_backends_and_the_apps_own_files() {
     if std::env::var_os(BACKEND_VARIABLE).is_some() || std::env::var_os(FILE_VARIABLE).is_some() {
-        return; // This is one of those runs.
+        return; // This is one of those runs, or a run of one pair alone.
     }
     let exe = std::env::current_exe().expect("the test binary's path");
-    let listed = Command::new(&exe)
-        .args(["handlers::", "--list"])
-        .output()
-        .expect("the test binary lists its tests");
-    let handler_tests = String::from_utf8_lossy(&listed.stdout)
-        .lines()
-        .filter(|line| line.ends_with(": test"))
-        .count();
+    let run_args = ["handlers::", "--skip", OTHER_PAIRS_TEST];
     let half_way = LegacyState {
         lineage: Lineage::Oldest,
         upgrades: LegacyState::oldest_upgraded().upgrades / 2,
@@ -249,34 +342,53 @@ fn every_handler_test_passes_on_both_backends_and_the_apps_own_files() {
         half_way.name(),
         LegacyState::oldest_upgraded().name(),
     ];
+    // What every run must pass: the same tests whatever the pair.
+    let handler_tests = listed_tests(&exe, &run_args, &[]);
+    assert!(
+        handler_tests.contains(&"handlers::tests::whoami_echoes_the_resolved_user".to_owned())
+            && !handler_tests.contains(&OTHER_PAIRS_TEST.to_owned()),
+        "the listing of the handler tests is not what this test expects: {handler_tests:?}"
+    );
     for backend in ["rusqlite", "object"] {
         for file in &files {
             if (backend, file.as_str()) == ("rusqlite", "ours") {
                 continue; // This run.
             }
+            let env = [(BACKEND_VARIABLE, backend), (FILE_VARIABLE, file.as_str())];
+            let pair = format!("{BACKEND_VARIABLE}={backend} {FILE_VARIABLE}={file}");
+            assert_eq!(
+                listed_tests(&exe, &run_args, &env),
+                handler_tests,
+                "{pair} lists other tests"
+            );
             let output = Command::new(&exe)
-                .arg("handlers::")
-                .env(BACKEND_VARIABLE, backend)
-                .env(FILE_VARIABLE, file)
+                .args(run_args)
+                .args(["--format", "pretty", "--color", "never"])
+                .envs(env)
                 .output()
                 .expect("the test binary runs again");
             let stdout = String::from_utf8_lossy(&output.stdout);
             let report = || format!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
             assert!(
                 output.status.success(),
-                "handler tests failed with {BACKEND_VARIABLE}={backend} {FILE_VARIABLE}={file}:\n{}",
+                "handler tests failed with {pair}:\n{}",
                 report()
             );
-            let passed = stdout
+            let mut passed: Vec<String> = stdout
                 .lines()
-                .filter_map(|line| line.strip_prefix("test result: ok. "))
-                .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
-                .sum::<usize>();
-            assert_eq!(
-                passed,
-                handler_tests,
-                "not every handler test ran with {BACKEND_VARIABLE}={backend} \
-                 {FILE_VARIABLE}={file}:\n{}",
+                .filter_map(|line| line.strip_prefix("test ")?.strip_suffix(" ... ok"))
+                .map(str::to_owned)
+                .collect();
+            passed.sort();
+            let missing: Vec<&String> = handler_tests
+                .iter()
+                .filter(|name| !passed.contains(name))
+                .collect();
+            assert!(
+                missing.is_empty() && passed.len() == handler_tests.len(),
+                "with {pair}, {} of {} handler tests passed; not passed: {missing:?}\n{}",
+                passed.len(),
+                handler_tests.len(),
                 report()
             );
         }

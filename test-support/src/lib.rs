@@ -20,13 +20,18 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod data_path;
 // Adversarial databases for tests. It needs proptest: the benchmark, which runs this harness as a
 // program, leaves it out (the `generate` feature).
 #[cfg(feature = "generate")]
 pub mod generate;
+pub mod keys;
 pub mod legacy;
 pub mod load;
 pub mod watch;
+
+pub use data_path::{for_each_path, users_on_each_path, DataPath};
+pub use keys::{backup_key, database_key, flag_key};
 
 /// How long a cold `wrangler dev` may take to answer its first request.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -543,7 +548,7 @@ impl Inspector {
                 continue;
             };
             if answer["id"] == id {
-                return Ok(answer["result"].clone());
+                return Ok(result_of(&answer).unwrap_or_else(|err| panic!("{err}")));
             }
         }
     }
@@ -555,18 +560,10 @@ impl Inspector {
             .unwrap_or_else(|err| panic!("the inspector did not answer {method}: {err}"))
     }
 
-    /// The isolate's heap now.
+    /// The isolate's heap now. A reading that fails fails the test: it is never taken as 0.
     pub fn heap_usage(&mut self) -> HeapUsage {
         let result = self.call("Runtime.getHeapUsage");
-        let bytes = |field: &str| {
-            result[field].as_f64().unwrap_or_else(|| {
-                panic!("Runtime.getHeapUsage answered without {field}: {result}")
-            }) as u64
-        };
-        HeapUsage {
-            used: bytes("usedSize"),
-            array_buffers: bytes("backingStorageSize"),
-        }
+        heap_usage_of(&result).unwrap_or_else(|err| panic!("{err}"))
     }
 
     /// The isolate's heap after a full collection: what is still held, not what is merely not
@@ -607,6 +604,29 @@ impl Inspector {
 
 /// How long an inspector call may take before it fails the test.
 const INSPECTOR_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `result` of an inspector answer; `Err` for an answer that carries an `error` instead (a
+/// call that failed, such as a collection that did not run) or no `result` at all.
+fn result_of(answer: &serde_json::Value) -> Result<serde_json::Value, String> {
+    match (answer.get("error"), answer.get("result")) {
+        (None, Some(result)) => Ok(result.clone()),
+        _ => Err(format!("the inspector's call failed: {answer}")),
+    }
+}
+
+/// The heap in the `result` of `Runtime.getHeapUsage`; `Err` when a size is missing.
+fn heap_usage_of(result: &serde_json::Value) -> Result<HeapUsage, String> {
+    let bytes = |field: &str| {
+        result[field]
+            .as_f64()
+            .map(|size| size as u64)
+            .ok_or_else(|| format!("Runtime.getHeapUsage answered without {field}: {result}"))
+    };
+    Ok(HeapUsage {
+        used: bytes("usedSize")?,
+        array_buffers: bytes("backingStorageSize")?,
+    })
+}
 
 /// The process group and command name of a process (from `/proc/<pid>/stat`).
 fn group_and_name(stat: &str) -> Option<(libc::pid_t, String)> {
@@ -1171,4 +1191,22 @@ pub fn hs256_token(secret: &str, user: &str) -> String {
         .expect("openssl reads the input");
     let signature = openssl.wait_with_output().expect("openssl signs").stdout;
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+#[cfg(test)]
+mod inspector_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_failed_heap_reading_is_an_error_never_zero() {
+        let failed = json!({"id": 3, "error": {"code": -32000, "message": "no isolate"}});
+        assert!(result_of(&failed).is_err());
+        assert!(result_of(&json!({"id": 3})).is_err());
+        assert!(heap_usage_of(&json!({})).is_err());
+        assert!(heap_usage_of(&json!({"usedSize": 10.0})).is_err());
+        let read = json!({"id": 3, "result": {"usedSize": 10.0, "backingStorageSize": 2.0}});
+        let heap = heap_usage_of(&result_of(&read).unwrap()).unwrap();
+        assert_eq!((heap.used, heap.array_buffers), (10, 2));
+    }
 }
