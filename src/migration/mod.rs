@@ -59,7 +59,8 @@ use user_data_core::copy;
 use user_data_core::db::{apply_migrations, Db, DbError, DbVersion};
 use user_data_core::digest::TableDigest;
 
-fn now_ms() -> u64 {
+/// Milliseconds since the epoch, the unit of every time the object records.
+pub(crate) fn now_ms() -> u64 {
     worker::Date::now().as_millis()
 }
 

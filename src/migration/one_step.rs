@@ -53,6 +53,16 @@ pub struct Export {
 }
 
 impl Move {
+    /// Refuses a database of `bytes` larger than a move in one step holds (the R2 path's
+    /// ceiling): the migrator moves it in chunks.
+    fn fits_one_step(&self, bytes: u64) -> Result<(), MigrationError> {
+        let max_bytes = self.config.max_database_bytes;
+        if bytes > max_bytes {
+            return Err(MigrationError::TooLargeForOneStep { bytes, max_bytes });
+        }
+        Ok(())
+    }
+
     /// Replaces the object's data with `source`'s and checks that it holds the same; returns
     /// the digests of what it holds. A copy that differs is wiped.
     fn import(&self, source: &RusqliteDb) -> Result<Vec<TableDigest>, MigrationError> {
@@ -117,13 +127,7 @@ impl Move {
         }
         let bucket = self.bucket()?;
         let database = R2Database::of(&bucket, &self.user, &self.config);
-        let size = database.head().await?.size;
-        if size > self.config.max_database_bytes {
-            return Err(MigrationError::TooLargeForOneStep {
-                bytes: size,
-                max_bytes: self.config.max_database_bytes,
-            });
-        }
+        self.fits_one_step(database.head().await?.size)?;
         // A chunked migrate that did not finish is replaced by this one.
         self.end_chunked_move()?;
         for _ in 0..MAX_MIGRATE_ATTEMPTS {
@@ -229,13 +233,7 @@ impl Move {
     /// put lands, R2 holds the frozen copy marked `migrated` and the object is authoritative;
     /// an `Err` means it did not land.
     async fn hand_back(&self) -> Result<(u64, Vec<TableDigest>), MigrationError> {
-        let size = self.db.database_size() as u64;
-        if size > self.config.max_database_bytes {
-            return Err(MigrationError::TooLargeForOneStep {
-                bytes: size,
-                max_bytes: self.config.max_database_bytes,
-            });
-        }
+        self.fits_one_step(self.db.database_size() as u64)?;
         // From here on the object serves nothing; a crash leaves it here and the next request
         // resolves it.
         self.set_state(ObjectState::RollingBack)?;
@@ -288,13 +286,7 @@ impl Move {
     /// [`Self::export`], with the file's `data_version` set to `version` when given (the
     /// object itself is not written: a failed rollback leaves it as it was).
     fn export_at(&self, version: Option<DbVersion>) -> Result<Export, MigrationError> {
-        let size = self.db.database_size() as u64;
-        if size > self.config.max_database_bytes {
-            return Err(MigrationError::TooLargeForOneStep {
-                bytes: size,
-                max_bytes: self.config.max_database_bytes,
-            });
-        }
+        self.fits_one_step(self.db.database_size() as u64)?;
         let mut export = RusqliteDb::empty()?;
         let ours = export.transaction(|| copy::copy_database(&self.db, &export))?;
         self.enter(Action::Rollback, Step::Verify)?;

@@ -26,7 +26,7 @@ use crate::headers;
 use crate::http::{self, DataPath, RawRequest};
 use crate::identity::UserId;
 use crate::lifecycle::{self, Backend, Served};
-use crate::migration::{chunked, MigrationError, Move, Report};
+use crate::migration::{chunked, now_ms, MigrationError, Move, Report};
 use crate::object::sql_db::SqlDb;
 use crate::placement::{self, ObjectFacts, ObjectState, Placement, Side};
 use crate::processing::JobQueue;
@@ -437,10 +437,6 @@ impl UserDataStore {
         let export = self.moving(user).export()?;
         Ok(http::sqlite_file(export.version, export.file))
     }
-}
-
-fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
 }
 
 fn report_response(
